@@ -1,0 +1,1 @@
+"""remote_autograd: torch's autograd API, computed by a remote server."""

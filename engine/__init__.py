@@ -1,0 +1,34 @@
+"""A numpy autograd engine with PyTorch's semantics; this namespace reads like ``torch``."""
+from __future__ import annotations
+
+import sys
+import types
+
+from . import autograd as _autograd
+from .backend import BACKEND
+from .dtypes import (bool_ as bool, dtype, float16, float32, float64, int8, int16, int32, int64,  # noqa: A004
+                     uint8, promote_types)
+from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                        linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                        randperm, tensor, zeros, zeros_like)
+from .functional import TORCH_FUNCTIONS, nn_functional
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .node import Node
+from .random import manual_seed
+from .size import Size
+from .tensor import Tensor
+
+half, float, double = float16, float32, float64  # noqa: A001
+short, int, long = int16, int32, int64  # noqa: A001
+
+globals().update(TORCH_FUNCTIONS)
+
+autograd = types.SimpleNamespace(
+    backward=_autograd.backward, grad=_autograd.grad, Node=Node,
+    no_grad=no_grad, enable_grad=enable_grad, set_grad_enabled=set_grad_enabled)
+nn = types.SimpleNamespace(functional=nn_functional)
+
+__all__ = ["Tensor", "Size", "dtype", "tensor", "zeros", "ones", "full", "empty", "rand", "randn",
+           "randint", "arange", "linspace", "eye", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled", "manual_seed", "autograd", "nn", "BACKEND"]
+del sys

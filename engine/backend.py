@@ -1,0 +1,33 @@
+"""The one place the engine reaches its array library: numpy, or CuPy when asked for."""
+from __future__ import annotations
+
+import os
+
+import numpy
+
+_requested = os.environ.get("REMOTE_AUTOGRAD_BACKEND", "numpy").strip().lower()
+
+if _requested == "cupy":
+    import cupy as xp  # noqa: F401  (a GPU host asked for it; fail loudly if it is missing)
+    BACKEND = "cupy"
+elif _requested in ("numpy", ""):
+    xp = numpy
+    BACKEND = "numpy"
+else:
+    raise ValueError(f"REMOTE_AUTOGRAD_BACKEND must be 'numpy' or 'cupy', got {_requested!r}")
+
+ndarray = xp.ndarray
+
+
+def to_numpy(array) -> numpy.ndarray:
+    """Host copy of a backend array (a no-op view for numpy)."""
+    if BACKEND == "cupy":
+        return xp.asnumpy(array)
+    return array
+
+
+def from_numpy(array: numpy.ndarray):
+    """Backend array from a host array (no copy for numpy)."""
+    if BACKEND == "cupy":
+        return xp.asarray(array)
+    return array

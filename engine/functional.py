@@ -1,0 +1,124 @@
+"""torch.* functions and torch.nn.functional, written over tensor methods so any Tensor class serves."""
+from __future__ import annotations
+
+import types
+
+from .ops import OPS
+
+# torch.f(x, ...) is x.f(...) for these
+_METHOD_FUNCTIONS = (
+    "add", "sub", "mul", "div", "true_divide", "pow", "neg", "negative", "abs", "reciprocal", "square",
+    "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "sign", "clamp", "clip",
+    "sum", "mean", "std", "var", "max", "min", "prod", "norm", "amax", "argmax", "argmin",
+    "maximum", "minimum", "matmul", "mm", "bmm", "dot", "mv", "t", "transpose", "permute",
+    "reshape", "flatten", "squeeze", "unsqueeze", "narrow", "select", "unbind", "chunk", "split",
+    "clone", "softmax", "log_softmax", "eq", "ne", "lt", "le", "gt", "ge", "isclose", "allclose",
+    "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
+)
+
+
+def _method_function(name):
+    def fn(input, *args, **kwargs):  # noqa: A002  (torch's parameter name)
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def cat(tensors, dim: int = 0):
+    tensors = tuple(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    return tensors[0]._dispatch(OPS["cat"], tensors, {"dim": dim})
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim: int = 0):
+    tensors = tuple(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    return tensors[0]._dispatch(OPS["stack"], tensors, {"dim": dim})
+
+
+def where(condition, input=None, other=None):  # noqa: A002
+    if input is None and other is None:
+        raise NotImplementedError("torch.where(condition) with one argument is not supported")
+    anchor = next(x for x in (condition, input, other) if hasattr(x, "_dispatch"))
+    operand = anchor._operand
+    return anchor._dispatch(OPS["where"], (condition, operand(input), operand(other)), {})
+
+
+def is_tensor(obj) -> bool:
+    return hasattr(obj, "_dispatch")
+
+
+def _torch_namespace() -> dict:
+    ns = {name: _method_function(name) for name in _METHOD_FUNCTIONS}
+    ns.update(cat=cat, concat=concat, concatenate=concatenate, stack=stack, where=where,
+              is_tensor=is_tensor)
+    return ns
+
+
+TORCH_FUNCTIONS = _torch_namespace()
+
+
+# ---------------------------------------------------------------- torch.nn.functional
+
+def relu(input, inplace: bool = False):  # noqa: A002
+    return input.relu_() if inplace else input.relu()
+
+
+def sigmoid(input):  # noqa: A002
+    return input.sigmoid()
+
+
+def tanh(input):  # noqa: A002
+    return input.tanh()
+
+
+def softmax(input, dim=None, dtype=None):  # noqa: A002
+    return (input if dtype is None else input.to(dtype)).softmax(dim)
+
+
+def log_softmax(input, dim=None, dtype=None):  # noqa: A002
+    return (input if dtype is None else input.to(dtype)).log_softmax(dim)
+
+
+def linear(input, weight, bias=None):  # noqa: A002
+    out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
+    return input._op("mse_loss", target, reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                     reduction: str = "mean", pos_weight=None):
+    if weight is not None or pos_weight is not None:
+        raise NotImplementedError("binary_cross_entropy_with_logits: weight and pos_weight are not supported yet")
+    return input._op("binary_cross_entropy_with_logits", target, reduction=reduction)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,  # noqa: A002
+             reduce=None, reduction: str = "mean"):
+    if weight is not None:
+        raise NotImplementedError("nll_loss: class weights are not supported yet")
+    return input._op("nll_loss", target, reduction=reduction, ignore_index=ignore_index)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,  # noqa: A002
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
+    if label_smoothing:
+        raise NotImplementedError("cross_entropy: label_smoothing is not supported yet")
+    if target.dtype.is_floating_point:
+        raise NotImplementedError("cross_entropy with class probabilities is not supported yet")
+    dim = 0 if input.dim() == 1 else 1
+    return nll_loss(input.log_softmax(dim), target, weight, ignore_index=ignore_index, reduction=reduction)
+
+
+nn_functional = types.SimpleNamespace(
+    relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
+    mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
+    nll_loss=nll_loss, cross_entropy=cross_entropy)

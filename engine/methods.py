@@ -1,0 +1,803 @@
+"""torch's Tensor methods and operators, written once over an abstract ``_dispatch`` to the op table.
+
+The engine's Tensor runs them locally; the client's Tensor sends them to a server.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from . import dtypes
+from .ops import OPS
+from .size import Size
+
+_SCALARS = (bool, int, float)
+
+
+def _size_args(args) -> tuple:
+    """``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])`` and ``f(torch.Size([2, 3]))`` all mean shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    for a in args:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"expected a sequence of integers or a single integer, got '{a!r}'")
+    return tuple(int(a) for a in args)
+
+
+def _dim_arg(dim):
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        return tuple(int(d) for d in dim)
+    return (int(dim),)
+
+
+def _scalar(x):
+    """Python scalars pass through; numpy scalars become Python ones."""
+    if isinstance(x, _SCALARS):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return x
+
+
+def _full_slice(s: slice) -> bool:
+    return s.start is None and s.stop is None and s.step in (None, 1)
+
+
+class TensorMethods:
+    """Everything on a torch Tensor that is an op, in torch's names and signatures."""
+
+    __slots__ = ()
+
+    # subclasses provide: _dispatch(op, inputs, params), _dispatch_inplace(op, inputs, params),
+    # _as_tensor(value) (a list/array as a tensor in the same place), shape, dtype, requires_grad
+
+    def _op(self, name: str, *inputs, **params):
+        return self._dispatch(OPS[name], (self,) + inputs, params)
+
+    def _iop(self, name: str, *inputs, **params):
+        return self._dispatch_inplace(OPS[name], (self,) + inputs, params)
+
+    def _operand(self, other):
+        if isinstance(other, TensorMethods):
+            return other
+        other = _scalar(other)
+        if isinstance(other, _SCALARS):
+            return other
+        if isinstance(other, (list, tuple)) or hasattr(other, "__array__"):
+            return self._as_tensor(other)
+        return NotImplemented
+
+    # ------------------------------------------------------------ arithmetic
+    def add(self, other, *, alpha=1):
+        return self._op("add", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+
+    def sub(self, other, *, alpha=1):
+        return self._op("sub", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+
+    def mul(self, other):
+        return self._op("mul", self._operand(other))
+
+    def div(self, other, *, rounding_mode=None):
+        return self._op("div", self._operand(other),
+                        **({"rounding_mode": rounding_mode} if rounding_mode else {}))
+
+    true_divide = divide = div
+    multiply = mul
+    subtract = sub
+
+    def pow(self, exponent):
+        exponent = self._operand(exponent)
+        if isinstance(exponent, TensorMethods):
+            return self._op("pow_tensor", exponent)
+        return self._op("pow", exponent=exponent)
+
+    def square(self):
+        return self.pow(2)
+
+    def neg(self):
+        return self._op("neg")
+
+    negative = neg
+
+    def abs(self):
+        return self._op("abs")
+
+    def reciprocal(self):
+        return self._op("reciprocal")
+
+    def __add__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("add", other)
+
+    def __radd__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("add", other)
+
+    def __sub__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("sub", other)
+
+    def __rsub__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("rsub", other=other)
+
+    def __mul__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("mul", other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self._op("div", other)
+
+    def __rtruediv__(self, other):
+        # torch computes other / self as self.reciprocal() * other
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self.reciprocal()._op("mul", other)
+
+    def __floordiv__(self, other):
+        return self.div(other, rounding_mode="floor")
+
+    def __mod__(self, other):
+        return self - (self // other) * other
+
+    def __pow__(self, exponent):
+        exponent = self._operand(exponent)
+        if exponent is NotImplemented:
+            return NotImplemented
+        return self.pow(exponent)
+
+    def __rpow__(self, base):
+        base = _scalar(base)
+        if not isinstance(base, _SCALARS):
+            return NotImplemented
+        return self._op("pow_scalar_base", base=base)
+
+    def __neg__(self):
+        return self.neg()
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
+
+    def __matmul__(self, other):
+        if not isinstance(other, TensorMethods):
+            return NotImplemented
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return NotImplemented
+
+    def __invert__(self):
+        if self.dtype is dtypes.bool_:
+            return self._op("logical_not")
+        raise TypeError("~ (bitwise_not) is only implemented here for bool tensors")
+
+    def __and__(self, other):
+        return self._op("bitwise_and", self._operand(other))
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return self._op("bitwise_or", self._operand(other))
+
+    __ror__ = __or__
+
+    # comparisons
+    def eq(self, other):
+        return self._op("eq", self._operand(other))
+
+    def ne(self, other):
+        return self._op("ne", self._operand(other))
+
+    def lt(self, other):
+        return self._op("lt", self._operand(other))
+
+    def le(self, other):
+        return self._op("le", self._operand(other))
+
+    def gt(self, other):
+        return self._op("gt", self._operand(other))
+
+    def ge(self, other):
+        return self._op("ge", self._operand(other))
+
+    def _compare(name):
+        def method(self, other):
+            other = self._operand(other)
+            if other is NotImplemented or other is None:
+                return NotImplemented
+            return self._op(name, other)
+        method.__name__ = f"__{name}__"
+        return method
+
+    __eq__ = _compare("eq")
+    __ne__ = _compare("ne")
+    __lt__ = _compare("lt")
+    __le__ = _compare("le")
+    __gt__ = _compare("gt")
+    __ge__ = _compare("ge")
+    del _compare
+    __hash__ = object.__hash__
+
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return self._op("isclose", self._operand(other), rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
+
+    def equal(self, other) -> bool:
+        return tuple(self.shape) == tuple(other.shape) and bool(self.eq(other).all().item())
+
+    def all(self, dim=None, keepdim=False):
+        return self._op("all", **self._reduce_params(dim, keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        return self._op("any", **self._reduce_params(dim, keepdim))
+
+    def logical_not(self):
+        return self._op("logical_not")
+
+    def logical_and(self, other):
+        return self._op("logical_and", self._operand(other))
+
+    def logical_or(self, other):
+        return self._op("logical_or", self._operand(other))
+
+    def argmax(self, dim=None, keepdim=False):
+        return self._op("argmax", dim=dim, keepdim=keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._op("argmin", dim=dim, keepdim=keepdim)
+
+    def maximum(self, other):
+        return self._op("maximum", other)
+
+    def minimum(self, other):
+        return self._op("minimum", other)
+
+    def _reduce_params(self, dim, keepdim):
+        return {} if dim is None else {"dim": _dim_arg(dim)[0] if not isinstance(dim, (tuple, list)) else _dim_arg(dim),
+                                       "keepdim": keepdim}
+
+    # ------------------------------------------------------------ pointwise functions
+    def exp(self):
+        return self._op("exp")
+
+    def log(self):
+        return self._op("log")
+
+    def sqrt(self):
+        return self._op("sqrt")
+
+    def sin(self):
+        return self._op("sin")
+
+    def cos(self):
+        return self._op("cos")
+
+    def tanh(self):
+        return self._op("tanh")
+
+    def sigmoid(self):
+        return self._op("sigmoid")
+
+    def relu(self):
+        return self._op("relu")
+
+    def sign(self):
+        return self._op("sign")
+
+    def clamp(self, min=None, max=None):  # noqa: A002
+        return self._op("clamp", min=_scalar(min), max=_scalar(max))
+
+    clip = clamp
+
+    def clamp_min(self, min):  # noqa: A002
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):  # noqa: A002
+        return self.clamp(max=max)
+
+    def where(self, condition, other):
+        return self._dispatch(OPS["where"], (condition, self, self._operand(other)), {})
+
+    def softmax(self, dim):
+        return self._op("softmax", dim=dim)
+
+    def log_softmax(self, dim):
+        return self._op("log_softmax", dim=dim)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        out = self if dtype is None else self.to(dtype)
+        if dim is None:
+            return out._op("sum")
+        return out._op("sum_dim", dim=_dim_arg(dim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        out = self if dtype is None else self.to(dtype)
+        if dim is None:
+            return out._op("mean")
+        return out._op("mean_dim", dim=_dim_arg(dim), keepdim=keepdim)
+
+    def _var_params(self, dim, unbiased, keepdim, correction):
+        if isinstance(dim, bool):  # var(True): the old positional unbiased
+            dim, unbiased = None, dim
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        return {"dim": _dim_arg(dim), "correction": correction, "keepdim": keepdim}
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._op("var", **self._var_params(dim, unbiased, keepdim, correction))
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._op("std", **self._var_params(dim, unbiased, keepdim, correction))
+
+    def _extreme(self, name, dim, keepdim, other):
+        if isinstance(dim, TensorMethods):
+            other, dim = dim, None
+        if other is not None:
+            return self._op("maximum" if name == "max" else "minimum", other)
+        if dim is None:
+            return self._op(name)
+        values, indices = self._op(name + "_dim", dim=int(dim), keepdim=keepdim)
+        return ReturnTypes.make(name, values, indices)
+
+    def max(self, dim=None, keepdim=False, *, other=None):
+        return self._extreme("max", dim, keepdim, other)
+
+    def min(self, dim=None, keepdim=False, *, other=None):
+        return self._extreme("min", dim, keepdim, other)
+
+    def amax(self, dim=(), keepdim=False):
+        return self.max() if dim in ((), None) else self.max(dim, keepdim).values
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        out = self if dtype is None else self.to(dtype)
+        if dim is None:
+            return out._op("prod")
+        return out._op("prod_dim", dim=int(dim), keepdim=keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        if p in ("fro", None):
+            p = 2
+        return self._op("norm", ord=float(p) if not isinstance(p, int) else p,
+                        dim=_dim_arg(dim), keepdim=keepdim)
+
+    # ------------------------------------------------------------ linear algebra
+    def mm(self, mat2):
+        return self._op("mm", mat2)
+
+    def bmm(self, mat2):
+        return self._op("bmm", mat2)
+
+    def dot(self, other):
+        return self._op("dot", other)
+
+    def mv(self, vec):
+        return self._op("mv", vec)
+
+    def matmul(self, other):
+        """torch.matmul's dispatch onto dot/mv/mm/bmm, which sets the node names torch shows."""
+        da, db = self.dim(), other.dim()
+        if da == 0 or db == 0:
+            raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
+        if da == 1 and db == 1:
+            return self.dot(other)
+        if da == 2 and db == 1:
+            return self.mv(other)
+        if da == 1 and db == 2:
+            return self.unsqueeze(0).mm(other)._op("_squeeze_matmul", dim=0)
+        if da == 2 and db == 2:
+            return self.mm(other)
+        if da >= 3 and db <= 2:
+            lead = tuple(self.shape[:-1])
+            folded = self.reshape(-1, self.shape[-1])
+            out = folded.mv(other) if db == 1 else folded.mm(other)
+            return out._op("_unsafe_view", shape=lead + (() if db == 1 else (other.shape[-1],)))
+        # batched: broadcast the batch dimensions, fold them, bmm
+        a = self.unsqueeze(0) if da == 1 else self
+        b = other.unsqueeze(-1) if db == 1 else other
+        batch = _broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+        n, m, p = a.shape[-2], a.shape[-1], b.shape[-1]
+        if b.shape[-2] != m:
+            raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                               f"[{math.prod(batch)}, {m}] but got: [{math.prod(batch)}, {b.shape[-2]}].")
+        a3 = a.expand(batch + (n, m)).reshape(-1, n, m)
+        b3 = b.expand(batch + (m, p)).reshape(-1, m, p)
+        shape = batch + ((n,) if da > 1 else ()) + ((p,) if db > 1 else ())
+        return a3.bmm(b3)._op("_unsafe_view", shape=shape)
+
+    # ------------------------------------------------------------ shapes
+    def dim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self.shape)
+        n = len(self.shape)
+        if not -max(n, 1) <= dim < max(n, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-max(n, 1)}, "
+                             f"{max(n, 1) - 1}], but got {dim})")
+        return self.shape[dim]
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    nelement = numel
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def t(self):
+        return self._op("t")
+
+    @property
+    def T(self):  # noqa: N802
+        return self.permute(*reversed(range(self.dim()))) if self.dim() > 2 else self.t()
+
+    @property
+    def mT(self):  # noqa: N802
+        return self.transpose(-2, -1)
+
+    def transpose(self, dim0, dim1):
+        return self._op("transpose", dim0=dim0, dim1=dim1)
+
+    swapaxes = transpose
+
+    def permute(self, *dims):
+        return self._op("permute", dims=_size_args(dims))
+
+    def view(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
+            raise NotImplementedError("view(dtype) is not supported")
+        return self._op("view", shape=_size_args(shape))
+
+    def view_as(self, other):
+        return self.view(tuple(other.shape))
+
+    def reshape(self, *shape):
+        shape = _size_args(shape)
+        if self._can_view(shape):
+            return self._op("view", shape=shape)
+        return self.clone()._op("_unsafe_view", shape=shape)
+
+    def reshape_as(self, other):
+        return self.reshape(tuple(other.shape))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        n = self.dim()
+        if n == 0:
+            return self.reshape(1)
+        s, e = start_dim % n, end_dim % n
+        if s > e:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        if s == e:
+            return self
+        shape = tuple(self.shape)
+        return self.reshape(shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self._op("squeeze")
+        if isinstance(dim, (tuple, list)):
+            return self._op("squeeze_dims", dim=tuple(dim))
+        return self._op("squeeze_dim", dim=int(dim))
+
+    def unsqueeze(self, dim):
+        return self._op("unsqueeze", dim=int(dim))
+
+    def expand(self, *sizes):
+        return self._op("expand", shape=_size_args(sizes))
+
+    def expand_as(self, other):
+        return self.expand(tuple(other.shape))
+
+    def narrow(self, dim, start, length):
+        return self._op("narrow", dim=dim, start=start, length=length)
+
+    def select(self, dim, index):
+        return self._op("select", dim=dim, index=index)
+
+    def unbind(self, dim=0):
+        return tuple(self._op("unbind", dim=dim))
+
+    def chunk(self, chunks, dim=0):
+        size = self.shape[dim]
+        step = -(-size // chunks)
+        return tuple(self.narrow(dim, s, min(step, size - s)) for s in range(0, size, step))
+
+    def split(self, split_size, dim=0):
+        size = self.shape[dim]
+        if isinstance(split_size, int):
+            sizes = [min(split_size, size - s) for s in range(0, size, split_size)]
+        else:
+            sizes = list(split_size)
+        out, start = [], 0
+        for n in sizes:
+            out.append(self.narrow(dim, start, n))
+            start += n
+        return tuple(out)
+
+    def clone(self):
+        return self._op("clone")
+
+    def contiguous(self):
+        return self if self.is_contiguous() else self.clone()
+
+    # ------------------------------------------------------------ dtypes
+    def to(self, *args, dtype=None, copy=False, **kwargs):
+        for a in args:
+            if isinstance(a, dtypes.dtype):
+                dtype = a
+            elif isinstance(a, TensorMethods):
+                dtype = a.dtype
+            elif isinstance(a, str) and a not in ("cpu", "cuda") and not a.startswith("cuda:"):
+                raise RuntimeError(f"Invalid device string: '{a}'")
+        if dtype is None or dtype is self.dtype:
+            return self.clone() if copy else self
+        return self._op("to_dtype", dtype=dtypes.from_any(dtype))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            from .errors import _LEGACY
+            return f"torch.{_LEGACY[self.dtype.name]}"
+        return self.to(dtypes.from_any(dtype))
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def bool(self):
+        return self.to(dtypes.bool_)
+
+    def cpu(self):
+        return self
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    # ------------------------------------------------------------ indexing
+    def _parse_key(self, key):
+        """Normalise an index into the op-table key spec plus its index tensors."""
+        if not isinstance(key, tuple):
+            key = (key,)
+        spec, tensors = [], []
+        for k in key:
+            if k is None:
+                spec.append(("n",))
+            elif k is Ellipsis:
+                spec.append(("e",))
+            elif isinstance(k, slice):
+                spec.append(("s", _index_int(k.start), _index_int(k.stop),
+                             1 if k.step is None else _index_int(k.step)))
+            elif isinstance(k, bool):
+                tensors.append(self._as_tensor(k))
+                spec.append(("t", len(tensors) - 1))
+            elif isinstance(k, numbers.Integral):
+                spec.append(("i", int(k)))
+            elif isinstance(k, TensorMethods):
+                if k.dtype.is_floating_point:
+                    raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+                tensors.append(k)
+                spec.append(("t", len(tensors) - 1))
+            elif isinstance(k, (list, tuple)) or hasattr(k, "__array__"):
+                tensors.append(self._as_tensor(k, index=True))
+                spec.append(("t", len(tensors) - 1))
+            else:
+                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                                 "Variables are valid indices (got " + type(k).__name__ + ")")
+        return tuple(spec), tuple(tensors)
+
+    def __getitem__(self, key):
+        spec, tensors = self._parse_key(key)
+        consumed = sum(1 if s[0] in "is" else (tensors[s[1]].dim() if tensors[s[1]].dtype is dtypes.bool_ else 1)
+                       if s[0] == "t" else 0 for s in spec)
+        if sum(1 for s in spec if s[0] == "e") > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if consumed > self.dim():
+            raise IndexError(f"too many indices for tensor of dimension {self.dim()}")
+        # basic indices first, one view op each (as torch records them), then one gather
+        out, dim, adv = self, 0, []
+        for s in spec:
+            kind = s[0]
+            if kind == "n":
+                out = out.unsqueeze(dim)
+                adv.append(("s", None, None, 1))
+                dim += 1
+            elif kind == "e":
+                skip = self.dim() - consumed
+                adv.extend([("s", None, None, 1)] * skip)
+                dim += skip
+            elif kind == "i":
+                out = out.select(dim, s[1])
+            elif kind == "s":
+                if s[3] <= 0:
+                    raise ValueError("step must be greater than zero")
+                if not (s[1] in (None, 0) and s[2] is None and s[3] == 1):
+                    out = out._op("slice", dim=dim, start=s[1], stop=s[2], step=s[3])
+                adv.append(("s", None, None, 1))
+                dim += 1
+            else:
+                t = tensors[s[1]]
+                adv.append(s)
+                dim += t.dim() if t.dtype is dtypes.bool_ else 1
+        if out is self and not tensors:
+            return self._op("view", shape=tuple(self.shape)) if False else self._alias_view()
+        if not tensors:
+            return out
+        while adv and adv[-1][0] == "s":
+            adv.pop()
+        return out._dispatch(OPS["index"], (out,) + tensors, {"key": tuple(adv)})
+
+    def __setitem__(self, key, value):
+        spec, tensors = self._parse_key(key)
+        value = self._operand(value)
+        name = "index_put" if tensors else "copy_slices"
+        self._dispatch_inplace(OPS[name], (self, value) + tensors, {"key": spec})
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    # ------------------------------------------------------------ in-place
+    def add_(self, other, *, alpha=1):
+        return self._iop("add", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+
+    def sub_(self, other, *, alpha=1):
+        return self._iop("sub", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+
+    def mul_(self, other):
+        return self._iop("mul", self._operand(other))
+
+    def div_(self, other, *, rounding_mode=None):
+        return self._iop("div", self._operand(other),
+                         **({"rounding_mode": rounding_mode} if rounding_mode else {}))
+
+    def pow_(self, exponent):
+        exponent = self._operand(exponent)
+        if isinstance(exponent, TensorMethods):
+            return self._iop("pow_tensor", exponent)
+        return self._iop("pow", exponent=exponent)
+
+    def zero_(self):
+        return self._iop("zero_")
+
+    def fill_(self, value):
+        return self._iop("fill_", value=_scalar(value.item() if isinstance(value, TensorMethods) else value))
+
+    def copy_(self, src):
+        return self._iop("copy_", self._operand(src))
+
+    def sigmoid_(self):
+        return self._iop("sigmoid")
+
+    def exp_(self):
+        return self._iop("exp")
+
+    def neg_(self):
+        return self._iop("neg")
+
+    def relu_(self):
+        return self._iop("relu")
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return self._iop("clamp", min=_scalar(min), max=_scalar(max))
+
+    clip_ = clamp_
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    # ------------------------------------------------------------ conversions
+    def __bool__(self) -> bool:
+        n = self.numel()
+        if n == 0:
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+        if n > 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self._scalar_value("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar_value("int"))
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def _scalar_value(self, kind):
+        if self.numel() != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars")
+        return self.item()
+
+    def __format__(self, spec: str) -> str:
+        if self.dim() == 0 and spec:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+
+def _index_int(v):
+    if v is None or isinstance(v, numbers.Integral):
+        return None if v is None else int(v)
+    if isinstance(v, TensorMethods):
+        return int(v.item())
+    raise TypeError("slice indices must be integers or None or have an __index__ method")
+
+
+def _broadcast_shapes(a: tuple, b: tuple) -> tuple:
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da != db and da != 1 and db != 1:
+            raise RuntimeError(f"The size of tensor a ({da}) must match the size of tensor b ({db}) "
+                               f"at non-singleton dimension {max(len(a), len(b)) - i}")
+        out.append(max(da, db) if da and db else 0)
+    return tuple(reversed(out))
+
+
+class ReturnTypes(tuple):
+    """torch.return_types.max / min: a (values, indices) pair printed as torch prints it."""
+
+    _name = "max"
+
+    @classmethod
+    def make(cls, name, values, indices):
+        obj = cls((values, indices))
+        obj._name = name
+        return obj
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"torch.return_types.{self._name}(\nvalues={self[0]!r},\nindices={self[1]!r})"

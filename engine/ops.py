@@ -1,0 +1,1082 @@
+"""The op table: per op its node name, forward on arrays, and one VJP per input in tensor ops."""
+from __future__ import annotations
+
+import math
+
+from .backend import xp
+from .dtypes import DEFAULT_FLOAT, FLOAT, of_array, result_type
+from .opdef import NOT_DIFF, OpDef
+
+OPS: dict[str, OpDef] = {}
+
+
+def op(name: str, node: str | None, forward, vjps=(), **kw) -> OpDef:
+    row = OpDef(name, node, forward, tuple(vjps), **kw)
+    OPS[name] = row
+    return row
+
+
+# ---------------------------------------------------------------- helpers on arrays
+
+_SCALARS = (bool, int, float)
+
+
+def _shape_error(a, b):
+    sa = () if isinstance(a, _SCALARS) else a.shape
+    sb = () if isinstance(b, _SCALARS) else b.shape
+    for i in range(1, max(len(sa), len(sb)) + 1):
+        da = sa[-i] if i <= len(sa) else 1
+        db = sb[-i] if i <= len(sb) else 1
+        if da != db and da != 1 and db != 1:
+            return RuntimeError(
+                f"The size of tensor a ({da}) must match the size of tensor b ({db}) "
+                f"at non-singleton dimension {max(len(sa), len(sb)) - i}")
+    return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together")
+
+
+def _promote(a, b):
+    """Cast array operands to torch's result dtype; Python scalars stay weak."""
+    if isinstance(a, _SCALARS):
+        if isinstance(b, _SCALARS):
+            return xp.asarray(a), b
+        if a.__class__ is float and b.dtype.kind in "biu" or a.__class__ is int and b.dtype.kind == "b":
+            b = b.astype(result_type(a, b).np)
+        return a, b
+    if isinstance(b, _SCALARS):
+        if b.__class__ is float and a.dtype.kind in "biu" or b.__class__ is int and a.dtype.kind == "b":
+            a = a.astype(result_type(a, b).np)
+        return a, b
+    if a.dtype is not b.dtype and a.dtype != b.dtype:
+        dt = result_type(a, b).np
+        a = a.astype(dt, copy=False)
+        b = b.astype(dt, copy=False)
+    return a, b
+
+
+def _binary(fn):
+    def forward(a, b, **params):
+        a, b = _promote(a, b)
+        try:
+            return fn(a, b, **params)
+        except ValueError:
+            raise _shape_error(a, b) from None
+    return forward
+
+
+def _to_float(a):
+    """torch computes true division and float functions of integers in the default float dtype."""
+    if isinstance(a, _SCALARS):
+        return float(a)
+    return a if a.dtype.kind == "f" else a.astype(DEFAULT_FLOAT.np)
+
+
+def _float_unary(fn):
+    return lambda a: fn(_to_float(a))
+
+
+def _dims(dim, ndim: int) -> tuple:
+    if dim is None:
+        return tuple(range(ndim))
+    return tuple(d % ndim if ndim else 0 for d in dim)
+
+
+def _unsqueeze_to(g, shape, dims, keepdim):
+    """A reduced gradient reshaped so that it broadcasts against the input again."""
+    if keepdim or g.dim() == len(shape):
+        return g
+    full = list(shape)
+    for d in _dims(dims, len(shape)):
+        full[d] = 1
+    return g.reshape(tuple(full))
+
+
+def _count(shape, dims) -> int:
+    n = 1
+    for d in _dims(dims, len(shape)):
+        n *= shape[d] if shape else 1
+    return n
+
+
+def _sum_int(a, axis=None, keepdims=False):
+    if a.dtype.kind in "biu":
+        return a.sum(axis=axis, keepdims=keepdims, dtype=xp.int64)
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def _const(array):
+    from .tensor import Tensor
+    return Tensor._make(xp.asarray(array), False, None)
+
+
+# ---------------------------------------------------------------- arithmetic
+
+op("add", "AddBackward0",
+   _binary(lambda a, b, alpha=1: a + b if alpha == 1 else a + alpha * b),
+   (lambda g, c: g, lambda g, c: g if c.p.get("alpha", 1) == 1 else g * c.p["alpha"]))
+op("sub", "SubBackward0",
+   _binary(lambda a, b, alpha=1: a - b if alpha == 1 else a - alpha * b),
+   (lambda g, c: g, lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"]))
+op("rsub", "RsubBackward1",
+   lambda a, other, alpha=1: _binary(lambda x, y: y - alpha * x if alpha != 1 else y - x)(a, other),
+   (lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"],))
+op("mul", "MulBackward0", _binary(lambda a, b: a * b),
+   (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1))
+
+
+def _div(a, b, rounding_mode=None):
+    a, b = _promote(a, b)
+    if rounding_mode is None:
+        a, b = _to_float(a), _to_float(b)
+        try:
+            return xp.true_divide(a, b)
+        except ValueError:
+            raise _shape_error(a, b) from None
+    if rounding_mode == "floor":
+        return xp.floor_divide(a, b)
+    if rounding_mode == "trunc":
+        return xp.trunc(xp.true_divide(a, b)).astype(result_type(a, b).np)
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+
+
+op("div", "DivBackward0", _div,
+   (lambda g, c: g / c.x[1], lambda g, c: -g * c.x[0] / (c.x[1] * c.x[1])), save=(0, 1))
+op("reciprocal", "ReciprocalBackward0", _float_unary(lambda a: 1.0 / a),
+   (lambda g, c: -g * c.out * c.out,), save_output=True)
+op("neg", "NegBackward0", lambda a: -a if a.dtype.kind != "b" else _neg_bool(), (lambda g, c: -g,))
+
+
+def _neg_bool():
+    raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                       "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _pow_scalar_vjp(g, c):
+    e = c.p["exponent"]
+    if e == 0:
+        return g * 0
+    return g * (e * c.x[0] ** (e - 1))
+
+
+def _pow(a, exponent):
+    a, e = _promote(a, exponent)
+    if a.dtype.kind in "iu" and isinstance(e, int) and e < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return xp.power(a, e)
+
+
+op("pow", "PowBackward0", _pow, (_pow_scalar_vjp,), save=(0,))
+op("pow_tensor", "PowBackward1", _binary(lambda a, b: xp.power(a, b)),
+   (lambda g, c: g * c.x[1] * c.x[0] ** (c.x[1] - 1),
+    lambda g, c: g * where((c.x[0] == 0) & (c.x[1] >= 0), 0.0, c.out * c.x[0].log())),
+   save=(0, 1), save_output=True)
+op("pow_scalar_base", "PowBackward2",
+   lambda b, base: _binary(lambda x, y: xp.power(x, y))(base, b),
+   (lambda g, c: g * c.out * math.log(c.p["base"]) if c.p["base"] > 0 else g * 0 * c.out,),
+   save_output=True)
+
+
+def where(cond, a, b):
+    """torch.where in tensor terms (cond a bool tensor; a and b tensors or Python scalars)."""
+    from .tensor import Tensor
+    first = cond if isinstance(cond, Tensor) else a
+    return first._dispatch(OPS["where"], (cond, a, b), {})
+
+
+def _where(cond, a, b):
+    a, b = _promote(a, b)
+    if not isinstance(cond, _SCALARS) and cond.dtype.kind != "b":
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {of_array(cond).name.capitalize()}")
+    try:
+        return xp.where(cond, a, b)
+    except ValueError:
+        raise _shape_error(cond, a) from None
+
+
+op("where", "WhereBackward0", _where,
+   (NOT_DIFF, lambda g, c: where(c.x[0], g, 0.0), lambda g, c: where(c.x[0], 0.0, g)), save=(0,))
+
+# ---------------------------------------------------------------- pointwise functions
+
+op("abs", "AbsBackward0", lambda a: xp.abs(a), (lambda g, c: g * c.x[0].sign(),), save=(0,))
+op("sign", "SignBackward0", lambda a: xp.sign(a), (lambda g, c: g * 0,))
+op("exp", "ExpBackward0", _float_unary(xp.exp), (lambda g, c: g * c.out,), save_output=True)
+op("log", "LogBackward0", _float_unary(xp.log), (lambda g, c: g / c.x[0],), save=(0,))
+op("sqrt", "SqrtBackward0", _float_unary(xp.sqrt), (lambda g, c: g / (2 * c.out),), save_output=True)
+op("sin", "SinBackward0", _float_unary(xp.sin), (lambda g, c: g * c.x[0].cos(),), save=(0,))
+op("cos", "CosBackward0", _float_unary(xp.cos), (lambda g, c: g * -c.x[0].sin(),), save=(0,))
+op("tanh", "TanhBackward0", _float_unary(xp.tanh), (lambda g, c: g * (1 - c.out * c.out),), save_output=True)
+
+
+def _sigmoid(a):
+    a = _to_float(a)
+    # the two-branch form avoids overflow in exp for large |a|
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+
+op("sigmoid", "SigmoidBackward0", _sigmoid, (lambda g, c: g * (c.out * (1 - c.out)),), save_output=True)
+op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
+   (lambda g, c: g * (c.out > 0),), save_output=True)
+
+
+def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    out = a
+    if min is not None:
+        out = xp.maximum(out, xp.asarray(min, dtype=a.dtype) if a.dtype.kind == "f" else min)
+    if max is not None:
+        out = xp.minimum(out, xp.asarray(max, dtype=a.dtype) if a.dtype.kind == "f" else max)
+    return out
+
+
+def _clamp_vjp(g, c):
+    x, lo, hi = c.x[0], c.p.get("min"), c.p.get("max")
+    mask = None
+    if lo is not None:
+        mask = x >= lo
+    if hi is not None:
+        mask = (x <= hi) if mask is None else mask & (x <= hi)
+    return g * mask
+
+
+op("clamp", "ClampBackward1", _clamp, (_clamp_vjp,), save=(0,))
+
+# ---------------------------------------------------------------- comparisons (never differentiable)
+
+for _name, _fn in (("eq", xp.equal), ("ne", xp.not_equal), ("lt", xp.less),
+                   ("le", xp.less_equal), ("gt", xp.greater), ("ge", xp.greater_equal)):
+    op(_name, None, _binary(_fn), (NOT_DIFF, NOT_DIFF))
+
+op("logical_not", None, lambda a: xp.logical_not(a), (NOT_DIFF,))
+op("logical_and", None, _binary(xp.logical_and), (NOT_DIFF, NOT_DIFF))
+op("logical_or", None, _binary(xp.logical_or), (NOT_DIFF, NOT_DIFF))
+op("bitwise_and", None, _binary(lambda a, b: a & b), (NOT_DIFF, NOT_DIFF))
+op("bitwise_or", None, _binary(lambda a, b: a | b), (NOT_DIFF, NOT_DIFF))
+op("isclose", None,
+   _binary(lambda a, b, rtol=1e-5, atol=1e-8, equal_nan=False: xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)),
+   (NOT_DIFF, NOT_DIFF))
+op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
+op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
+op("argmax", None, lambda a, dim=None, keepdim=False: _arg(xp.argmax, a, dim, keepdim), (NOT_DIFF,))
+op("argmin", None, lambda a, dim=None, keepdim=False: _arg(xp.argmin, a, dim, keepdim), (NOT_DIFF,))
+
+
+def _arg(fn, a, dim, keepdim):
+    if dim is None:
+        r = fn(a)
+        return xp.asarray(r).reshape((1,) * a.ndim) if keepdim else xp.asarray(r)
+    return fn(a, axis=dim, keepdims=keepdim)
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def _check_reduce_dims(a, dim):
+    for d in dim or ():
+        if not -max(a.ndim, 1) <= d < max(a.ndim, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-max(a.ndim, 1)}, {max(a.ndim, 1) - 1}], but got {d})")
+    return _dims(dim, a.ndim) if a.ndim else None
+
+
+def _sum_dim(a, dim, keepdim=False):
+    return _sum_int(a, axis=_check_reduce_dims(a, dim), keepdims=keepdim)
+
+
+op("sum", "SumBackward0", lambda a: _sum_int(a), (lambda g, c: g.expand(c.shapes[0]),))
+op("sum_dim", "SumBackward1", _sum_dim,
+   (lambda g, c: _unsqueeze_to(g, c.shapes[0], c.p["dim"], c.p.get("keepdim", False)).expand(c.shapes[0]),))
+
+
+def _mean(a, dim=None, keepdim=False):
+    if a.dtype.kind != "f":
+        raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {_scalar_name(a)}")
+    if dim is None:
+        return a.mean()
+    return a.mean(axis=_check_reduce_dims(a, dim), keepdims=keepdim)
+
+
+def _scalar_name(a):
+    from .errors import scalar_name
+    return scalar_name(of_array(a))
+
+
+op("mean", "MeanBackward0", _mean,
+   (lambda g, c: g.expand(c.shapes[0]) / max(_count(c.shapes[0], None), 1),))
+op("mean_dim", "MeanBackward1", _mean,
+   (lambda g, c: _unsqueeze_to(g, c.shapes[0], c.p["dim"], c.p.get("keepdim", False)).expand(c.shapes[0])
+    / _count(c.shapes[0], c.p["dim"]),))
+
+
+def _var(a, dim=None, correction=1, keepdim=False):
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"std and var only support floating point and complex dtypes")
+    axis = _check_reduce_dims(a, dim)
+    n = _count(a.shape, dim)
+    if n - correction <= 0:
+        # torch warns and returns nan/inf rather than raising
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return xp.var(a, axis=axis, ddof=0, keepdims=keepdim) * (n / max(n - correction, 0) if n - correction else xp.inf) * (xp.nan if n == 0 else 1)
+    return xp.var(a, axis=axis, ddof=correction, keepdims=keepdim)
+
+
+def _var_vjp(g, c):
+    x, p = c.x[0], c.p
+    shape, dim = c.shapes[0], p.get("dim")
+    g = _unsqueeze_to(g, shape, dim, p.get("keepdim", False))
+    axes = _dims(dim, len(shape))
+    centered = x - x.mean(dim=axes, keepdim=True) if axes else x - x
+    return g * centered * (2.0 / (_count(shape, dim) - p.get("correction", 1)))
+
+
+def _std_vjp(g, c):
+    p, shape = c.p, c.shapes[0]
+    out = _unsqueeze_to(c.out, shape, p.get("dim"), p.get("keepdim", False))
+    g = _unsqueeze_to(g, shape, p.get("dim"), p.get("keepdim", False))
+    half = where(out == 0, 0.0, g / (2 * out))
+    x = c.x[0]
+    axes = _dims(p.get("dim"), len(shape))
+    centered = x - x.mean(dim=axes, keepdim=True) if axes else x - x
+    return half * centered * (2.0 / (_count(shape, p.get("dim")) - p.get("correction", 1)))
+
+
+op("var", "VarBackward0", _var, (_var_vjp,), save=(0,))
+op("std", "StdBackward0", lambda a, **p: xp.sqrt(_var(a, **p)), (_std_vjp,), save=(0,), save_output=True)
+
+
+def _extreme_all(fn):
+    def forward(a):
+        if a.size == 0:
+            raise RuntimeError(f"{fn.__name__[1:]}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+        return fn(a)
+    return forward
+
+
+def _amax(a):
+    return xp.max(a)
+
+
+def _amin(a):
+    return xp.min(a)
+
+
+def _evenly(g, c):
+    mask = c.x[0] == c.out
+    return where(mask, g / mask.sum(), 0.0)
+
+
+op("max", "MaxBackward1", _extreme_all(_amax), (_evenly,), save=(0,), save_output=True)
+op("min", "MinBackward1", _extreme_all(_amin), (_evenly,), save=(0,), save_output=True)
+
+
+def _extreme_dim(arg):
+    def forward(a, dim, keepdim=False):
+        axis = _check_reduce_dims(a, (dim,))
+        axis = axis[0] if axis else None
+        if a.ndim == 0:
+            return a.copy(), xp.zeros((), dtype=xp.int64)
+        if a.shape[axis] == 0:
+            raise IndexError(f"max(): Expected reduction dim {dim} to have non-zero size.")
+        idx = arg(a, axis=axis, keepdims=True)
+        values = xp.take_along_axis(a, idx, axis=axis)
+        if not keepdim:
+            idx, values = idx.squeeze(axis), values.squeeze(axis)
+        return values, idx.astype(xp.int64, copy=False)
+    return forward
+
+
+def _select_at_indices(g, c):
+    shape, p = c.shapes[0], c.p
+    if not shape:
+        return g
+    dim = p["dim"] % len(shape)
+    idx = c.out[1]._data
+    if not p.get("keepdim", False):
+        idx = xp.expand_dims(idx, dim)
+        g = g.unsqueeze(dim)
+    positions = xp.arange(shape[dim]).reshape((-1,) + (1,) * (len(shape) - dim - 1))
+    return where(_const(positions == idx), g, 0.0)
+
+
+op("max_dim", "MaxBackward0", _extreme_dim(xp.argmax), (_select_at_indices,),
+   save_output=True, num_outputs=2, differentiable_outputs=(True, False))
+op("min_dim", "MinBackward0", _extreme_dim(xp.argmin), (_select_at_indices,),
+   save_output=True, num_outputs=2, differentiable_outputs=(True, False))
+op("maximum", "MaximumBackward0", _binary(xp.maximum),
+   (lambda g, c: g * ((c.x[0] > c.x[1]) + (c.x[0] == c.x[1]) * 0.5),
+    lambda g, c: g * ((c.x[1] > c.x[0]) + (c.x[0] == c.x[1]) * 0.5)), save=(0, 1))
+op("minimum", "MinimumBackward0", _binary(xp.minimum),
+   (lambda g, c: g * ((c.x[0] < c.x[1]) + (c.x[0] == c.x[1]) * 0.5),
+    lambda g, c: g * ((c.x[1] < c.x[0]) + (c.x[0] == c.x[1]) * 0.5)), save=(0, 1))
+
+
+def _prod(a, dim=None, keepdim=False):
+    kw = {"dtype": xp.int64} if a.dtype.kind in "biu" else {}
+    if dim is None:
+        return xp.prod(a, **kw)
+    axis = _check_reduce_dims(a, (dim,))
+    return xp.prod(a, axis=axis[0] if axis else None, keepdims=keepdim, **kw)
+
+
+def _prod_others(x, axis):
+    """Product of all other elements along axis (exact with zeros), as a constant array."""
+    if axis is None:
+        flat = x.reshape(-1)
+        left = xp.concatenate([xp.ones(1, flat.dtype), xp.cumprod(flat)[:-1]])
+        right = xp.concatenate([xp.cumprod(flat[::-1])[:-1][::-1], xp.ones(1, flat.dtype)])
+        return (left * right).reshape(x.shape)
+    ones = xp.ones_like(xp.take(x, [0], axis=axis))
+    left = xp.concatenate([ones, xp.cumprod(x, axis=axis)], axis=axis)
+    left = xp.take(left, xp.arange(x.shape[axis]), axis=axis)
+    rev = xp.flip(x, axis=axis)
+    right = xp.concatenate([ones, xp.cumprod(rev, axis=axis)], axis=axis)
+    right = xp.flip(xp.take(right, xp.arange(x.shape[axis]), axis=axis), axis=axis)
+    return left * right
+
+
+def _prod_vjp(g, c):
+    x, p, shape = c.x[0], c.p, c.shapes[0]
+    dim = p.get("dim")
+    dims = None if dim is None else (dim,)
+    g = _unsqueeze_to(g, shape, dims, p.get("keepdim", False))
+    if not shape:
+        return g
+    if bool(xp.all(x._data != 0)):
+        out = _unsqueeze_to(c.out, shape, dims, p.get("keepdim", False))
+        return g * out / x
+    axis = None if dim is None else dim % len(shape)
+    return g * _const(_prod_others(x._data, axis))
+
+
+op("prod", "ProdBackward0", _prod, (_prod_vjp,), save=(0,), save_output=True)
+op("prod_dim", "ProdBackward1", _prod, (_prod_vjp,), save=(0,), save_output=True)
+
+
+def _norm(a, ord=2, dim=None, keepdim=False):  # noqa: A002
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {_scalar_name(a)}")
+    axis = _check_reduce_dims(a, dim)
+    x = xp.abs(a)
+    if ord == 2:
+        return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdim))
+    if ord == math.inf:
+        return xp.max(x, axis=axis, keepdims=keepdim)
+    if ord == -math.inf:
+        return xp.min(x, axis=axis, keepdims=keepdim)
+    if ord == 0:
+        return xp.sum(x != 0, axis=axis, keepdims=keepdim).astype(a.dtype)
+    if ord == 1:
+        return xp.sum(x, axis=axis, keepdims=keepdim)
+    return xp.power(xp.sum(xp.power(x, ord), axis=axis, keepdims=keepdim), 1.0 / ord).astype(a.dtype)
+
+
+def _norm_vjp(g, c):
+    x, p, shape = c.x[0], c.p, c.shapes[0]
+    ord_, dim, keepdim = p.get("ord", 2), p.get("dim"), p.get("keepdim", False)
+    g = _unsqueeze_to(g, shape, dim, keepdim)
+    out = _unsqueeze_to(c.out, shape, dim, keepdim)
+    if ord_ == 0:
+        return g * 0 * x
+    if ord_ == 1:
+        return g * x.sign()
+    if ord_ == 2:
+        return where(out == 0, 0.0, g * x / out)
+    if math.isinf(ord_):
+        mask = x.abs() == out
+        return g * x.sign() * mask / mask.sum(dim=_dims(dim, len(shape)), keepdim=True)
+    return where(out == 0, 0.0, g * x * x.abs() ** (ord_ - 2) / out ** (ord_ - 1))
+
+
+op("norm", "LinalgVectorNormBackward0", _norm, (_norm_vjp,), save=(0,), save_output=True)
+
+# ---------------------------------------------------------------- linear algebra
+
+
+def _mm(a, b):
+    if a.ndim != 2:
+        raise RuntimeError(f"self must be a matrix")
+    if b.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix")
+    if a.shape[1] != b.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                           f"({a.shape[0]}x{a.shape[1]} and {b.shape[0]}x{b.shape[1]})")
+    _same_dtype(a, b, "self and mat2")
+    return a @ b
+
+
+def _same_dtype(a, b, what="self and mat2"):
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{of_array(a).name if False else _tname(a)} != {_tname(b)}")
+
+
+def _tname(a):
+    return {"f": {4: "float", 8: "double", 2: "c10::Half"}, "i": {8: "long int", 4: "int"}}.get(
+        a.dtype.kind, {}).get(a.dtype.itemsize, str(a.dtype))
+
+
+def _bmm(a, b):
+    if a.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor")
+    if b.ndim != 3:
+        raise RuntimeError(f"batch2 must be a 3D tensor")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
+    _same_dtype(a, b)
+    return a @ b
+
+
+def _dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.shape[0] != b.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src [{b.shape[0]}] "
+                           "to have the same number of elements, but got "
+                           f"{a.shape[0]} and {b.shape[0]} elements respectively")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{_scalar_name(a)} and {_scalar_name(b)}")
+    return xp.dot(a, b)
+
+
+def _mv(a, b):
+    if a.ndim != 2 or b.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {b.ndim}")
+    if a.shape[1] != b.shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({b.shape[0]})")
+    _same_dtype(a, b)
+    return a @ b
+
+
+op("mm", "MmBackward0", _mm, (lambda g, c: g.mm(c.x[1].t()), lambda g, c: c.x[0].t().mm(g)), save=(0, 1))
+op("bmm", "BmmBackward0", _bmm,
+   (lambda g, c: g.bmm(c.x[1].transpose(1, 2)), lambda g, c: c.x[0].transpose(1, 2).bmm(g)), save=(0, 1))
+op("dot", "DotBackward0", _dot, (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1))
+op("mv", "MvBackward0", _mv,
+   (lambda g, c: g.unsqueeze(1) * c.x[1], lambda g, c: c.x[0].t().mv(g)), save=(0, 1))
+
+# ---------------------------------------------------------------- shapes and views
+
+
+def _check_dim(dim: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def _t(a):
+    if a.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {a.ndim}D")
+    return a.T
+
+
+def _transpose(a, dim0, dim1):
+    if a.ndim == 0:
+        return a
+    return xp.swapaxes(a, _check_dim(dim0, a.ndim), _check_dim(dim1, a.ndim))
+
+
+def _permute(a, dims):
+    if len(dims) != a.ndim:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
+                           f"match the length of the desired ordering of dimensions i.e. input.dim() = "
+                           f"{a.ndim} is not equal to len(dims) = {len(dims)}")
+    return xp.transpose(a, tuple(_check_dim(d, a.ndim) for d in dims))
+
+
+def _inverse_perm(dims, n):
+    inv = [0] * n
+    for i, d in enumerate(dims):
+        inv[d % n] = i
+    return tuple(inv)
+
+
+def infer_shape(shape, numel: int) -> tuple:
+    """Resolve one -1 in a view/reshape shape as torch does, with torch's errors."""
+    shape = tuple(shape)
+    neg = [i for i, d in enumerate(shape) if d == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    for d in shape:
+        if d < -1:
+            raise RuntimeError(f"invalid shape dimension {d}")
+    known = 1
+    for d in shape:
+        if d != -1:
+            known *= d
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = shape[:neg[0]] + (numel // known,) + shape[neg[0] + 1:]
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def _view(a, shape):
+    shape = infer_shape(shape, a.size)
+    out = a.view()
+    try:
+        out.shape = shape
+    except AttributeError:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
+                           "one dimension spans across two contiguous subspaces). Use .reshape(...) "
+                           "instead.") from None
+    return out
+
+
+def can_view(a, shape) -> bool:
+    out = a.view()
+    try:
+        out.shape = shape
+    except AttributeError:
+        return False
+    return True
+
+
+def _reshape_back(g, c):
+    return g.reshape(c.shapes[0])
+
+
+op("t", "TBackward0", _t, (lambda g, c: g.t(),), view=True)
+op("transpose", "TransposeBackward0", _transpose,
+   (lambda g, c: g.transpose(c.p["dim0"], c.p["dim1"]),), view=True)
+op("permute", "PermuteBackward0", _permute,
+   (lambda g, c: g.permute(_inverse_perm(c.p["dims"], len(c.shapes[0]))),), view=True)
+op("view", "ViewBackward0", _view, (_reshape_back,), view=True)
+op("_unsafe_view", "UnsafeViewBackward0", lambda a, shape: a.reshape(infer_shape(shape, a.size)), (_reshape_back,))
+
+
+def _squeeze(a, dim=None):
+    if dim is None:
+        return a.reshape(tuple(d for d in a.shape if d != 1))
+    dims = dim if isinstance(dim, tuple) else (dim,)
+    axes = {_check_dim(d, a.ndim) for d in dims}
+    return a.reshape(tuple(d for i, d in enumerate(a.shape) if not (i in axes and d == 1)))
+
+
+op("squeeze", "SqueezeBackward0", _squeeze, (_reshape_back,), view=True)
+op("squeeze_dim", "SqueezeBackward1", _squeeze, (_reshape_back,), view=True)
+op("squeeze_dims", "SqueezeBackward2", _squeeze, (_reshape_back,), view=True)
+op("_squeeze_matmul", "SqueezeBackward4", _squeeze, (_reshape_back,), view=True)
+
+
+def _unsqueeze(a, dim):
+    n = a.ndim + 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return xp.expand_dims(a, dim % n)
+
+
+op("unsqueeze", "UnsqueezeBackward0", _unsqueeze,
+   (lambda g, c: g.squeeze(c.p["dim"] % (len(c.shapes[0]) + 1)),), view=True)
+
+
+def _expand(a, shape):
+    shape = tuple(shape)
+    if len(shape) < a.ndim:
+        raise RuntimeError(f"expand(torch.{_legacy(a)}{{{list(a.shape)}}}, size={list(shape)}): the number of "
+                           "sizes provided (" + str(len(shape)) + ") must be greater or equal to the number "
+                           f"of dimensions in the tensor ({a.ndim})")
+    lead = len(shape) - a.ndim
+    target = []
+    for i, d in enumerate(shape):
+        if i < lead:
+            if d == -1:
+                raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, "
+                                   f"non-existing dimension {i}")
+            target.append(d)
+            continue
+        have = a.shape[i - lead]
+        if d == -1:
+            d = have
+        elif have != d and have != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({d}) must match the existing size ({have}) "
+                               f"at non-singleton dimension {i}.  Target sizes: {list(shape)}.  "
+                               f"Tensor sizes: {list(a.shape)}")
+        target.append(d)
+    return xp.broadcast_to(a, tuple(target))
+
+
+def _legacy(a):
+    from .errors import _LEGACY
+    return _LEGACY[of_array(a).name]
+
+
+op("expand", "ExpandBackward0", _expand, (lambda g, c: g,), view=True)
+op("clone", "CloneBackward0", lambda a: a.copy(), (lambda g, c: g,))
+op("to_dtype", "ToCopyBackward0", lambda a, dtype: a.astype(dtype.np), (lambda g, c: g,))
+op("detach_copy", None, lambda a: a, (NOT_DIFF,), view=True)
+
+
+def _cat(*arrays, dim=0):
+    arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)] or list(arrays[:1])
+    if not arrays:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    ref = arrays[0]
+    d = _check_dim(dim, ref.ndim)
+    for i, a in enumerate(arrays):
+        if a.ndim != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {a.ndim}")
+        for k in range(ref.ndim):
+            if k != d and a.shape[k] != ref.shape[k]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{ref.shape[k]} but got size {a.shape[k]} for tensor number {i} in the list.")
+    dt = result_type(*arrays).np
+    return xp.concatenate([a.astype(dt, copy=False) for a in arrays], axis=d)
+
+
+def _cat_vjp(g, c):
+    d = c.p.get("dim", 0)
+    grads, start = [], 0
+    nd = len(c.shapes[0])
+    for shape in c.shapes:
+        if len(shape) == 1 and shape[0] == 0 and nd != 1:
+            grads.append(None)
+            continue
+        n = shape[d % nd]
+        grads.append(g.narrow(d, start, n))
+        start += n
+    return grads
+
+
+def _stack(*arrays, dim=0):
+    if not arrays:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    for i, a in enumerate(arrays):
+        if a.shape != arrays[0].shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(arrays[0].shape)} "
+                               f"at entry 0 and {list(a.shape)} at entry {i}")
+    n = arrays[0].ndim + 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    dt = result_type(*arrays).np
+    return xp.stack([a.astype(dt, copy=False) for a in arrays], axis=dim % n)
+
+
+op("cat", "CatBackward0", _cat, (_cat_vjp,), variadic=True)
+op("stack", "StackBackward0", _stack, (lambda g, c: list(g.unbind(c.p.get("dim", 0))),), variadic=True)
+
+
+def _unbind(a, dim=0):
+    d = _check_dim(dim, a.ndim)
+    lead = (slice(None),) * d
+    return tuple(a[lead + (i,)] for i in range(a.shape[d]))
+
+
+def _unbind_vjp(grads, c):
+    return stack_tensors(grads, c.p.get("dim", 0))
+
+
+def stack_tensors(tensors, dim):
+    first = tensors[0]
+    return first._dispatch(OPS["stack"], tuple(tensors), {"dim": dim})
+
+
+op("unbind", "UnbindBackward0", _unbind, (_unbind_vjp,), num_outputs=-1, view=True)
+
+# ---------------------------------------------------------------- indexing
+# Keys travel as plain data: ("i", n) an int, ("s", start, stop, step) a slice, ("n",) None,
+# ("e",) Ellipsis, ("t", k) the k-th index tensor among the op's extra inputs.
+
+
+def build_key(spec, tensors) -> tuple:
+    key = []
+    for item in spec:
+        kind = item[0]
+        if kind == "i":
+            key.append(item[1])
+        elif kind == "s":
+            key.append(slice(item[1], item[2], item[3]))
+        elif kind == "n":
+            key.append(None)
+        elif kind == "e":
+            key.append(Ellipsis)
+        else:
+            key.append(tensors[item[1]])
+    return tuple(key)
+
+
+def _select(a, dim, index):
+    if a.ndim == 0:
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                         "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    d = _check_dim(dim, a.ndim)
+    size = a.shape[d]
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
+    return a[(slice(None),) * d + (index,)]
+
+
+def _slice(a, dim, start=None, stop=None, step=1):
+    if step <= 0:
+        raise ValueError("step must be greater than zero")
+    d = _check_dim(dim, a.ndim)
+    return a[(slice(None),) * d + (slice(start, stop, step),)]
+
+
+def _narrow(a, dim, start, length):
+    d = _check_dim(dim, a.ndim)
+    if start < 0:
+        start += a.shape[d]
+    if start < 0 or start + length > a.shape[d] or length < 0:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({a.shape[d]}).")
+    return a[(slice(None),) * d + (slice(start, start + length),)]
+
+
+def _scatter_back(g, shape, key):
+    out = xp.zeros(shape, dtype=g.dtype)
+    out[key] = g
+    return out
+
+
+def _select_backward(g, shape, dim, index):
+    return _scatter_back(g, shape, (slice(None),) * (dim % len(shape)) + (index,))
+
+
+def _slice_backward(g, shape, dim, start=None, stop=None, step=1):
+    return _scatter_back(g, shape, (slice(None),) * (dim % len(shape)) + (slice(start, stop, step),))
+
+
+op("select", "SelectBackward0", _select,
+   (lambda g, c: _call("select_backward", (g,), shape=c.shapes[0], dim=c.p["dim"], index=c.p["index"]),),
+   view=True)
+op("slice", "SliceBackward0", _slice,
+   (lambda g, c: _call("slice_backward", (g,), shape=c.shapes[0], **c.p),), view=True)
+op("narrow", "NarrowBackward0", _narrow,
+   (lambda g, c: _call("slice_backward", (g,), shape=c.shapes[0], dim=c.p["dim"],
+                       start=c.p["start"] % c.shapes[0][c.p["dim"]] if c.p["start"] < 0 else c.p["start"],
+                       stop=(c.p["start"] % c.shapes[0][c.p["dim"]] if c.p["start"] < 0 else c.p["start"]) + c.p["length"]),),
+   view=True)
+op("select_backward", "SelectBackwardBackward0", _select_backward,
+   (lambda g, c: g.select(c.p["dim"], c.p["index"]),))
+op("slice_backward", "SliceBackwardBackward0", _slice_backward,
+   (lambda g, c: _call("slice", (g,), dim=c.p["dim"], start=c.p.get("start"), stop=c.p.get("stop"),
+                       step=c.p.get("step", 1)),))
+
+
+def _call(name, inputs, **params):
+    return inputs[0]._dispatch(OPS[name], inputs, params)
+
+
+def _check_index_tensors(a, key):
+    for k in key:
+        if hasattr(k, "dtype"):
+            if k.dtype.kind not in "biu":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+    dim = 0
+    for k in key:
+        if k is None:
+            continue
+        if k is Ellipsis:
+            return
+        if hasattr(k, "dtype") and k.dtype.kind == "b":
+            if k.shape != a.shape[dim:dim + k.ndim]:
+                raise IndexError(f"The shape of the mask {list(k.shape)} at index {dim} does not match "
+                                 f"the shape of the indexed tensor {list(a.shape[dim:dim + k.ndim])} at index {dim}")
+            dim += k.ndim
+            continue
+        if hasattr(k, "dtype"):
+            if k.size and dim < a.ndim:
+                lo, hi = int(k.min()), int(k.max())
+                size = a.shape[dim]
+                bad = hi if hi >= size else lo if lo < -size else None
+                if bad is not None:
+                    raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+        dim += 1
+
+
+def _index(a, *tensors, key):
+    k = build_key(key, tensors)
+    _check_index_tensors(a, k)
+    try:
+        return a[k]
+    except IndexError as e:
+        raise IndexError(str(e)) from None
+
+
+def _index_vjp(g, c):
+    return _call("index_backward", (g,) + tuple(c.x[1:]), shape=c.shapes[0], key=c.p["key"])
+
+
+def _index_backward(g, *tensors, shape, key):
+    out = xp.zeros(shape, dtype=g.dtype)
+    xp.add.at(out, build_key(key, tensors), g)
+    return out
+
+
+op("index", "IndexBackward0", _index, (_index_vjp,), save_tail=1)
+op("index_backward", "IndexPutBackward0", _index_backward,
+   (lambda g, c: _call("index", (g,) + tuple(c.x[1:]), key=c.p["key"]),), save_tail=1)
+
+
+def _setitem(a, value, *tensors, key):
+    out = a.copy()
+    k = build_key(key, tensors)
+    _check_index_tensors(a, k)
+    if not isinstance(value, _SCALARS):
+        value = value.astype(a.dtype, copy=False)
+    try:
+        out[k] = value
+    except ValueError:
+        target = out[k].shape
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast "
+                           f"to indexing result of shape {list(target)}") from None
+    return out
+
+
+def _setitem_self_vjp(g, c):
+    return _call("copy_slices", (g, 0.0) + tuple(c.x[2:]), key=c.p["key"])
+
+
+def _setitem_value_vjp(g, c):
+    return _call("index", (g,) + tuple(c.x[2:]), key=c.p["key"])
+
+
+op("copy_slices", "torch::autograd::CopySlices", _setitem, (_setitem_self_vjp, _setitem_value_vjp),
+   save_tail=2)
+op("index_put", "IndexPutBackward0", _setitem, (_setitem_self_vjp, _setitem_value_vjp), save_tail=2)
+
+# ---------------------------------------------------------------- in-place-only ops
+
+
+def _copy(a, src):
+    try:
+        return xp.broadcast_to(src if not isinstance(src, _SCALARS) else xp.asarray(src), a.shape).astype(a.dtype)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({a.shape[-1] if a.ndim else 1}) must match the size of "
+                           f"tensor b ({src.shape[-1] if src.ndim else 1}) at non-singleton dimension "
+                           f"{a.ndim - 1}") from None
+
+
+op("zero_", "ZeroBackward0", lambda a: xp.zeros_like(a), (lambda g, c: g * 0,))
+op("fill_", "FillBackward2", lambda a, value: xp.full_like(a, value), (lambda g, c: g * 0,))
+op("copy_", "torch::autograd::CopyBackwards", _copy, (lambda g, c: g * 0, lambda g, c: g))
+
+# ---------------------------------------------------------------- activations and losses
+
+
+def _softmax(a, dim):
+    a = _to_float(a)
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return xp.ones_like(a)
+    e = xp.exp(a - a.max(axis=d, keepdims=True))
+    return e / e.sum(axis=d, keepdims=True)
+
+
+def _log_softmax(a, dim):
+    a = _to_float(a)
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return xp.zeros_like(a)
+    shifted = a - a.max(axis=d, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=d, keepdims=True))
+
+
+op("softmax", "SoftmaxBackward0", _softmax,
+   (lambda g, c: c.out * (g - (g * c.out).sum(dim=c.p["dim"], keepdim=True)) if len(c.shapes[0]) else g * 0,),
+   save_output=True)
+op("log_softmax", "LogSoftmaxBackward0", _log_softmax,
+   (lambda g, c: g - c.out.exp() * g.sum(dim=c.p["dim"], keepdim=True) if len(c.shapes[0]) else g * 0,),
+   save_output=True)
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return _sum_int(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduced_grad(g, c):
+    """The incoming gradient spread back over the elements of an elementwise loss."""
+    if c.p.get("reduction", "mean") == "mean":
+        n = 1
+        for d in c.shapes[0]:
+            n *= d
+        return g / max(n, 1)
+    return g
+
+
+def _mse(a, target, reduction="mean"):
+    a, target = _promote(a, target)
+    try:
+        d = a - target
+    except ValueError:
+        raise _shape_error(a, target) from None
+    return _reduce(d * d, reduction)
+
+
+op("mse_loss", "MseLossBackward0", _mse,
+   (lambda g, c: _reduced_grad(g, c) * 2 * (c.x[0] - c.x[1]),
+    lambda g, c: _reduced_grad(g, c) * -2 * (c.x[0] - c.x[1])), save=(0, 1))
+
+
+def _bce_logits(x, y, reduction="mean"):
+    if x.shape != y.shape:
+        raise ValueError(f"Target size (torch.Size({list(y.shape)})) must be the same as input size "
+                         f"(torch.Size({list(x.shape)}))")
+    x, y = _promote(x, y)
+    # (1 - y) x + softplus(-x), written so that exp never overflows
+    loss = (1 - y) * x + xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+    return _reduce(loss, reduction)
+
+
+op("binary_cross_entropy_with_logits", "BinaryCrossEntropyWithLogitsBackward0", _bce_logits,
+   (lambda g, c: _reduced_grad(g, c) * (c.x[0].sigmoid() - c.x[1]),
+    lambda g, c: _reduced_grad(g, c) * -c.x[0]), save=(0, 1))
+
+
+def _nll(logp, target, reduction="mean", ignore_index=-100):
+    if target.dtype.kind not in "iu":
+        raise RuntimeError(f"expected scalar type Long but found {_scalar_name(target)}")
+    if logp.ndim == 1:
+        logp, target = logp[None], target.reshape(1)
+    if logp.ndim != 2:
+        raise ValueError(f"Expected 2 or more dimensions (got {logp.ndim})")
+    if target.shape[0] != logp.shape[0]:
+        raise ValueError(f"Expected input batch_size ({logp.shape[0]}) to match target batch_size ({target.shape[0]}).")
+    valid = target != ignore_index
+    safe = xp.where(valid, target, 0)
+    if safe.size and (int(safe.max()) >= logp.shape[1] or int(safe.min()) < 0):
+        bad = int(safe.max()) if int(safe.max()) >= logp.shape[1] else int(safe.min())
+        raise IndexError(f"Target {bad} is out of bounds.")
+    picked = -xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * valid
+    if reduction == "mean":
+        return picked.sum() / valid.sum()
+    if reduction == "sum":
+        return picked.sum()
+    if reduction == "none":
+        return picked
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _nll_vjp(g, c):
+    shape, p = c.shapes[0], c.p
+    target = c.x[1]._data
+    if len(shape) == 1:
+        target = target.reshape(1)
+    valid = target != p.get("ignore_index", -100)
+    onehot = (xp.arange(shape[-1])[None, :] == target[:, None]) & valid[:, None]
+    weight = -onehot.astype(c.out.dtype.np)
+    reduction = p.get("reduction", "mean")
+    if reduction == "mean":
+        weight = weight / max(int(valid.sum()), 1)
+    w = _const(weight.reshape(shape) if len(shape) == 1 else weight)
+    if reduction == "none":
+        return w * g.unsqueeze(-1) if len(shape) == 2 else w * g
+    return w * g
+
+
+op("nll_loss", "NllLossBackward0", _nll, (_nll_vjp, NOT_DIFF), save=(1,), save_output=True)
+
+FLOAT_CATEGORY = FLOAT

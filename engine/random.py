@@ -1,0 +1,31 @@
+"""Random numbers from a generator per session/thread (a contextvar), seeded by manual_seed."""
+from __future__ import annotations
+
+import contextvars
+
+from .backend import xp
+
+_generator: contextvars.ContextVar = contextvars.ContextVar("generator", default=None)
+
+
+def generator():
+    gen = _generator.get()
+    if gen is None:
+        gen = xp.random.default_rng()
+        _generator.set(gen)
+    return gen
+
+
+def manual_seed(seed: int):
+    """Seed this session's generator (other sessions keep theirs)."""
+    seed = int(seed)
+    if seed < 0:
+        raise RuntimeError(f"manual_seed expected a non-negative seed, got {seed}")
+    gen = xp.random.default_rng(seed)
+    _generator.set(gen)
+    return gen
+
+
+def fresh_generator() -> None:
+    """Give the current context a generator of its own (a server does this per session)."""
+    _generator.set(xp.random.default_rng())

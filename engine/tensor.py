@@ -1,0 +1,348 @@
+"""The engine's Tensor: an array plus autograd state, and the dispatcher that records ops."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from . import dtypes, errors
+from .backend import ndarray, to_numpy, xp
+from .grad_mode import _enabled
+from .methods import TensorMethods
+from .node import AccumulateGrad, add_hook, node_class
+from .printing import format_tensor
+from .size import Size
+
+
+class VersionCounter(list):
+    """``[n]``: shared by a tensor, its views and detached aliases; bumped by in-place ops."""
+
+    __slots__ = ()
+
+
+class Tensor(TensorMethods):
+    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+                 "_base", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
+
+    def __init__(self, *args, **kwargs) -> None:
+        # torch.Tensor(...) is the legacy float32 constructor
+        from .factories import legacy_tensor_data
+        data = legacy_tensor_data(*args, **kwargs)
+        self._init(data, False, None, 0)
+
+    @classmethod
+    def _make(cls, data, requires_grad: bool = False, grad_fn=None, output_nr: int = 0) -> Tensor:
+        t = cls.__new__(cls)
+        t._init(data, requires_grad, grad_fn, output_nr)
+        return t
+
+    def _init(self, data, requires_grad, grad_fn, output_nr) -> None:
+        self._data = data
+        self._requires_grad = requires_grad
+        self.grad = None
+        self.grad_fn = grad_fn
+        self._output_nr = output_nr
+        self._version = VersionCounter((0,))
+        self._base = None
+        self._accumulator = None
+        self._hooks = None
+        self._retains_grad = False
+
+    def _alias(self, grad_fn=None, output_nr: int = 0) -> Tensor:
+        """Same storage and version counter, its own autograd identity."""
+        t = Tensor._make(self._data, grad_fn is not None, grad_fn, output_nr)
+        t._version = self._version
+        return t
+
+    # ------------------------------------------------------------ metadata
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    @property
+    def dtype(self) -> dtypes.dtype:
+        return dtypes.of_array(self._data)
+
+    @property
+    def device(self):
+        return "cpu" if xp.__name__ == "numpy" else "cuda"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad or self.grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if self.grad_fn is not None:
+            if flag:
+                return
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
+                               "to use a computed variable in a subgraph that doesn't require "
+                               "differentiation use var_no_grad = var.detach().")
+        if flag and self._data.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def _version_value(self) -> int:
+        return self._version[0]
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def _can_view(self, shape) -> bool:
+        from .ops import can_view, infer_shape
+        return can_view(self._data, infer_shape(shape, self._data.size))
+
+    def _alias_view(self):
+        return self._op("view", shape=tuple(self._data.shape))
+
+    def data_ptr(self) -> int:
+        return self._data.__array_interface__["data"][0] if xp.__name__ == "numpy" else self._data.data.ptr
+
+    def _as_tensor(self, value, index: bool = False) -> Tensor:
+        from .factories import tensor
+        if isinstance(value, Tensor):
+            return value
+        return tensor(value)
+
+    # ------------------------------------------------------------ autograd state
+    @property
+    def data(self) -> Tensor:
+        # shares storage, not history, and not the version counter (torch's .data)
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data
+
+    def detach(self) -> Tensor:
+        t = Tensor._make(self._data)
+        t._version = self._version
+        return t
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def _grad_accumulator(self) -> AccumulateGrad:
+        acc = self._accumulator
+        if acc is None:
+            acc = self._accumulator = AccumulateGrad(self)
+        return acc
+
+    def retain_grad(self) -> None:
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        node = self.grad_fn
+        if node._retain_hooks is None:
+            node._retain_hooks = {}
+        node._retain_hooks[self._output_nr] = self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = OrderedDict()
+            self._grad_accumulator()
+            return add_hook(self._hooks, hook)
+        return add_hook(self.grad_fn._tensor_hooks(self._output_nr), hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        from .autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    # ------------------------------------------------------------ values
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return to_numpy(self._data).tolist()
+
+    def numpy(self, *, force: bool = False):
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return to_numpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        array = to_numpy(self._data)
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        if self.grad_fn is not None:
+            suffix = (f"grad_fn=<{type(self.grad_fn).__name__}>",)
+        elif self._requires_grad:
+            suffix = ("requires_grad=True",)
+        else:
+            suffix = ()
+        return format_tensor(to_numpy(self._data), suffix)
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("engine tensors are not picklable: nothing crosses the wire by pickle")
+
+    # ------------------------------------------------------------ dispatch
+    def _dispatch(self, op, inputs, params):
+        return dispatch(op, inputs, params)
+
+    def _dispatch_inplace(self, op, inputs, params):
+        return dispatch_inplace(op, inputs, params)
+
+
+def _edge(x):
+    if x.__class__ is Tensor:
+        if x.grad_fn is not None:
+            return (x.grad_fn, x._output_nr)
+        if x._requires_grad:
+            return (x._grad_accumulator(), 0)
+    return (None, 0)
+
+
+def dispatch(op, inputs: tuple, params: dict):
+    """Run one op on tensors: forward on arrays, and a graph node when grad is needed."""
+    arrays = [x._data if x.__class__ is Tensor else x for x in inputs]
+    out = op.forward(*arrays, **params)
+    track = False
+    if op.node is not None and _enabled.get():
+        if op.variadic:
+            track = any(x.__class__ is Tensor and x.requires_grad for x in inputs)
+        else:
+            for i in op.diff_inputs:
+                x = inputs[i]
+                if x.__class__ is Tensor and (x.grad_fn is not None or x._requires_grad):
+                    track = True
+                    break
+    if op.num_outputs == 1:
+        if out.__class__ is not ndarray:
+            out = xp.asarray(out)
+        result = Tensor._make(out)
+        if op.view:
+            result._version = inputs[0]._version
+            result._base = inputs[0]
+        if track and out.dtype.kind == "f":
+            _record(op, inputs, params, (result,))
+        return result
+    results = tuple(Tensor._make(o if o.__class__ is ndarray else xp.asarray(o)) for o in out)
+    if op.view:
+        for r in results:
+            r._version = inputs[0]._version
+            r._base = inputs[0]
+    if track:
+        _record(op, inputs, params, results)
+    return results
+
+
+def _record(op, inputs, params, results) -> None:
+    node = node_class(op.node).__new__(node_class(op.node))
+    diff = range(len(inputs)) if op.variadic else op.diff_inputs
+    node._init_node(tuple(_edge(inputs[i]) for i in diff))
+    node._op = op
+    node._params = params
+    node._input_meta = tuple(tuple(inputs[i]._data.shape) if inputs[i].__class__ is Tensor else ()
+                             for i in diff)
+    node._freed = False
+    save, tail = op.save, op.save_tail
+    if save or tail is not None:
+        saved = [x if x.__class__ is not Tensor else None for x in inputs]
+        versions = []
+        for i in save:
+            x = inputs[i]
+            if x.__class__ is Tensor:
+                saved[i] = x
+                versions.append((i, x._version[0]))
+        if tail is not None:
+            for i in range(tail, len(inputs)):
+                x = inputs[i]
+                if x.__class__ is Tensor:
+                    saved[i] = x
+                    versions.append((i, x._version[0]))
+        node._saved = saved
+        node._saved_versions = versions
+    else:
+        node._saved = None
+        node._saved_versions = ()
+    node._out_meta = tuple((r._data.shape, r._data.dtype) for r in results)
+    if op.save_output:
+        # an alias without grad_fn: saving the output itself would make a reference cycle
+        node._saved_out = tuple((r._alias(), r._version[0]) if diff_ok else (r, r._version[0])
+                                for r, diff_ok in zip(results, _diff_outputs(op, len(results))))
+    else:
+        node._saved_out = None
+    flags = _diff_outputs(op, len(results))
+    for nr, (r, d) in enumerate(zip(results, flags)):
+        if d and r._data.dtype.kind == "f":
+            r.grad_fn = node
+            r._output_nr = nr
+
+
+def _diff_outputs(op, n):
+    flags = op.differentiable_outputs
+    return flags if len(flags) == n else (flags[0],) * n
+
+
+def dispatch_inplace(op, inputs: tuple, params: dict):
+    """An in-place op: the result is written into inputs[0]'s storage and its history rebased."""
+    self = inputs[0]
+    track = False
+    if op.node is not None and _enabled.get():
+        track = any(x.__class__ is Tensor and x.requires_grad for x in inputs)
+        if track and self.grad_fn is None and self._requires_grad:
+            raise RuntimeError(errors.LEAF_INPLACE)
+        if track and self._base is not None and (self._base.requires_grad or self.requires_grad):
+            raise RuntimeError("in-place operations on views of tensors that require grad are not "
+                               "supported by this engine; apply the op to the base tensor instead")
+    if not track:
+        out = op.forward(*[x._data if x.__class__ is Tensor else x for x in inputs], **params)
+        _write(self, out, op)
+        return self
+    # The op is recorded out of place on a stand-in for the old value, then written back.
+    old = Tensor._make(self._data.copy() if 0 in op.save else self._data,
+                       self._requires_grad, self.grad_fn, self._output_nr)
+    result = dispatch(op, (old,) + tuple(inputs[1:]), params)
+    _write(self, result._data, op)
+    node = result.grad_fn
+    self.grad_fn = node
+    self._output_nr = 0
+    if node is not None and node._saved_out is not None:
+        alias = self._alias()
+        node._saved_out = ((alias, self._version[0]),)
+    return self
+
+
+def _write(self, out, op) -> None:
+    data = self._data
+    if out.shape != data.shape:
+        try:
+            xp.broadcast_to(out, data.shape)
+        except ValueError:
+            raise RuntimeError(f"output with shape {list(data.shape)} doesn't match the broadcast shape "
+                               f"{list(out.shape)}") from None
+    if out.dtype != data.dtype:
+        src, dst = dtypes.of_array(out), dtypes.of_array(data)
+        if src._category > dst._category:
+            raise RuntimeError(f"result type {errors.scalar_name(src)} can't be cast to the desired "
+                               f"output type {errors.scalar_name(dst)}")
+    if not data.flags.writeable:
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
+                           "refers to a single memory location. Please clone() the tensor before "
+                           "performing the operation.")
+    data[...] = out
+    self._version[0] += 1

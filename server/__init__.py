@@ -1,0 +1,1 @@
+"""The gRPC server that holds remote autograd sessions."""
