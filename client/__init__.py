@@ -1,1 +1,22 @@
-"""remote_autograd: torch's autograd API, computed by a remote server."""
+"""remote_autograd: torch's autograd API, computed by a remote server.
+
+    import remote_autograd as ra
+    t = ra.connect("localhost:50051")      # instead of: import torch as t
+"""
+from __future__ import annotations
+
+from .engine.dtypes import dtype
+from .engine.size import Size
+from .errors import RemoteError, ServerUnavailable, SessionLost
+from .session import Session
+from .tensor import Tensor
+from .watch import GradientEvent, watch
+
+
+def connect(address: str = "localhost:50051", **kwargs) -> Session:
+    """Open a session on the server at ``address``; the session reads like the ``torch`` module."""
+    return Session(address, **kwargs)
+
+
+__all__ = ["connect", "Session", "Tensor", "Size", "dtype", "watch", "GradientEvent",
+           "RemoteError", "ServerUnavailable", "SessionLost"]

@@ -140,7 +140,7 @@ class OpNode(Node):
             return ()
         for i, expected in self._saved_versions:
             t = saved[i]
-            if t._version[0] != expected:
+            if t._vc[0] != expected:
                 raise RuntimeError(_modified_message(t, expected))
         return saved
 
@@ -153,7 +153,7 @@ class OpNode(Node):
             if tensor is None:
                 outs.append(None)
                 continue
-            if tensor._version[0] != expected:
+            if tensor._vc[0] != expected:
                 raise RuntimeError(_modified_message(tensor, expected, self))
             if create_graph and tensor.dtype.is_floating_point:
                 # the saved output is differentiable through this very node, as in torch
@@ -175,7 +175,7 @@ def _modified_message(t, expected: int, producer: Node | None = None) -> str:
         where = f", which is output {t._output_nr} of {_STRIP.sub('', type(producer).__name__)},"
     return ("one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: {errors.legacy_type(t.dtype, t.shape)}{where} is at version "
-            f"{t._version[0]}; expected version {expected} instead." + errors.ANOMALY_HINT)
+            f"{t._vc[0]}; expected version {expected} instead." + errors.ANOMALY_HINT)
 
 
 _node_classes: dict[str, type] = {}

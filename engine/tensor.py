@@ -19,7 +19,7 @@ class VersionCounter(list):
 
 
 class Tensor(TensorMethods):
-    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+    __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_vc",
                  "_base", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
 
     def __init__(self, *args, **kwargs) -> None:
@@ -37,10 +37,10 @@ class Tensor(TensorMethods):
     def _init(self, data, requires_grad, grad_fn, output_nr) -> None:
         self._data = data
         self._requires_grad = requires_grad
-        self.grad = None
+        self._grad = None
         self.grad_fn = grad_fn
         self._output_nr = output_nr
-        self._version = VersionCounter((0,))
+        self._vc = VersionCounter((0,))
         self._base = None
         self._accumulator = None
         self._hooks = None
@@ -49,7 +49,7 @@ class Tensor(TensorMethods):
     def _alias(self, grad_fn=None, output_nr: int = 0) -> Tensor:
         """Same storage and version counter, its own autograd identity."""
         t = Tensor._make(self._data, grad_fn is not None, grad_fn, output_nr)
-        t._version = self._version
+        t._vc = self._vc
         return t
 
     # ------------------------------------------------------------ metadata
@@ -91,7 +91,7 @@ class Tensor(TensorMethods):
 
     @property
     def _version_value(self) -> int:
-        return self._version[0]
+        return self._vc[0]
 
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
@@ -124,7 +124,7 @@ class Tensor(TensorMethods):
 
     def detach(self) -> Tensor:
         t = Tensor._make(self._data)
-        t._version = self._version
+        t._vc = self._vc
         return t
 
     def detach_(self) -> Tensor:
@@ -235,7 +235,7 @@ def dispatch(op, inputs: tuple, params: dict):
             out = xp.asarray(out)
         result = Tensor._make(out)
         if op.view:
-            result._version = inputs[0]._version
+            result._vc = inputs[0]._vc
             result._base = inputs[0]
         if track and out.dtype.kind == "f":
             _record(op, inputs, params, (result,))
@@ -243,7 +243,7 @@ def dispatch(op, inputs: tuple, params: dict):
     results = tuple(Tensor._make(o if o.__class__ is ndarray else xp.asarray(o)) for o in out)
     if op.view:
         for r in results:
-            r._version = inputs[0]._version
+            r._vc = inputs[0]._vc
             r._base = inputs[0]
     if track:
         _record(op, inputs, params, results)
@@ -267,13 +267,13 @@ def _record(op, inputs, params, results) -> None:
             x = inputs[i]
             if x.__class__ is Tensor:
                 saved[i] = x
-                versions.append((i, x._version[0]))
+                versions.append((i, x._vc[0]))
         if tail is not None:
             for i in range(tail, len(inputs)):
                 x = inputs[i]
                 if x.__class__ is Tensor:
                     saved[i] = x
-                    versions.append((i, x._version[0]))
+                    versions.append((i, x._vc[0]))
         node._saved = saved
         node._saved_versions = versions
     else:
@@ -282,7 +282,7 @@ def _record(op, inputs, params, results) -> None:
     node._out_meta = tuple((r._data.shape, r._data.dtype) for r in results)
     if op.save_output:
         # an alias without grad_fn: saving the output itself would make a reference cycle
-        node._saved_out = tuple((r._alias(), r._version[0]) if diff_ok else (r, r._version[0])
+        node._saved_out = tuple((r._alias(), r._vc[0]) if diff_ok else (r, r._vc[0])
                                 for r, diff_ok in zip(results, _diff_outputs(op, len(results))))
     else:
         node._saved_out = None
@@ -323,7 +323,7 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
     self._output_nr = 0
     if node is not None and node._saved_out is not None:
         alias = self._alias()
-        node._saved_out = ((alias, self._version[0]),)
+        node._saved_out = ((alias, self._vc[0]),)
     return self
 
 
@@ -345,4 +345,4 @@ def _write(self, out, op) -> None:
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
     data[...] = out
-    self._version[0] += 1
+    self._vc[0] += 1

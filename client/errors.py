@@ -1,0 +1,35 @@
+"""Exceptions of the SDK itself; errors of torch semantics arrive as torch's own types."""
+from __future__ import annotations
+
+import grpc
+
+
+class RemoteError(RuntimeError):
+    """The server could not run a call for a reason that is not a torch error."""
+
+
+class ServerUnavailable(RemoteError, ConnectionError):
+    """The server (or the replica holding this session) cannot be reached."""
+
+
+class SessionLost(RemoteError):
+    """The server no longer knows this session (closed, expired, or its replica restarted)."""
+
+
+_TORCH_TYPES = {"RuntimeError": RuntimeError, "IndexError": IndexError, "TypeError": TypeError,
+                "ValueError": ValueError, "NotImplementedError": NotImplementedError}
+
+
+def from_rpc_error(err: grpc.RpcError, address: str) -> BaseException:
+    """The exception a torch user expects for a failed call (looked up by name, never evaluated)."""
+    md = dict(err.trailing_metadata() or ())
+    details = err.details() or ""
+    cls = _TORCH_TYPES.get(md.get("x-error-type", ""))
+    if cls is not None:
+        return cls(details)
+    code = err.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return ServerUnavailable(f"remote-autograd server at {address} is unavailable ({code.name}): {details}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return SessionLost(f"the server at {address} does not know this session any more: {details}")
+    return RemoteError(f"remote-autograd server at {address} failed ({code.name}): {details}")

@@ -1,0 +1,46 @@
+"""Proxies of the server's graph nodes: name(), next_functions and torch's repr."""
+from __future__ import annotations
+
+_classes: dict[str, type] = {}
+
+
+class Node:
+    """A remote grad_fn; its class is named as torch names the node's class."""
+
+    __slots__ = ("_session", "_id", "_name", "_next", "__weakref__")
+
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self) -> tuple:
+        if self._next is None:
+            # the structure of a node never changes, so one round trip per node is enough
+            self._next = self._session._next_functions(self._id)
+        return self._next
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Node) and other._session is self._session and other._id == self._id
+
+    def __hash__(self) -> int:
+        return hash((id(self._session), self._id))
+
+
+def node_class(type_name: str) -> type:
+    cls = _classes.get(type_name)
+    if cls is None:
+        cls = type(type_name, (Node,), {"__slots__": (), "__module__": "torch.autograd"})
+        _classes[type_name] = cls
+    return cls
+
+
+def make_node(session, ref) -> Node:
+    node = node_class(ref.type).__new__(node_class(ref.type))
+    node._session = session
+    node._id = ref.id
+    node._name = ref.name
+    node._next = None
+    return node

@@ -1,0 +1,567 @@
+"""A remote session: the ``torch``-like namespace a user gets from ``connect``, and its wire calls."""
+from __future__ import annotations
+
+import functools
+import itertools
+import queue
+import threading
+import types
+import weakref
+
+import grpc
+import numpy
+
+from .engine import dtypes
+from .engine.factories import _check_ragged, _infer_dtype
+from .engine.functional import TORCH_FUNCTIONS, nn_functional
+from .engine.methods import _size_args
+from .engine.size import Size
+from .protos import autograd_pb2 as pb
+from .protos import autograd_pb2_grpc as pb_grpc
+from .protos.codec import decode_array, encode_array, encode_value
+from .errors import RemoteError, from_rpc_error
+from .node import make_node
+from .tensor import Tensor
+
+K = pb.Kind
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30)]
+# Tensors above this travel through the chunked Upload/Download streams, not inside a batch.
+INLINE_BYTES = 4 << 20
+CHUNK_BYTES = 4 << 20
+
+
+class RemovableHandle:
+    """What register_hook returns; ``remove()`` unregisters the hook on the server too."""
+
+    def __init__(self, session: Session, hook_id: int) -> None:
+        self._session = session
+        self.id = hook_id
+
+    def remove(self) -> None:
+        self._session._remove_hook(self.id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class _GradMode:
+    """no_grad / enable_grad for one session: context manager and decorator, as torch's."""
+
+    def __init__(self, session: Session, mode: bool) -> None:
+        self._session = session
+        self._mode = mode
+
+    def __enter__(self) -> None:
+        self._prev = self._session._grad_enabled
+        self._session._set_grad_mode(self._mode)
+
+    def __exit__(self, *exc) -> None:
+        self._session._set_grad_mode(self._prev)
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self._session, self._mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class _SetGradEnabled(_GradMode):
+    """Takes effect at once (a plain call works); restores the previous mode when used with ``with``."""
+
+    def __init__(self, session: Session, mode: bool) -> None:
+        super().__init__(session, bool(mode))
+        self._prev = session._grad_enabled
+        session._set_grad_mode(self._mode)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"torch.autograd.grad_mode.set_grad_enabled(mode={self._mode})"
+
+
+class Session:
+    """``t = ra.connect(address)``: use ``t`` as you would use ``torch``; every value lives on the server."""
+
+    def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None) -> None:
+        self.address = address
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.RemoteAutogradStub(self._channel)
+        self._timeout = timeout
+        try:
+            info = self._stub.CreateSession(pb.CreateSessionRequest(client=client), timeout=timeout or 30)
+        except grpc.RpcError as e:
+            self._channel.close()
+            raise from_rpc_error(e, address) from None
+        self.session_id = info.session_id
+        self.token = info.token
+        self.backend = info.backend
+        # the gateway routes on x-session-id: every call of a session reaches the same replica
+        self._md = (("x-session-id", info.session_id), ("x-session-token", info.token))
+        self._ids = itertools.count(1)
+        self._hook_ids = itertools.count(1)
+        self._releases: list[int] = []
+        self._hooks: dict[int, object] = {}
+        self._hook_errors: list[BaseException] = []
+        self._nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._grad_enabled = True
+        self._events: queue.Queue | None = None
+        self._event_call = None
+        self._closed = False
+        self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self),
+                                                  "__module__": "torch"})
+        self._install_namespace()
+
+    # ------------------------------------------------------------ the torch namespace
+    def _install_namespace(self) -> None:
+        for name, dt in dtypes.ALIASES.items():
+            setattr(self, name, dt)
+        self.dtype = dtypes.dtype
+        self.Size = Size
+        for name, fn in TORCH_FUNCTIONS.items():
+            setattr(self, name, fn)
+        self.nn = types.SimpleNamespace(functional=nn_functional)
+        self.autograd = types.SimpleNamespace(
+            backward=self._backward, grad=self._grad, no_grad=self.no_grad, enable_grad=self.enable_grad,
+            set_grad_enabled=self.set_grad_enabled)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stub.CloseSession(pb.Empty(), metadata=self._md, timeout=10)
+        except grpc.RpcError:
+            pass  # the server may already be gone; its state goes with it
+        if self._event_call is not None:
+            self._event_call.cancel()
+        self._channel.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  (interpreter shutdown: nothing left to tell)
+            pass
+
+    def __repr__(self) -> str:
+        return f"<remote_autograd session {self.session_id} at {self.address}>"
+
+    # ------------------------------------------------------------ grad mode
+    def no_grad(self) -> _GradMode:
+        return _GradMode(self, False)
+
+    def enable_grad(self) -> _GradMode:
+        return _GradMode(self, True)
+
+    def set_grad_enabled(self, mode: bool) -> _SetGradEnabled:
+        return _SetGradEnabled(self, mode)
+
+    def is_grad_enabled(self) -> bool:
+        return self._grad_enabled
+
+    def _set_grad_mode(self, mode: bool) -> None:
+        if mode != self._grad_enabled:
+            self._command(K.SET_GRAD_MODE, args=(bool(mode),))
+            self._grad_enabled = bool(mode)
+
+    def manual_seed(self, seed: int) -> None:
+        self._command(K.MANUAL_SEED, args=(int(seed),))
+
+    def synchronize(self) -> None:
+        """Wait until every queued command has run (every command runs at once in this version)."""
+        if self._releases:
+            self._execute([])
+
+    # ------------------------------------------------------------ factories
+    def tensor(self, data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
+        if isinstance(data, Tensor):
+            out = data.detach().clone() if dtype is None else data.detach().to(dtype)
+            return out.requires_grad_() if requires_grad else out
+        if isinstance(data, numpy.ndarray) or (hasattr(data, "__array__") and not isinstance(data, (list, tuple))):
+            host = numpy.asarray(data)
+            dt = dtypes.from_any(dtype) if dtype is not None else dtypes.from_any(host.dtype)
+        else:
+            _check_ragged(data)
+            dt = dtypes.from_any(dtype) if dtype is not None else _infer_dtype(data)
+            host = numpy.array(_plain(data), dtype=dt.np)
+        return self._upload(numpy.ascontiguousarray(host, dtype=dt.np), requires_grad)
+
+    def as_tensor(self, data, dtype=None, device=None):
+        if isinstance(data, Tensor) and (dtype is None or dtypes.from_any(dtype) is data.dtype):
+            return data
+        return self.tensor(data, dtype=dtype)
+
+    def from_numpy(self, array):
+        return self._upload(numpy.ascontiguousarray(array), False)
+
+    def _factory(self, name: str, *args, **kwargs):
+        kwargs.pop("device", None)
+        kwargs.pop("out", None)
+        if "dtype" in kwargs and kwargs["dtype"] is not None:
+            kwargs["dtype"] = dtypes.from_any(kwargs["dtype"])
+        tid = next(self._ids)
+        result = self._command(K.FACTORY, name=name, args=args, kwargs=kwargs, outputs=(tid,))
+        return self._from_meta(result.outputs[0])
+
+    def zeros(self, *size, **kw):
+        return self._factory("zeros", *_size_args(size), **kw)
+
+    def ones(self, *size, **kw):
+        return self._factory("ones", *_size_args(size), **kw)
+
+    def empty(self, *size, **kw):
+        return self._factory("empty", *_size_args(size), **kw)
+
+    def rand(self, *size, **kw):
+        return self._factory("rand", *_size_args(size), **kw)
+
+    def randn(self, *size, **kw):
+        return self._factory("randn", *_size_args(size), **kw)
+
+    def full(self, size, fill_value, **kw):
+        if isinstance(fill_value, Tensor):
+            fill_value = fill_value.item()
+        return self._factory("full", _size_args((size,) if isinstance(size, int) else (size,)), fill_value, **kw)
+
+    def randint(self, low, high=None, size=None, **kw):
+        args = [a for a in (low, high) if a is not None]
+        if size is not None:
+            args.append(tuple(size))
+        return self._factory("randint", *args, **kw)
+
+    def randperm(self, n: int, **kw):
+        return self._factory("randperm", int(n), **kw)
+
+    def arange(self, start, end=None, step=1, **kw):
+        vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+        return self._factory("arange", *[v for v in vals[:2] if v is not None], vals[2], **kw) \
+            if end is not None else self._factory("arange", vals[0], None, vals[2], **kw)
+
+    def linspace(self, start, end, steps: int, **kw):
+        return self._factory("linspace", start, end, steps, **kw)
+
+    def eye(self, n: int, m: int | None = None, **kw):
+        return self._factory("eye", n, m, **kw)
+
+    def _like(self, name, input, kw):  # noqa: A002
+        kw.setdefault("dtype", input.dtype)
+        if kw["dtype"] is None:
+            kw["dtype"] = input.dtype
+        return getattr(self, name)(*input.shape, **kw)
+
+    def zeros_like(self, input, **kw):  # noqa: A002
+        return self._like("zeros", input, kw)
+
+    def ones_like(self, input, **kw):  # noqa: A002
+        return self._like("ones", input, kw)
+
+    def empty_like(self, input, **kw):  # noqa: A002
+        return self._like("empty", input, kw)
+
+    def rand_like(self, input, **kw):  # noqa: A002
+        return self._like("rand", input, kw)
+
+    def randn_like(self, input, **kw):  # noqa: A002
+        return self._like("randn", input, kw)
+
+    def full_like(self, input, fill_value, **kw):  # noqa: A002
+        kw.setdefault("dtype", input.dtype)
+        return self.full(tuple(input.shape), fill_value, **kw)
+
+    # ------------------------------------------------------------ autograd
+    def _backward(self, tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        tensors = _tuple(tensors)
+        grads = None if grad_tensors is None else _tuple(grad_tensors)
+        if grads is not None:
+            grads = tuple(g if g is None or isinstance(g, Tensor) else self.tensor(g) for g in grads)
+        self._command(K.BACKWARD, args=(tensors, grads, None if inputs is None else _tuple(inputs)),
+                      kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph)}, callbacks=True)
+
+    def _grad(self, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+              only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+        inputs = _tuple(inputs)
+        ids = tuple(next(self._ids) for _ in inputs)
+        result = self._command(
+            K.GRAD, args=(_tuple(outputs), inputs, None if grad_outputs is None else _tuple(grad_outputs)),
+            kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph),
+                    "allow_unused": allow_unused, "materialize_grads": materialize_grads},
+            outputs=ids, callbacks=True)
+        return tuple(self._from_meta(m) if m.id else None for m in result.outputs)
+
+    def _get_grad(self, t: Tensor):
+        tid = next(self._ids)
+        result = self._command(K.GET_GRAD, args=(t,), outputs=(tid,))
+        return self._from_meta(result.outputs[0]) if result.outputs else None
+
+    def _set_grad(self, t: Tensor, value) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+        self._command(K.SET_GRAD, args=(t, value))
+
+    def _set_requires_grad(self, t: Tensor, flag: bool) -> None:
+        # torch's checks, at the user's line
+        if t._grad_fn is not None:
+            if flag:
+                return
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
+                               "to use a computed variable in a subgraph that doesn't require "
+                               "differentiation use var_no_grad = var.detach().")
+        if flag and not t.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        result = self._command(K.SET_REQUIRES_GRAD, args=(t, flag))
+        self._update(t, result.outputs[0])
+
+    def _alias(self, t: Tensor, kind: str):
+        tid = next(self._ids)
+        result = self._command(K.DETACH if kind == "detach" else K.DATA, args=(t,), outputs=(tid,))
+        return self._from_meta(result.outputs[0])
+
+    def _retain_grad(self, t: Tensor) -> None:
+        self._command(K.RETAIN_GRAD, args=(t,))
+
+    def _register_hook(self, t: Tensor, fn) -> RemovableHandle:
+        self._ensure_events()
+        hook_id = next(self._hook_ids)
+        self._hooks[hook_id] = fn
+        self._command(K.REGISTER_HOOK, args=(t,), kwargs={"hook": hook_id})
+        return RemovableHandle(self, hook_id)
+
+    def _remove_hook(self, hook_id: int) -> None:
+        if self._hooks.pop(hook_id, None) is not None:
+            self._command(K.REMOVE_HOOK, kwargs={"hook": hook_id})
+
+    def _next_functions(self, node_id: int) -> tuple:
+        result = self._command(K.NEXT_FUNCTIONS, kwargs={"node": node_id})
+        out = []
+        for pair in result.value.list.items:
+            first, nr = pair.list.items
+            out.append((None if first.WhichOneof("kind") == "none" else self._node(first.node), nr.i))
+        return tuple(out)
+
+    # ------------------------------------------------------------ ops
+    def _call(self, op, inputs, params):
+        n = op.num_outputs
+        if n == -1:  # unbind: one output per slice
+            n = inputs[0].shape[params.get("dim", 0)]
+        ids = tuple(next(self._ids) for _ in range(n))
+        result = self._command(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids)
+        outs = tuple(self._from_meta(m) for m in result.outputs)
+        return outs[0] if op.num_outputs == 1 else outs
+
+    def _call_inplace(self, op, inputs, params):
+        result = self._command(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params)
+        self._update(inputs[0], result.outputs[0])
+        return inputs[0]
+
+    def _fetch(self, t: Tensor) -> numpy.ndarray:
+        if t.numel() * t.dtype.itemsize > INLINE_BYTES:
+            return self._download(t._id)
+        result = self._command(K.FETCH, args=(t,))
+        return decode_array(result.value.tensor)
+
+    # ------------------------------------------------------------ proxies
+    def _from_meta(self, m) -> Tensor:
+        t = object.__new__(self.Tensor)
+        t._session = self
+        t._id = m.id
+        t._shape = tuple(m.shape)
+        t._dtype = dtypes.by_name(m.dtype)
+        t._strides = tuple(m.strides)
+        self._update(t, m)
+        return t
+
+    def _update(self, t: Tensor, m) -> None:
+        t._requires_grad = m.requires_grad
+        t._grad_fn = self._node(m.grad_fn) if m.has_grad_fn else None
+        t._output_nr = m.output_nr
+
+    def _node(self, ref):
+        node = self._nodes.get(ref.id)
+        if node is None:
+            node = make_node(self, ref)
+            self._nodes[ref.id] = node
+        return node
+
+    def _ref_of(self, x):
+        if isinstance(x, _Ref):
+            return x._id
+        if isinstance(x, Tensor):
+            if x._session is not self:
+                raise RuntimeError("a tensor of another session was passed to this session; tensors "
+                                   "cannot cross sessions (use .tolist() or .numpy() to copy values)")
+            return x._id
+        return None
+
+    # ------------------------------------------------------------ the wire
+    def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False):
+        cmd = pb.Command(kind=kind, name=name)
+        ref_of = self._ref_of
+        for a in args:
+            encode_value(a, cmd.args.add(), ref_of)
+        if kwargs:
+            for k, v in kwargs.items():
+                encode_value(v, cmd.kwargs[k], ref_of)
+        cmd.outputs.extend(outputs)
+        return self._execute([cmd], callbacks)[0]
+
+    def _execute(self, commands, callbacks: bool = False):
+        if self._closed:
+            raise RemoteError("this session is closed")
+        batch = pb.Batch(commands=commands)
+        if self._releases:
+            released, self._releases = self._releases, []
+            batch.release.extend(released)
+        try:
+            if callbacks and self._events is not None:
+                return self._execute_with_callbacks(batch).results
+            return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout).results
+        except grpc.RpcError as e:
+            error = from_rpc_error(e, self.address)
+        if self._hook_errors:
+            # a user's hook raised: re-raise that very exception, with the user's traceback
+            user_error = self._hook_errors.pop(0)
+            self._hook_errors.clear()
+            raise user_error
+        raise error
+
+    def _execute_with_callbacks(self, batch):
+        """Send a batch that may call back (backward with hooks) and serve its callbacks in order."""
+        done = object()
+        future = self._stub.Execute.future(batch, metadata=self._md, timeout=self._timeout)
+        future.add_done_callback(lambda f: self._events.put(done))
+        while True:
+            event = self._events.get()
+            if event is done:
+                return future.result()
+            if isinstance(event, BaseException):
+                raise event
+            if event.WhichOneof("kind") == "hook":
+                self._run_hook(event.hook)
+
+    def _run_hook(self, call) -> None:
+        reply = pb.CallbackReply(call_id=call.call_id)
+        fn = self._hooks.get(call.hook)
+        try:
+            if fn is None:
+                raise RuntimeError(f"hook {call.hook} is not registered in this client")
+            result = fn(self._from_meta(call.grad))
+            if result is not None:
+                if not isinstance(result, Tensor):
+                    raise TypeError(f"hook returned an object of type {type(result).__name__}; "
+                                    "expected a Tensor or None")
+                reply.result.ref = self._ref_of(result)
+            else:
+                reply.result.none = True
+        except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
+            self._hook_errors.append(e)
+            reply.error = f"{type(e).__name__}: {e}"
+        self._stub.Reply(reply, metadata=self._md, timeout=self._timeout)
+
+    def _ensure_events(self) -> None:
+        if self._events is not None:
+            return
+        self._events = queue.Queue()
+        call = self._stub.Subscribe(pb.SubscribeRequest(controller=True), metadata=self._md)
+        self._event_call = call
+        ready = threading.Event()
+
+        def pump():
+            try:
+                for event in call:
+                    if event.WhichOneof("kind") == "ready":
+                        ready.set()
+                    else:
+                        self._events.put(event)
+            except grpc.RpcError as e:
+                if not self._closed:
+                    self._events.put(from_rpc_error(e, self.address))
+            finally:
+                ready.set()
+
+        threading.Thread(target=pump, name="remote-autograd-events", daemon=True).start()
+        ready.wait(30)
+
+    def _upload(self, host: numpy.ndarray, requires_grad: bool):
+        tid = next(self._ids)
+        if host.nbytes <= INLINE_BYTES:
+            cmd = pb.Command(kind=K.UPLOAD)
+            encode_array(host, cmd.args.add().tensor)
+            if requires_grad:
+                encode_value(True, cmd.kwargs["requires_grad"])
+            cmd.outputs.append(tid)
+            return self._from_meta(self._execute([cmd])[0].outputs[0])
+
+        def chunks():
+            view = memoryview(host).cast("B")
+            first = pb.TensorChunk(id=tid, dtype=host.dtype.name, requires_grad=requires_grad)
+            first.shape.extend(host.shape)
+            first.data = bytes(view[:CHUNK_BYTES])
+            yield first
+            for start in range(CHUNK_BYTES, len(view), CHUNK_BYTES):
+                yield pb.TensorChunk(data=bytes(view[start:start + CHUNK_BYTES]))
+        try:
+            self._stub.Upload(chunks(), metadata=self._md, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.address) from None
+        result = self._command(K.META, args=(_Ref(tid),))
+        return self._from_meta(result.outputs[0])
+
+    def _download(self, tid: int) -> numpy.ndarray:
+        try:
+            stream = self._stub.Download(pb.DownloadRequest(id=tid), metadata=self._md, timeout=self._timeout)
+            first = next(stream)
+            from .protos.codec import check_header
+            dt, shape, nbytes = check_header(first.dtype, first.shape)
+            buf = bytearray(nbytes)
+            pos = len(first.data)
+            buf[:pos] = first.data
+            for chunk in stream:
+                buf[pos:pos + len(chunk.data)] = chunk.data
+                pos += len(chunk.data)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.address) from None
+        return numpy.frombuffer(buf, dtype=dt).reshape(shape)
+
+
+class _Ref:
+    """A bare tensor id, for commands about a tensor that has no proxy yet."""
+
+    def __init__(self, tid: int) -> None:
+        self._id = tid
+
+
+def _tuple(x):
+    if x is None:
+        return ()
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _plain(data):
+    if isinstance(data, Tensor):
+        return data.tolist()
+    if isinstance(data, (list, tuple)):
+        return [_plain(x) for x in data]
+    return data
+
+
+def _legacy_new(session: Session):
+    def __new__(cls, *args, **kwargs):  # noqa: N807
+        """torch.Tensor(...): float32 from data, or a zero-filled float32 tensor of a shape."""
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            return session.tensor(args[0], dtype=dtypes.float32)
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            return args[0]
+        return session.zeros(*args)
+    return __new__

@@ -1,0 +1,138 @@
+"""The client's Tensor: a proxy of a server tensor with torch's whole Tensor API."""
+from __future__ import annotations
+
+from .engine import dtypes
+from .engine.methods import TensorMethods
+from .engine.printing import format_tensor
+from .engine.size import Size
+from .engine.strides import is_contiguous, view_strides
+
+
+class Tensor(TensorMethods):
+    """Metadata lives here; values, history and gradients live on the server."""
+
+    __slots__ = ("_session", "_id", "_shape", "_dtype", "_strides", "_requires_grad", "_grad_fn",
+                 "_output_nr", "__weakref__")
+
+    # ------------------------------------------------------------ metadata (no round trip)
+    @property
+    def shape(self) -> Size:
+        return Size(self._shape)
+
+    @property
+    def dtype(self) -> dtypes.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self._session._set_requires_grad(self, bool(flag))
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    def is_contiguous(self) -> bool:
+        return is_contiguous(self._shape, self._strides)
+
+    def _can_view(self, shape) -> bool:
+        from .engine.ops import infer_shape
+        return view_strides(self._shape, self._strides, infer_shape(shape, self.numel())) is not None
+
+    def _alias_view(self):
+        return self._op("view", shape=self._shape)
+
+    def _as_tensor(self, value, index: bool = False) -> Tensor:
+        return self._session.tensor(value)
+
+    # ------------------------------------------------------------ autograd state (server side)
+    @property
+    def grad(self):
+        return self._session._get_grad(self)
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._session._set_grad(self, value)
+
+    @property
+    def data(self) -> Tensor:
+        return self._session._alias(self, "data")
+
+    def detach(self) -> Tensor:
+        return self._session._alias(self, "detach")
+
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        self._session._retain_grad(self)
+
+    def register_hook(self, hook):
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return self._session._register_hook(self, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        self._session.autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    # ------------------------------------------------------------ values (a round trip)
+    def _value(self):
+        return self._session._fetch(self)
+
+    def item(self):
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
+        return self._value().reshape(()).item()
+
+    def tolist(self):
+        return self._value().tolist()
+
+    def numpy(self, *, force: bool = False):
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._value()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._value()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        if self._grad_fn is not None:
+            suffix = (f"grad_fn=<{type(self._grad_fn).__name__}>",)
+        elif self._requires_grad:
+            suffix = ("requires_grad=True",)
+        else:
+            suffix = ()
+        return format_tensor(self._value(), suffix)
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("remote tensors cannot be pickled; use .numpy() or .tolist() to take values out")
+
+    # ------------------------------------------------------------ ops go to the session
+    def _dispatch(self, op, inputs, params):
+        return self._session._call(op, inputs, params)
+
+    def _dispatch_inplace(self, op, inputs, params):
+        return self._session._call_inplace(op, inputs, params)
+
+    def __del__(self) -> None:
+        session = getattr(self, "_session", None)
+        if session is not None:
+            session._releases.append(self._id)

@@ -1,0 +1,90 @@
+"""Builds and runs the gRPC server: the servicer, health checking, reflection, graceful stop."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..protos import autograd_pb2 as pb
+from ..protos import autograd_pb2_grpc as pb_grpc
+from .service import Limits, Registry, Servicer
+
+log = logging.getLogger("remote_autograd.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RemoteAutograd"].full_name
+MAX_MESSAGE = 1 << 30
+
+
+def build(host: str, port: int, limits: Limits, workers: int = 64):
+    """A started server and the port it listens on."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                 ("grpc.max_send_message_length", MAX_MESSAGE),
+                 ("grpc.so_reuseport", 0)])
+    registry = Registry(limits)
+    pb_grpc.add_RemoteAutogradServicer_to_server(Servicer(registry), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not bind {host}:{port}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    server.registry = registry
+    server.health = health_servicer
+    return server, bound
+
+
+def _env(name: str, default):
+    value = os.environ.get(f"REMOTE_AUTOGRAD_{name}")
+    return type(default)(value) if value is not None else default
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="remote-autograd", description="Serve remote autograd sessions over gRPC.")
+    p.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=_env("PORT", 50051), help="0 picks a free port")
+    p.add_argument("--workers", type=int, default=_env("WORKERS", 64), help="RPC worker threads")
+    p.add_argument("--max-sessions", type=int, default=_env("MAX_SESSIONS", 1000))
+    p.add_argument("--max-tensors", type=int, default=_env("MAX_TENSORS", 1_000_000),
+                   help="tensors one session may hold")
+    p.add_argument("--session-ttl", type=float, default=_env("SESSION_TTL", 3600.0),
+                   help="seconds an idle session lives without an open event stream")
+    p.add_argument("--callback-timeout", type=float, default=_env("CALLBACK_TIMEOUT", 60.0),
+                   help="seconds the server waits for a client's hook answer")
+    p.add_argument("--grace", type=float, default=_env("GRACE", 10.0), help="seconds to finish calls on SIGTERM")
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors,
+                    session_ttl=args.session_ttl, callback_timeout=args.callback_timeout)
+    server, port = build(args.host, args.port, limits, args.workers)
+    print(f"listening on {args.host}:{port}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %d: stopping (grace %.0f s)", signum, args.grace)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(30.0 if args.session_ttl > 60 else 1.0):
+        server.registry.reap()
+    server.health.enter_graceful_shutdown()
+    server.stop(args.grace).wait()
+    log.info("stopped")

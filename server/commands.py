@@ -1,0 +1,188 @@
+"""What each command kind does to a session: parse its Values, call the engine, describe results."""
+from __future__ import annotations
+
+from .. import engine
+from ..engine import autograd as engine_autograd
+from ..engine import dtypes, factories
+from ..engine.backend import from_numpy, to_numpy
+from ..engine.grad_mode import _enabled
+from ..engine.ops import OPS
+from ..engine.random import manual_seed
+from ..engine.tensor import Tensor, dispatch, dispatch_inplace
+from ..protos import autograd_pb2 as pb
+from ..protos.codec import decode_array, decode_value, encode_array, encode_value
+
+K = pb.Kind
+
+FACTORIES = {name: getattr(factories, name) for name in (
+    "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
+
+
+def _args(session, cmd):
+    tensor_of = session.tensor
+    return [decode_value(v, tensor_of, dtypes.by_name) for v in cmd.args]
+
+
+def _kwargs(session, cmd):
+    tensor_of = session.tensor
+    return {k: decode_value(v, tensor_of, dtypes.by_name) for k, v in cmd.kwargs.items()}
+
+
+def _bind_outputs(session, cmd, tensors, result: pb.CommandResult) -> None:
+    if len(cmd.outputs) != len(tensors):
+        raise ValueError(f"command {cmd.name or pb.Kind.Name(cmd.kind)} creates {len(tensors)} tensors "
+                         f"but {len(cmd.outputs)} ids were named")
+    for tid, t in zip(cmd.outputs, tensors):
+        if t is None:
+            continue
+        session.bind(tid, t)
+        session.meta(tid, t, result.outputs.add())
+
+
+def _op(name: str):
+    op = OPS.get(name)
+    if op is None:
+        raise NotImplementedError(f"unknown op {name!r}")
+    return op
+
+
+def call(session, cmd, result):
+    out = dispatch(_op(cmd.name), tuple(_args(session, cmd)), _kwargs(session, cmd))
+    _bind_outputs(session, cmd, out if isinstance(out, tuple) else (out,), result)
+
+
+def call_inplace(session, cmd, result):
+    args = _args(session, cmd)
+    dispatch_inplace(_op(cmd.name), tuple(args), _kwargs(session, cmd))
+    session.meta(cmd.args[0].ref, args[0], result.outputs.add())
+
+
+def factory(session, cmd, result):
+    fn = FACTORIES.get(cmd.name)
+    if fn is None:
+        raise NotImplementedError(f"unknown factory {cmd.name!r}")
+    _bind_outputs(session, cmd, (fn(*_args(session, cmd), **_kwargs(session, cmd)),), result)
+
+
+def upload(session, cmd, result):
+    array = from_numpy(decode_array(cmd.args[0].tensor))
+    t = Tensor._make(array)
+    if _kwargs(session, cmd).get("requires_grad"):
+        t.requires_grad = True
+    _bind_outputs(session, cmd, (t,), result)
+
+
+def _tensors(value):
+    return () if value is None else tuple(value)
+
+
+def backward(session, cmd, result):
+    tensors, grads, inputs = _args(session, cmd)
+    kw = _kwargs(session, cmd)
+    engine_autograd.backward(_tensors(tensors), grads and _tensors(grads), kw.get("retain_graph"),
+                             bool(kw.get("create_graph", False)), inputs=inputs and _tensors(inputs))
+
+
+def grad(session, cmd, result):
+    outputs, inputs, grad_outputs = _args(session, cmd)
+    kw = _kwargs(session, cmd)
+    grads = engine_autograd.grad(_tensors(outputs), _tensors(inputs), grad_outputs and _tensors(grad_outputs),
+                                 **kw)
+    if len(cmd.outputs) != len(grads):
+        raise ValueError(f"autograd.grad returns {len(grads)} tensors but {len(cmd.outputs)} ids were named")
+    for tid, g in zip(cmd.outputs, grads):
+        if g is None:
+            result.outputs.add()  # an empty meta (id 0) stands for None
+        else:
+            session.bind(tid, g)
+            session.meta(tid, g, result.outputs.add())
+
+
+def detach(session, cmd, result):
+    _bind_outputs(session, cmd, (_args(session, cmd)[0].detach(),), result)
+
+
+def data(session, cmd, result):
+    _bind_outputs(session, cmd, (_args(session, cmd)[0].data,), result)
+
+
+def get_grad(session, cmd, result):
+    g = _args(session, cmd)[0].grad
+    if g is not None:
+        _bind_outputs(session, cmd, (g,), result)
+    else:
+        result.value.none = True
+
+
+def set_grad(session, cmd, result):
+    t, g = _args(session, cmd)
+    if g is not None:
+        if tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(f"assigned grad has data of a different size")
+        if g.dtype is not t.dtype:
+            raise RuntimeError("assigned grad has data of a different type")
+    t.grad = g
+
+
+def set_requires_grad(session, cmd, result):
+    t, flag = _args(session, cmd)
+    t.requires_grad = bool(flag)
+    session.meta(cmd.args[0].ref, t, result.outputs.add())
+
+
+def retain_grad(session, cmd, result):
+    _args(session, cmd)[0].retain_grad()
+
+
+def register_hook(session, cmd, result):
+    t = _args(session, cmd)[0]
+    hook_id = _kwargs(session, cmd)["hook"]
+    session.hooks[hook_id] = t.register_hook(session.make_hook(hook_id))
+
+
+def remove_hook(session, cmd, result):
+    handle = session.hooks.pop(_kwargs(session, cmd)["hook"], None)
+    if handle is not None:
+        handle.remove()
+
+
+def set_grad_mode(session, cmd, result):
+    _enabled.set(bool(_args(session, cmd)[0]))
+
+
+def seed(session, cmd, result):
+    manual_seed(_args(session, cmd)[0])
+
+
+def next_functions(session, cmd, result):
+    node = session.node(_kwargs(session, cmd)["node"])
+    items = result.value.list
+    result.value.list.SetInParent()
+    for nxt, nr in node.next_functions:
+        pair = items.items.add().list
+        pair.SetInParent()
+        first = pair.items.add()
+        if nxt is None:
+            first.none = True
+        else:
+            session.node_ref(nxt, first.node)
+        pair.items.add().i = nr
+
+
+def fetch(session, cmd, result):
+    encode_array(to_numpy(_args(session, cmd)[0]._data), result.value.tensor)
+
+
+def meta(session, cmd, result):
+    session.meta(cmd.args[0].ref, _args(session, cmd)[0], result.outputs.add())
+
+
+HANDLERS = {
+    K.CALL: call, K.CALL_INPLACE: call_inplace, K.FACTORY: factory, K.UPLOAD: upload,
+    K.BACKWARD: backward, K.GRAD: grad, K.DETACH: detach, K.DATA: data, K.GET_GRAD: get_grad,
+    K.SET_GRAD: set_grad, K.SET_REQUIRES_GRAD: set_requires_grad, K.RETAIN_GRAD: retain_grad,
+    K.REGISTER_HOOK: register_hook, K.REMOVE_HOOK: remove_hook, K.SET_GRAD_MODE: set_grad_mode,
+    K.MANUAL_SEED: seed, K.NEXT_FUNCTIONS: next_functions, K.FETCH: fetch, K.META: meta,
+}
+
+del engine, encode_value

@@ -1,0 +1,87 @@
+"""One table maps exceptions to gRPC status codes; one decorator applies it to every handler."""
+from __future__ import annotations
+
+import functools
+import logging
+
+import grpc
+
+log = logging.getLogger("remote_autograd.server")
+
+
+class Unauthenticated(Exception):
+    """Unknown session or wrong token (deliberately indistinguishable)."""
+
+
+class UnknownTensor(LookupError):
+    """A command named a tensor id the session does not hold."""
+
+
+class ResourceExhausted(Exception):
+    """A server or session limit was reached."""
+
+
+class CommandError(Exception):
+    """A command of a batch failed: carries its index and the original exception."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+STATUS = (
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (UnknownTensor, grpc.StatusCode.NOT_FOUND),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
+    (IndexError, grpc.StatusCode.INVALID_ARGUMENT),
+    (TypeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+    (RuntimeError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+# Exception types a client may re-raise by name; anything else arrives as RuntimeError.
+TORCH_TYPES = ("RuntimeError", "IndexError", "TypeError", "ValueError", "NotImplementedError")
+
+
+def status_of(error: BaseException) -> grpc.StatusCode:
+    for cls, code in STATUS:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def type_name(error: BaseException) -> str:
+    if isinstance(error, UnknownTensor):
+        return "RuntimeError"
+    for cls in type(error).__mro__:
+        if cls.__name__ in TORCH_TYPES:
+            return cls.__name__
+    return "RuntimeError"
+
+
+def handle_errors(method):
+    """Turn exceptions into status codes with the torch exception type in trailing metadata.
+
+    ``context.abort`` is called outside the ``try`` so that its own exception is never swallowed.
+    """
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as e:  # noqa: BLE001  (mapped to a status below, never swallowed)
+            failure = e
+        index = None
+        if isinstance(failure, CommandError):
+            index, failure = failure.index, failure.error
+        code = status_of(failure)
+        if code == grpc.StatusCode.INTERNAL:
+            log.exception("internal error in %s", method.__name__, exc_info=failure)
+        trailing = [("x-error-type", type_name(failure))]
+        if index is not None:
+            trailing.append(("x-error-index", str(index)))
+        context.set_trailing_metadata(trailing)
+        message = failure.args[0] if len(failure.args) == 1 and isinstance(failure.args[0], str) else str(failure)
+        context.abort(code, message or type(failure).__name__)
+    return wrapper

@@ -1,0 +1,194 @@
+"""The gRPC servicer: thin handlers (parse, call the session, convert) and the session registry."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from ..engine.backend import BACKEND, from_numpy, to_numpy
+from ..engine.tensor import Tensor
+from ..protos import autograd_pb2 as pb
+from ..protos import autograd_pb2_grpc as pb_grpc
+from ..protos.codec import check_header, encode_array
+from .commands import HANDLERS
+from .errors import CommandError, ResourceExhausted, Unauthenticated, handle_errors
+from .session import Session
+
+log = logging.getLogger("remote_autograd.server")
+
+CHUNK_BYTES = 4 << 20
+
+
+@dataclass
+class Limits:
+    max_sessions: int = 1000
+    max_tensors: int = 1_000_000
+    session_ttl: float = 3600.0
+    callback_timeout: float = 60.0
+
+
+class Registry:
+    """Live sessions by id; idle ones expire unless a client keeps a stream open."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.sessions: dict[str, Session] = {}
+        self.lock = threading.Lock()
+
+    def create(self) -> Session:
+        with self.lock:
+            if len(self.sessions) >= self.limits.max_sessions:
+                raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
+            s = Session(self.limits)
+            self.sessions[s.id] = s
+        return s
+
+    def get(self, context) -> Session:
+        md = dict(context.invocation_metadata())
+        s = self.sessions.get(md.get("x-session-id", ""))
+        if s is None or s.closed:
+            raise Unauthenticated("unknown session or bad token")
+        s.check_token(md.get("x-session-token", ""))
+        s.last_used = time.monotonic()
+        return s
+
+    def close(self, s: Session, reason: str = "closed") -> None:
+        with self.lock:
+            self.sessions.pop(s.id, None)
+        s.close(reason)
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for s in list(self.sessions.values()):
+            if s.controller is None and now - s.last_used > self.limits.session_ttl:
+                log.info("session %s expired after %.0f s idle", s.id, now - s.last_used)
+                self.close(s, "expired")
+
+
+class Servicer(pb_grpc.RemoteAutogradServicer):
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    @handle_errors
+    def CreateSession(self, request, context):
+        s = self.registry.create()
+        log.info("session %s created (%s)", s.id, request.client or "anonymous client")
+        return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND)
+
+    @handle_errors
+    def CloseSession(self, request, context):
+        self.registry.close(self.registry.get(context))
+        return pb.Empty()
+
+    @handle_errors
+    def Ping(self, request, context):
+        return pb.Empty()
+
+    @handle_errors
+    def Execute(self, request, context):
+        session = self.registry.get(context)
+        reply = pb.BatchResult()
+        with session.lock, session.active():
+            session.release(request.release)
+            for i, cmd in enumerate(request.commands):
+                result = reply.results.add()
+                try:
+                    HANDLERS[cmd.kind](session, cmd, result)
+                except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
+                    raise CommandError(i, e) from e
+        return reply
+
+    @handle_errors
+    def Upload(self, request_iterator, context):
+        session = self.registry.get(context)
+        first = next(request_iterator)
+        dt, shape, nbytes = check_header(first.dtype, first.shape)
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        pos = 0
+        for chunk in _chain(first, request_iterator):
+            n = len(chunk.data)
+            if pos + n > nbytes:
+                raise ValueError(f"upload of tensor {first.id} sent more than the {nbytes} bytes its "
+                                 "dtype and shape need")
+            view[pos:pos + n] = chunk.data
+            pos += n
+        if pos != nbytes:
+            raise ValueError(f"upload of tensor {first.id} ended after {pos} of {nbytes} bytes")
+        import numpy
+        array = numpy.frombuffer(buf, dtype=dt).reshape(shape)
+        t = Tensor._make(from_numpy(array if dt.isnative else array.astype(dt.newbyteorder("="))))
+        if first.requires_grad:
+            t.requires_grad = True
+        with session.lock:
+            session.bind(first.id, t)
+        return pb.Empty()
+
+    @handle_errors
+    def Download(self, request, context):
+        session = self.registry.get(context)
+        with session.lock:
+            t = session.tensor(request.id)
+            if request.grad:
+                t = t.grad
+                if t is None:
+                    raise RuntimeError(f"tensor {request.id} has no grad")
+            array = to_numpy(t._data)
+        return _chunks(array)
+
+    def Subscribe(self, request, context):
+        try:
+            session = self.registry.get(context)
+        except Unauthenticated as e:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        q = session.subscribe(request.controller)
+        context.add_callback(lambda: q.put(None))
+        try:
+            yield pb.Event(ready=True)
+            while context.is_active():
+                try:
+                    item = q.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                if isinstance(item, str):
+                    yield pb.Event(closed=item)
+                    break
+                yield item
+        finally:
+            session.unsubscribe(q)
+
+    @handle_errors
+    def Reply(self, request, context):
+        session = self.registry.get(context)
+        which = request.result.WhichOneof("kind")
+        session.answer(request.call_id, request.result.ref if which == "ref" else None, request.error or None)
+        return pb.Empty()
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _chunks(array):
+    header = pb.TensorChunk(dtype=array.dtype.name)
+    header.shape.extend(array.shape)
+    data = memoryview(array if array.flags.c_contiguous else array.copy()).cast("B")
+    if len(data) <= CHUNK_BYTES:
+        header.data = bytes(data)
+        return iter((header,))
+
+    def gen():
+        yield header
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield pb.TensorChunk(data=bytes(data[start:start + CHUNK_BYTES]))
+    return gen()
+
+
+del encode_array

@@ -1,0 +1,218 @@
+"""One remote session: its tensors, graph nodes, grad mode, generator, hooks and event streams."""
+from __future__ import annotations
+
+import contextlib
+import hmac
+import itertools
+import queue
+import secrets
+import threading
+import time
+import weakref
+
+from ..engine import grad_mode as engine_grad_mode
+from ..engine import random as engine_random
+from ..engine.backend import to_numpy, xp
+from ..engine.tensor import Tensor
+from ..protos import autograd_pb2 as pb
+from ..protos.codec import encode_array
+from .errors import ResourceExhausted, Unauthenticated, UnknownTensor
+
+# Server-named ids (gradients handed to hooks) live above the client's id range.
+SERVER_ID_BASE = 1 << 62
+# Gradients up to this many elements travel inside a hook event (no extra round trip to print them).
+INLINE_VALUE_ELEMENTS = 1 << 16
+
+
+class PendingCall:
+    __slots__ = ("done", "result", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result = None
+        self.error = None
+
+
+class Session:
+    def __init__(self, limits) -> None:
+        self.id = secrets.token_hex(16)
+        self.token = secrets.token_urlsafe(32)
+        self.limits = limits
+        self.tensors: dict[int, Tensor] = {}
+        self.lock = threading.Lock()
+        self.grad_mode = True
+        self.generator = xp.random.default_rng()
+        self.hooks: dict[int, object] = {}
+        self._node_by_id: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._id_of_node: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._node_ids = itertools.count(1)
+        self._server_ids = itertools.count(SERVER_ID_BASE)
+        self._call_ids = itertools.count(1)
+        self.pending: dict[int, PendingCall] = {}
+        self.controller: queue.Queue | None = None
+        self.watchers: list[queue.Queue] = []
+        self.last_used = time.monotonic()
+        self.closed = False
+
+    # ------------------------------------------------------------ access
+    def check_token(self, token: str) -> None:
+        if not hmac.compare_digest(self.token.encode(), token.encode()):
+            raise Unauthenticated("unknown session or bad token")
+
+    def tensor(self, tid: int) -> Tensor:
+        try:
+            return self.tensors[tid]
+        except KeyError:
+            raise UnknownTensor(f"tensor id {tid} is not held by this session (released or never created)") from None
+
+    def bind(self, tid: int, t: Tensor) -> None:
+        if tid in self.tensors and self.tensors[tid] is not t:
+            raise ValueError(f"tensor id {tid} is already in use in this session")
+        if len(self.tensors) >= self.limits.max_tensors and tid not in self.tensors:
+            raise ResourceExhausted(f"session holds {len(self.tensors)} tensors, the limit is "
+                                    f"{self.limits.max_tensors}; release tensors you no longer need")
+        self.tensors[tid] = t
+
+    def release(self, ids) -> None:
+        for tid in ids:
+            self.tensors.pop(tid, None)
+
+    def node_id(self, node) -> int:
+        nid = self._id_of_node.get(node)
+        if nid is None:
+            nid = next(self._node_ids)
+            self._id_of_node[node] = nid
+            self._node_by_id[nid] = node
+        return nid
+
+    def node(self, nid: int):
+        try:
+            return self._node_by_id[nid]
+        except KeyError:
+            raise UnknownTensor(f"graph node {nid} no longer exists") from None
+
+    # ------------------------------------------------------------ engine state per command
+    @contextlib.contextmanager
+    def active(self):
+        """Run engine code with this session's grad mode and generator (per thread, never global)."""
+        t_mode = engine_grad_mode._enabled.set(self.grad_mode)
+        t_gen = engine_random._generator.set(self.generator)
+        try:
+            yield
+        finally:
+            self.grad_mode = engine_grad_mode._enabled.get()
+            self.generator = engine_random._generator.get()
+            engine_grad_mode._enabled.reset(t_mode)
+            engine_random._generator.reset(t_gen)
+
+    # ------------------------------------------------------------ metadata
+    def meta(self, tid: int, t: Tensor, out: pb.TensorMeta | None = None, value: bool = False) -> pb.TensorMeta:
+        m = out if out is not None else pb.TensorMeta()
+        data = t._data
+        m.id = tid
+        m.dtype = data.dtype.name
+        m.shape.extend(data.shape)
+        item = data.itemsize
+        m.strides.extend(st // item for st in data.strides)
+        m.requires_grad = t.requires_grad
+        if t.grad_fn is not None:
+            m.has_grad_fn = True
+            self.node_ref(t.grad_fn, m.grad_fn)
+            m.output_nr = t._output_nr
+        if value:
+            encode_array(to_numpy(data), m.value)
+            m.has_value = True
+        return m
+
+    def node_ref(self, node, out: pb.NodeRef) -> pb.NodeRef:
+        out.id = self.node_id(node)
+        out.name = node.name()
+        out.type = type(node).__name__
+        return out
+
+    # ------------------------------------------------------------ hooks and events
+    def subscribe(self, controller: bool) -> queue.Queue:
+        q: queue.Queue = queue.Queue()
+        if controller:
+            if self.controller is not None:
+                self.controller.put(None)
+            self.controller = q
+        else:
+            self.watchers.append(q)
+        return q
+
+    def unsubscribe(self, q: queue.Queue) -> None:
+        if q is self.controller:
+            self.controller = None
+            # a controller that went away can answer nothing: free every waiting backward
+            for call in list(self.pending.values()):
+                call.error = "the client disconnected while a callback was pending"
+                call.done.set()
+        elif q in self.watchers:
+            self.watchers.remove(q)
+
+    def make_hook(self, hook_id: int):
+        def hook(grad: Tensor):
+            return self.call_client(hook_id, grad)
+        return hook
+
+    def call_client(self, hook_id: int, grad: Tensor):
+        """Hand a gradient to the client's hook and wait for its answer, with the lock released."""
+        controller = self.controller
+        if controller is None:
+            raise RuntimeError(f"hook {hook_id} fired but no client is listening for callbacks "
+                               "(the client closed its event stream)")
+        gid = next(self._server_ids)
+        self.tensors[gid] = grad
+        call_id = next(self._call_ids)
+        call = PendingCall()
+        self.pending[call_id] = call
+        inline = grad._data.size <= INLINE_VALUE_ELEMENTS
+        event = pb.Event()
+        event.hook.call_id = call_id
+        event.hook.hook = hook_id
+        self.meta(gid, grad, event.hook.grad, value=inline)
+        for w in list(self.watchers):
+            watch = pb.Event()
+            watch.CopyFrom(event)
+            watch.hook.watch_only = True
+            if not inline:
+                self.meta(gid, grad, watch.hook.grad, value=True)
+            w.put(watch)
+        controller.put(event)
+        # While the client runs its hook, its ops on this session must run: hand the lock and
+        # this backward's grad mode to them, and take both back afterwards.
+        self.grad_mode = engine_grad_mode._enabled.get()
+        self.lock.release()
+        try:
+            answered = call.done.wait(self.limits.callback_timeout)
+        finally:
+            self.lock.acquire()
+            engine_grad_mode._enabled.set(self.grad_mode)
+            self.pending.pop(call_id, None)
+        if not answered:
+            raise RuntimeError(f"the client did not answer hook {hook_id} within "
+                               f"{self.limits.callback_timeout:g} s; backward was abandoned")
+        if call.error is not None:
+            raise RuntimeError(f"hook {hook_id} raised on the client: {call.error}")
+        if call.result is None:
+            return None
+        return self.tensor(call.result)
+
+    def answer(self, call_id: int, result: int | None, error: str | None) -> None:
+        call = self.pending.get(call_id)
+        if call is None:
+            raise ValueError(f"no callback {call_id} is pending in this session")
+        call.result = result
+        call.error = error
+        call.done.set()
+
+    def close(self, reason: str = "closed") -> None:
+        self.closed = True
+        for q in ([self.controller] if self.controller else []) + list(self.watchers):
+            q.put(reason)
+        for call in list(self.pending.values()):
+            call.error = f"the session was {reason}"
+            call.done.set()
+        self.tensors.clear()
+        self.hooks.clear()
