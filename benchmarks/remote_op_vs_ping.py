@@ -1,0 +1,51 @@
+"""Per-op round trip of a tiny remote op against a raw gRPC unary ping, side by side in one run.
+
+    python benchmarks/remote_op_vs_ping.py [--n 2000]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import grpc
+
+import remote_autograd as ra
+from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
+
+from _server import local_server
+
+
+def per_call(fn, n: int, rounds: int = 5) -> float:
+    for _ in range(50):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=2000)
+    args = p.parse_args()
+    with local_server() as address:
+        channel = grpc.insecure_channel(address)
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        empty = pb.Empty()
+        ping = per_call(lambda: stub.Ping(empty), args.n)
+        with ra.connect(address) as t:
+            a = t.ones(4, requires_grad=True)
+            op = per_call(lambda: a * 2.0, args.n)
+        channel.close()
+    print(f"raw gRPC unary ping      {ping * 1e6:8.1f} us")
+    print(f"tiny remote op (a * 2.0) {op * 1e6:8.1f} us")
+    print(f"ratio op/ping            {op / ping:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
