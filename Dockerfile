@@ -1,12 +1,14 @@
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 autograd
+ARG EXTRAS=""
+RUN useradd --create-home --uid 10001 autograd \
+    && mkdir -p /var/lib/remote-autograd && chown autograd /var/lib/remote-autograd
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY engine engine
 COPY server server
 COPY client client
 COPY protos protos
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".${EXTRAS}" \
     && python -c "import remote_autograd.server.app"
 USER autograd
 ENV REMOTE_AUTOGRAD_HOST=0.0.0.0 REMOTE_AUTOGRAD_PORT=50051

@@ -11,14 +11,13 @@ import statistics
 import time
 
 import numpy as np
-import torch
-
 import remote_autograd.engine as E
+import torch
 
 
 def chain(lib, x0):
     x = x0
-    for i in range(25):
+    for _ in range(25):
         x = x * 1.001
         x = x + 0.5
         x = x.sin()

@@ -9,12 +9,10 @@ import statistics
 import time
 
 import grpc
-
 import remote_autograd as ra
+from _server import local_server
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
-
-from _server import local_server
 
 
 def per_call(fn, n: int, rounds: int = 5) -> float:

@@ -8,11 +8,11 @@ class RemoteError(RuntimeError):
     """The server could not run a call for a reason that is not a torch error."""
 
 
-class ServerUnavailable(RemoteError, ConnectionError):
+class ServerUnavailable(RemoteError, ConnectionError):  # noqa: N818  (public API name)
     """The server (or the replica holding this session) cannot be reached."""
 
 
-class SessionLost(RemoteError):
+class SessionLost(RemoteError):  # noqa: N818  (public API name)
     """The server no longer knows this session (closed, expired, or its replica restarted)."""
 
 

@@ -4,30 +4,37 @@ from __future__ import annotations
 import functools
 import itertools
 import queue
+import secrets
+import sys
 import threading
 import types
+import warnings
 import weakref
 
 import grpc
 import numpy
 
 from .engine import dtypes
-from .engine.factories import _check_ragged, _infer_dtype
+from .engine import errors as engine_errors
+from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
-from .engine.methods import _size_args
 from .engine.size import Size
+from .errors import RemoteError, from_rpc_error
+from .node import make_node
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array, encode_array, encode_value
-from .errors import RemoteError, from_rpc_error
-from .node import make_node
 from .tensor import Tensor
 
 K = pb.Kind
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30)]
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30),
+                   # a restarted server or replica is found again within a second, not minutes
+                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                   ("grpc.max_reconnect_backoff_ms", 2000)]
 # Tensors above this travel through the chunked Upload/Download streams, not inside a batch.
 INLINE_BYTES = 4 << 20
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
+CREATE_ATTEMPTS = 4
 
 
 class RemovableHandle:
@@ -92,11 +99,7 @@ class Session:
         self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.RemoteAutogradStub(self._channel)
         self._timeout = timeout
-        try:
-            info = self._stub.CreateSession(pb.CreateSessionRequest(client=client), timeout=timeout or 30)
-        except grpc.RpcError as e:
-            self._channel.close()
-            raise from_rpc_error(e, address) from None
+        info = self._create(client, timeout)
         self.session_id = info.session_id
         self.token = info.token
         self.backend = info.backend
@@ -107,6 +110,7 @@ class Session:
         self._releases: list[int] = []
         self._hooks: dict[int, object] = {}
         self._hook_errors: list[BaseException] = []
+        self._retained: set[int] = set()
         self._nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._grad_enabled = True
         self._events: queue.Queue | None = None
@@ -115,6 +119,22 @@ class Session:
         self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self),
                                                   "__module__": "torch"})
         self._install_namespace()
+
+    def _create(self, client: str, timeout: float | None):
+        """CreateSession, proposing a fresh id; behind a gateway a dead replica owns some ids, so
+        an unavailable answer is retried with another id (nothing was created)."""
+        error = None
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                # the proposed id routes the creation through a gateway to the replica that will hold it
+                return self._stub.CreateSession(pb.CreateSessionRequest(client=client), timeout=timeout or 30,
+                                                metadata=(("x-session-id", secrets.token_hex(16)),))
+            except grpc.RpcError as e:
+                error = e
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    break
+        self._channel.close()
+        raise from_rpc_error(error, self.address) from None
 
     # ------------------------------------------------------------ the torch namespace
     def _install_namespace(self) -> None:
@@ -185,16 +205,18 @@ class Session:
     # ------------------------------------------------------------ factories
     def tensor(self, data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
         if isinstance(data, Tensor):
+            _warn_at_user_line(engine_errors.COPY_CONSTRUCT, UserWarning)
             out = data.detach().clone() if dtype is None else data.detach().to(dtype)
             return out.requires_grad_() if requires_grad else out
-        if isinstance(data, numpy.ndarray) or (hasattr(data, "__array__") and not isinstance(data, (list, tuple))):
+        if isinstance(data, (numpy.ndarray, numpy.generic)) or (
+                hasattr(data, "__array__") and not isinstance(data, (list, tuple))):
             host = numpy.asarray(data)
-            dt = dtypes.from_any(dtype) if dtype is not None else dtypes.from_any(host.dtype)
+            host = host.astype((dtypes.from_any(dtype) if dtype is not None else dtypes.from_any(host.dtype)).np)
         else:
-            _check_ragged(data)
-            dt = dtypes.from_any(dtype) if dtype is not None else _infer_dtype(data)
-            host = numpy.array(_plain(data), dtype=dt.np)
-        return self._upload(numpy.ascontiguousarray(host, dtype=dt.np), requires_grad)
+            host = host_array(_plain(data), dtype)  # torch's inference, and its errors, before any round trip
+        if requires_grad and host.dtype.kind != "f":
+            raise RuntimeError(engine_errors.FACTORY_REQUIRES_GRAD)
+        return self._upload(_contiguous(host), requires_grad)
 
     def as_tensor(self, data, dtype=None, device=None):
         if isinstance(data, Tensor) and (dtype is None or dtypes.from_any(dtype) is data.dtype):
@@ -202,7 +224,7 @@ class Session:
         return self.tensor(data, dtype=dtype)
 
     def from_numpy(self, array):
-        return self._upload(numpy.ascontiguousarray(array), False)
+        return self._upload(_contiguous(array), False)
 
     def _factory(self, name: str, *args, **kwargs):
         kwargs.pop("device", None)
@@ -213,39 +235,36 @@ class Session:
         result = self._command(K.FACTORY, name=name, args=args, kwargs=kwargs, outputs=(tid,))
         return self._from_meta(result.outputs[0])
 
+    # sizes go to the server as the user wrote them: the engine parses them, with torch's errors
     def zeros(self, *size, **kw):
-        return self._factory("zeros", *_size_args(size), **kw)
+        return self._factory("zeros", *size, **kw)
 
     def ones(self, *size, **kw):
-        return self._factory("ones", *_size_args(size), **kw)
+        return self._factory("ones", *size, **kw)
 
     def empty(self, *size, **kw):
-        return self._factory("empty", *_size_args(size), **kw)
+        return self._factory("empty", *size, **kw)
 
     def rand(self, *size, **kw):
-        return self._factory("rand", *_size_args(size), **kw)
+        return self._factory("rand", *size, **kw)
 
     def randn(self, *size, **kw):
-        return self._factory("randn", *_size_args(size), **kw)
+        return self._factory("randn", *size, **kw)
 
     def full(self, size, fill_value, **kw):
         if isinstance(fill_value, Tensor):
             fill_value = fill_value.item()
-        return self._factory("full", _size_args((size,) if isinstance(size, int) else (size,)), fill_value, **kw)
+        return self._factory("full", size, fill_value, **kw)
 
     def randint(self, low, high=None, size=None, **kw):
-        args = [a for a in (low, high) if a is not None]
-        if size is not None:
-            args.append(tuple(size))
-        return self._factory("randint", *args, **kw)
+        return self._factory("randint", low, high, size, **kw)
 
     def randperm(self, n: int, **kw):
-        return self._factory("randperm", int(n), **kw)
+        return self._factory("randperm", n, **kw)
 
     def arange(self, start, end=None, step=1, **kw):
         vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-        return self._factory("arange", *[v for v in vals[:2] if v is not None], vals[2], **kw) \
-            if end is not None else self._factory("arange", vals[0], None, vals[2], **kw)
+        return self._factory("arange", *vals, **kw)
 
     def linspace(self, start, end, steps: int, **kw):
         return self._factory("linspace", start, end, steps, **kw)
@@ -305,19 +324,18 @@ class Session:
 
     def _set_grad(self, t: Tensor, value) -> None:
         if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
+                            f"{type(value).__name__}")
         self._command(K.SET_GRAD, args=(t, value))
 
-    def _set_requires_grad(self, t: Tensor, flag: bool) -> None:
-        # torch's checks, at the user's line
+    def _set_requires_grad(self, t: Tensor, flag: bool, dtype_error: str = engine_errors.INTEGER_REQUIRES_GRAD) -> None:
+        # torch's checks, at the user's line (the setter and requires_grad_() word the dtype error apart)
         if t._grad_fn is not None:
             if flag:
                 return
-            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
-                               "to use a computed variable in a subgraph that doesn't require "
-                               "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError(engine_errors.NON_LEAF_REQUIRES_GRAD)
         if flag and not t.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+            raise RuntimeError(dtype_error)
         result = self._command(K.SET_REQUIRES_GRAD, args=(t, flag))
         self._update(t, result.outputs[0])
 
@@ -328,6 +346,10 @@ class Session:
 
     def _retain_grad(self, t: Tensor) -> None:
         self._command(K.RETAIN_GRAD, args=(t,))
+        self._retained.add(t._id)
+
+    def _retains(self, t: Tensor) -> bool:
+        return t._id in self._retained
 
     def _register_hook(self, t: Tensor, fn) -> RemovableHandle:
         self._ensure_events()
@@ -352,7 +374,9 @@ class Session:
     def _call(self, op, inputs, params):
         n = op.num_outputs
         if n == -1:  # unbind: one output per slice
-            n = inputs[0].shape[params.get("dim", 0)]
+            shape, dim = inputs[0].shape, params.get("dim", 0)
+            # a bad dim names no outputs: the server raises torch's error for it
+            n = shape[dim] if isinstance(dim, int) and -len(shape) <= dim < len(shape) else 0
         ids = tuple(next(self._ids) for _ in range(n))
         result = self._command(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids)
         outs = tuple(self._from_meta(m) for m in result.outputs)
@@ -423,10 +447,15 @@ class Session:
             batch.release.extend(released)
         try:
             if callbacks and self._events is not None:
-                return self._execute_with_callbacks(batch).results
-            return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout).results
+                reply = self._execute_with_callbacks(batch)
+            else:
+                reply = self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
         except grpc.RpcError as e:
             error = from_rpc_error(e, self.address)
+        else:
+            for w in reply.warnings:
+                _warn_at_user_line(w.message, _WARNING_TYPES.get(w.category, UserWarning))
+            return reply.results
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
             user_error = self._hook_errors.pop(0)
@@ -533,6 +562,18 @@ class Session:
         return numpy.frombuffer(buf, dtype=dt).reshape(shape)
 
 
+_WARNING_TYPES = {cls.__name__: cls for cls in (UserWarning, RuntimeWarning, DeprecationWarning, FutureWarning)}
+
+
+def _warn_at_user_line(message: str, category: type) -> None:
+    """Warn as torch does: attributed to the user's line (so the default filter dedups per line)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("remote_autograd"):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 class _Ref:
     """A bare tensor id, for commands about a tensor that has no proxy yet."""
 
@@ -546,6 +587,11 @@ def _tuple(x):
     if isinstance(x, Tensor):
         return (x,)
     return tuple(x)
+
+
+def _contiguous(array: numpy.ndarray) -> numpy.ndarray:
+    # not numpy.ascontiguousarray: it makes a 0-d array 1-d
+    return numpy.require(array, requirements="C")
 
 
 def _plain(data):

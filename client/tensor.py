@@ -1,7 +1,10 @@
 """The client's Tensor: a proxy of a server tensor with torch's whole Tensor API."""
 from __future__ import annotations
 
-from .engine import dtypes
+import warnings
+
+from .engine import dtypes, errors
+from .engine.errors import NON_LEAF_GRAD
 from .engine.methods import TensorMethods
 from .engine.printing import format_tensor
 from .engine.size import Size
@@ -36,7 +39,7 @@ class Tensor(TensorMethods):
         self._session._set_requires_grad(self, bool(flag))
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        self.requires_grad = requires_grad
+        self._session._set_requires_grad(self, bool(requires_grad), errors.INTEGER_REQUIRES_GRAD_)
         return self
 
     @property
@@ -63,7 +66,10 @@ class Tensor(TensorMethods):
     # ------------------------------------------------------------ autograd state (server side)
     @property
     def grad(self):
-        return self._session._get_grad(self)
+        g = self._session._get_grad(self)
+        if g is None and self._grad_fn is not None and not self._session._retains(self):
+            warnings.warn(NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return g
 
     @grad.setter
     def grad(self, value) -> None:

@@ -1,15 +1,16 @@
 """Watch another process's session: its gradient events, live, without answering them."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 import numpy
 
+from .errors import from_rpc_error
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array
-from .errors import from_rpc_error
 
 
 @dataclass(frozen=True)
@@ -18,13 +19,32 @@ class GradientEvent:
     grad: numpy.ndarray
 
 
-def watch(address: str, session_id: str, token: str):
-    """Yield a GradientEvent each time a hook of the session fires; ends when the session closes."""
+def watch(address: str, session_id: str, token: str) -> Iterator[GradientEvent]:
+    """A GradientEvent each time a hook of the session fires; ends when the session closes.
+
+    The subscription is in place when this returns: every hook that fires afterwards is seen.
+    """
     channel = grpc.insecure_channel(address)
     stub = pb_grpc.RemoteAutogradStub(channel)
     md = (("x-session-id", session_id), ("x-session-token", token))
+    stream = stub.Subscribe(pb.SubscribeRequest(controller=False), metadata=md)
     try:
-        for event in stub.Subscribe(pb.SubscribeRequest(controller=False), metadata=md):
+        first = next(stream)  # the server's "ready": it now delivers every event to this stream
+    except grpc.RpcError as e:
+        channel.close()
+        raise from_rpc_error(e, address) from None
+    except StopIteration:
+        channel.close()
+        return iter(())
+    if first.WhichOneof("kind") != "ready":
+        channel.close()
+        raise RuntimeError(f"the server opened a watch stream with {first.WhichOneof('kind')!r}, not 'ready'")
+    return _events(channel, stream, address)
+
+
+def _events(channel, stream, address: str) -> Iterator[GradientEvent]:
+    try:
+        for event in stream:
             kind = event.WhichOneof("kind")
             if kind == "hook":
                 yield GradientEvent(event.hook.hook, decode_array(event.hook.grad.value))

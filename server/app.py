@@ -63,6 +63,10 @@ def parse_args(argv=None):
                    help="seconds an idle session lives without an open event stream")
     p.add_argument("--callback-timeout", type=float, default=_env("CALLBACK_TIMEOUT", 60.0),
                    help="seconds the server waits for a client's hook answer")
+    p.add_argument("--state-dir", default=_env("STATE_DIR", ""),
+                   help="snapshot sessions here, and restore them from here at start")
+    p.add_argument("--snapshot-interval", type=float, default=_env("SNAPSHOT_INTERVAL", 30.0),
+                   help="seconds between snapshots of changed sessions (with --state-dir)")
     p.add_argument("--grace", type=float, default=_env("GRACE", 10.0), help="seconds to finish calls on SIGTERM")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -72,7 +76,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors,
-                    session_ttl=args.session_ttl, callback_timeout=args.callback_timeout)
+                    session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
+                    state_dir=args.state_dir or None)
     server, port = build(args.host, args.port, limits, args.workers)
     print(f"listening on {args.host}:{port}", flush=True)
     stop = threading.Event()
@@ -83,8 +88,11 @@ def main(argv=None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(30.0 if args.session_ttl > 60 else 1.0):
+    tick = max(0.2, min(args.snapshot_interval, 30.0 if args.session_ttl > 60 else 1.0))
+    while not stop.wait(tick):
         server.registry.reap()
+        server.registry.snapshot()
     server.health.enter_graceful_shutdown()
     server.stop(args.grace).wait()
-    log.info("stopped")
+    saved = server.registry.snapshot()
+    log.info("stopped%s", f" ({saved} sessions saved to {args.state_dir})" if args.state_dir else "")

@@ -32,7 +32,7 @@ def _bind_outputs(session, cmd, tensors, result: pb.CommandResult) -> None:
     if len(cmd.outputs) != len(tensors):
         raise ValueError(f"command {cmd.name or pb.Kind.Name(cmd.kind)} creates {len(tensors)} tensors "
                          f"but {len(cmd.outputs)} ids were named")
-    for tid, t in zip(cmd.outputs, tensors):
+    for tid, t in zip(cmd.outputs, tensors, strict=True):
         if t is None:
             continue
         session.bind(tid, t)
@@ -90,7 +90,7 @@ def grad(session, cmd, result):
                                  **kw)
     if len(cmd.outputs) != len(grads):
         raise ValueError(f"autograd.grad returns {len(grads)} tensors but {len(cmd.outputs)} ids were named")
-    for tid, g in zip(cmd.outputs, grads):
+    for tid, g in zip(cmd.outputs, grads, strict=True):
         if g is None:
             result.outputs.add()  # an empty meta (id 0) stands for None
         else:
@@ -107,7 +107,8 @@ def data(session, cmd, result):
 
 
 def get_grad(session, cmd, result):
-    g = _args(session, cmd)[0].grad
+    t = _args(session, cmd)[0]
+    g = t._grad  # the slot: the client warns about a non-leaf's .grad, at the user's line
     if g is not None:
         _bind_outputs(session, cmd, (g,), result)
     else:
@@ -116,12 +117,7 @@ def get_grad(session, cmd, result):
 
 def set_grad(session, cmd, result):
     t, g = _args(session, cmd)
-    if g is not None:
-        if tuple(g.shape) != tuple(t.shape):
-            raise RuntimeError(f"assigned grad has data of a different size")
-        if g.dtype is not t.dtype:
-            raise RuntimeError("assigned grad has data of a different type")
-    t.grad = g
+    t.grad = g  # the engine's setter checks size and dtype with torch's messages
 
 
 def set_requires_grad(session, cmd, result):

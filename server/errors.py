@@ -9,15 +9,15 @@ import grpc
 log = logging.getLogger("remote_autograd.server")
 
 
-class Unauthenticated(Exception):
+class Unauthenticated(Exception):  # noqa: N818  (named after the gRPC status)
     """Unknown session or wrong token (deliberately indistinguishable)."""
 
 
-class UnknownTensor(LookupError):
+class UnknownTensor(LookupError):  # noqa: N818  (named after the gRPC status)
     """A command named a tensor id the session does not hold."""
 
 
-class ResourceExhausted(Exception):
+class ResourceExhausted(Exception):  # noqa: N818  (named after the gRPC status)
     """A server or session limit was reached."""
 
 
@@ -52,7 +52,11 @@ def status_of(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def type_name(error: BaseException) -> str:
+def type_name(error: BaseException) -> str | None:
+    """The torch exception type a client re-raises; None for the service's own conditions (an unknown
+    session, a limit), which a client reports by their status code instead."""
+    if isinstance(error, (Unauthenticated, ResourceExhausted)):
+        return None
     if isinstance(error, UnknownTensor):
         return "RuntimeError"
     for cls in type(error).__mro__:
@@ -78,7 +82,8 @@ def handle_errors(method):
         code = status_of(failure)
         if code == grpc.StatusCode.INTERNAL:
             log.exception("internal error in %s", method.__name__, exc_info=failure)
-        trailing = [("x-error-type", type_name(failure))]
+        kind = type_name(failure)
+        trailing = [] if kind is None else [("x-error-type", kind)]
         if index is not None:
             trailing.append(("x-error-index", str(index)))
         context.set_trailing_metadata(trailing)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -14,13 +16,15 @@ from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import check_header, encode_array
+from . import relay, snapshot
 from .commands import HANDLERS
 from .errors import CommandError, ResourceExhausted, Unauthenticated, handle_errors
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Limits:
     max_tensors: int = 1_000_000
     session_ttl: float = 3600.0
     callback_timeout: float = 60.0
+    state_dir: str | None = None
 
 
 class Registry:
@@ -38,12 +43,22 @@ class Registry:
         self.limits = limits
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
+        if limits.state_dir:
+            os.makedirs(limits.state_dir, exist_ok=True)
+            for s in snapshot.load_all(limits.state_dir, limits):
+                self.sessions[s.id] = s
+            if self.sessions:
+                log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)
 
-    def create(self) -> Session:
+    def create(self, proposed: str | None = None) -> Session:
+        if proposed is not None and not SESSION_ID.fullmatch(proposed):
+            raise ValueError("x-session-id on CreateSession must be 32 lowercase hex digits")
         with self.lock:
             if len(self.sessions) >= self.limits.max_sessions:
                 raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
-            s = Session(self.limits)
+            if proposed in self.sessions:
+                raise ValueError("that session id is taken; propose another")
+            s = Session(self.limits, proposed)
             self.sessions[s.id] = s
         return s
 
@@ -60,6 +75,26 @@ class Registry:
         with self.lock:
             self.sessions.pop(s.id, None)
         s.close(reason)
+        if self.limits.state_dir:
+            snapshot.remove(s.id, self.limits.state_dir)
+
+    def snapshot(self) -> int:
+        """Save every session changed since its last snapshot; returns how many were saved."""
+        if not self.limits.state_dir:
+            return 0
+        saved = 0
+        for s in list(self.sessions.values()):
+            if not s.dirty or s.closed:
+                continue
+            with s.lock:
+                s.dirty = False
+                try:
+                    snapshot.save(s, self.limits.state_dir)
+                    saved += 1
+                except OSError as e:
+                    s.dirty = True
+                    log.error("could not snapshot session %s: %s", s.id, e)
+        return saved
 
     def reap(self) -> None:
         now = time.monotonic()
@@ -72,10 +107,13 @@ class Registry:
 class Servicer(pb_grpc.RemoteAutogradServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        relay.install()
 
     @handle_errors
     def CreateSession(self, request, context):
-        s = self.registry.create()
+        # A client may propose the id: a gateway that hashes x-session-id then sends the
+        # creation to the very replica that all later calls of the session will reach.
+        s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND)
 
@@ -92,7 +130,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def Execute(self, request, context):
         session = self.registry.get(context)
         reply = pb.BatchResult()
-        with session.lock, session.active():
+        with relay.collect() as warned, session.lock, session.active():
+            session.dirty = True
             session.release(request.release)
             for i, cmd in enumerate(request.commands):
                 result = reply.results.add()
@@ -100,6 +139,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
                     HANDLERS[cmd.kind](session, cmd, result)
                 except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
                     raise CommandError(i, e) from e
+        for category, message in warned:
+            reply.warnings.add(category=category, message=message)
         return reply
 
     @handle_errors
@@ -134,7 +175,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         with session.lock:
             t = session.tensor(request.id)
             if request.grad:
-                t = t.grad
+                t = t._grad
                 if t is None:
                     raise RuntimeError(f"tensor {request.id} has no grad")
             array = to_numpy(t._data)

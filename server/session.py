@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import itertools
 import queue
@@ -24,6 +25,10 @@ SERVER_ID_BASE = 1 << 62
 INLINE_VALUE_ELEMENTS = 1 << 16
 
 
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 class PendingCall:
     __slots__ = ("done", "result", "error")
 
@@ -34,9 +39,12 @@ class PendingCall:
 
 
 class Session:
-    def __init__(self, limits) -> None:
-        self.id = secrets.token_hex(16)
-        self.token = secrets.token_urlsafe(32)
+    def __init__(self, limits, session_id: str | None = None, token_hash: bytes | None = None) -> None:
+        self.id = session_id or secrets.token_hex(16)
+        # only the token's hash is kept (and snapshotted): a state dir does not leak tokens
+        self.token = None if token_hash else secrets.token_urlsafe(32)
+        self.token_hash = token_hash or hash_token(self.token)
+        self.dirty = True
         self.limits = limits
         self.tensors: dict[int, Tensor] = {}
         self.lock = threading.Lock()
@@ -56,7 +64,7 @@ class Session:
 
     # ------------------------------------------------------------ access
     def check_token(self, token: str) -> None:
-        if not hmac.compare_digest(self.token.encode(), token.encode()):
+        if not hmac.compare_digest(self.token_hash, hash_token(token)):
             raise Unauthenticated("unknown session or bad token")
 
     def tensor(self, tid: int) -> Tensor:
