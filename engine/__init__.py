@@ -31,4 +31,19 @@ nn = types.SimpleNamespace(functional=nn_functional)
 __all__ = ["Tensor", "Size", "dtype", "tensor", "zeros", "ones", "full", "empty", "rand", "randn",
            "randint", "arange", "linspace", "eye", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "manual_seed", "autograd", "nn", "BACKEND"]
-del sys
+
+
+from . import gradcheck as _gradcheck  # noqa: E402
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402
+
+_self = sys.modules[__name__]
+autograd.Function = Function
+autograd.function = types.SimpleNamespace(Function=Function, FunctionCtx=FunctionCtx,
+                                          once_differentiable=once_differentiable)
+autograd.gradcheck = lambda func, inputs, **kw: _gradcheck.gradcheck(_self, func, inputs, **kw)
+autograd.gradgradcheck = lambda func, inputs, grad_outputs=None, **kw: _gradcheck.gradgradcheck(
+    _self, func, inputs, grad_outputs, **kw)
+autograd.functional = types.SimpleNamespace(**{
+    name: (lambda fn: lambda *a, **kw: fn(_self, *a, **kw))(getattr(_gradcheck, name))
+    for name in ("jacobian", "hessian", "vjp", "jvp")})
+autograd.GradcheckError = _gradcheck.GradcheckError
