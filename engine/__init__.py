@@ -6,11 +6,30 @@ import types
 
 from . import autograd as _autograd
 from .backend import BACKEND
-from .dtypes import (bool_ as bool, dtype, float16, float32, float64, int8, int16, int32, int64,  # noqa: A004
-                     uint8, promote_types)
-from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
-                        linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
-                        randperm, tensor, zeros, zeros_like)
+from .dtypes import bool_ as bool  # noqa: A004
+from .dtypes import dtype, float16, float32, float64, int8, int16, int32, int64, promote_types, uint8
+from .factories import (
+                     arange,
+                     as_tensor,
+                     empty,
+                     empty_like,
+                     eye,
+                     from_numpy,
+                     full,
+                     full_like,
+                     linspace,
+                     ones,
+                     ones_like,
+                     rand,
+                     rand_like,
+                     randint,
+                     randn,
+                     randn_like,
+                     randperm,
+                     tensor,
+                     zeros,
+                     zeros_like,
+)
 from .functional import TORCH_FUNCTIONS, nn_functional
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .node import Node
