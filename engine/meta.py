@@ -1,0 +1,395 @@
+"""Shape, dtype and stride rules of every op of the table, without computing anything.
+
+A client infers each result's metadata from these rules, so it needs no round trip; an
+op whose result shape depends on values (a boolean mask index) has no rule and syncs.
+Errors a rule can see are raised with the engine's own types and messages.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from . import ops
+from .dtypes import DEFAULT_FLOAT, by_name, result_type
+from .strides import contiguous_strides, view_strides
+
+_SCALARS = (bool, int, float)
+_BOOL = numpy.dtype(bool)
+_INT64 = numpy.dtype(numpy.int64)
+_FLOAT = DEFAULT_FLOAT.np
+
+
+class Unknown(Exception):
+    """The result's metadata depends on values: only the server can tell."""
+
+
+class Meta:
+    """What a client knows of a tensor: shape, numpy dtype, strides in elements."""
+
+    __slots__ = ("shape", "dtype", "strides")
+
+    def __init__(self, shape, dtype, strides=None) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.strides = contiguous_strides(self.shape) if strides is None else tuple(strides)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Meta({self.shape}, {self.dtype}, {self.strides})"
+
+
+def _broadcast(*operands) -> tuple:
+    shapes = [() if isinstance(x, _SCALARS) or x is None else x.shape for x in operands]
+    out: list[int] = []
+    for i in range(1, max((len(s) for s in shapes), default=0) + 1):
+        size = 1
+        for s in shapes:
+            d = s[-i] if i <= len(s) else 1
+            if d != 1:
+                if size != 1 and d != size:
+                    # the engine words it for the first two operands that disagree
+                    a = next(x for x in operands if not isinstance(x, _SCALARS) and len(x.shape) >= i
+                             and x.shape[-i] != 1)
+                    b = next(x for x in operands if not isinstance(x, _SCALARS) and x is not a
+                             and len(x.shape) >= i and x.shape[-i] not in (1, a.shape[-i]))
+                    raise ops._shape_error(a, b)
+                size = d
+        out.append(size)
+    return tuple(reversed(out))
+
+
+def _dtype(*operands):
+    return result_type(*operands).np
+
+
+def _float(dt):
+    return dt if dt.kind == "f" else _FLOAT
+
+
+def elementwise(out_dtype=None):
+    def rule(*inputs, **params):
+        dt = _dtype(*inputs) if out_dtype is None else out_dtype
+        return Meta(_broadcast(*inputs), dt)
+    return rule
+
+
+def _div(a, b, rounding_mode=None):
+    dt = _dtype(a, b)
+    return Meta(_broadcast(a, b), _float(dt) if rounding_mode is None else dt)
+
+
+def _same(a, **params):
+    return Meta(a.shape, a.dtype)
+
+
+def _float_same(a, **params):
+    return Meta(a.shape, _float(a.dtype))
+
+
+def _scalar_promoted(a, **params):
+    scalar = params.get("exponent", params.get("other", params.get("base")))
+    if isinstance(scalar, (list, tuple)) or scalar is None:
+        return Meta(a.shape, a.dtype)
+    return Meta(a.shape, _dtype(a, scalar))
+
+
+def _where(cond, a, b):
+    return Meta(_broadcast(cond, a, b), _dtype(a, b))
+
+
+def _reduced(a, dim, keepdim):
+    axes = ops._check_reduce_dims(a, dim) if dim is not None else tuple(range(a.ndim))
+    axes = () if axes is None else axes
+    if keepdim:
+        return tuple(1 if i in axes else d for i, d in enumerate(a.shape))
+    return tuple(d for i, d in enumerate(a.shape) if i not in axes)
+
+
+def _reduction(kind):
+    def rule(a, dim=None, keepdim=False, **params):
+        dims = (dim,) if isinstance(dim, int) else dim
+        shape = _reduced(a, dims, keepdim)
+        if kind == "sum":
+            dt = _INT64 if a.dtype.kind in "biu" else a.dtype
+        elif kind == "float":
+            if a.dtype.kind != "f":
+                raise Unknown  # the engine raises its dtype error; let the server say it
+            dt = a.dtype
+        elif kind == "bool":
+            dt = _BOOL
+        elif kind == "index":
+            dt = _INT64
+        else:
+            dt = a.dtype
+        return Meta(shape, dt)
+    return rule
+
+
+def _extreme_dim(a, dim, keepdim=False):
+    shape = _reduced(a, (dim,), keepdim) if a.ndim else ()
+    return Meta(shape, a.dtype), Meta(shape, _INT64)
+
+
+def _norm(a, ord=2, dim=None, keepdim=False):  # noqa: A002
+    if a.dtype.kind != "f":
+        raise Unknown
+    return Meta(_reduced(a, dim, keepdim), a.dtype)
+
+
+def _mm(a, b):
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
+        raise Unknown  # the engine's checks word it
+    return Meta((a.shape[0], b.shape[1]), a.dtype)
+
+
+def _bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1] or a.dtype != b.dtype:
+        raise Unknown
+    return Meta((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+
+
+def _dot(a, b):
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape or a.dtype != b.dtype:
+        raise Unknown
+    return Meta((), a.dtype)
+
+
+def _mv(a, b):
+    if a.ndim != 2 or b.ndim != 1 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
+        raise Unknown
+    return Meta((a.shape[0],), a.dtype)
+
+
+def _permuted(a, order):
+    return Meta(tuple(a.shape[d] for d in order), a.dtype, tuple(a.strides[d] for d in order))
+
+
+def _t(a):
+    if a.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {a.ndim}D")
+    return _permuted(a, tuple(reversed(range(a.ndim))))
+
+
+def _transpose(a, dim0, dim1):
+    if a.ndim == 0:
+        return Meta((), a.dtype)
+    order = list(range(a.ndim))
+    d0, d1 = ops._check_dim(dim0, a.ndim), ops._check_dim(dim1, a.ndim)
+    order[d0], order[d1] = order[d1], order[d0]
+    return _permuted(a, order)
+
+
+def _permute(a, dims):
+    if len(dims) != a.ndim:
+        raise Unknown
+    return _permuted(a, tuple(ops._check_dim(d, a.ndim) for d in dims))
+
+
+def _view(a, shape):
+    shape = ops.infer_shape(shape, a.size)
+    strides = view_strides(a.shape, a.strides, shape)
+    if strides is None:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
+                           "one dimension spans across two contiguous subspaces). Use .reshape(...) "
+                           "instead.")
+    return Meta(shape, a.dtype, strides)
+
+
+def _unsafe_view(a, shape):
+    return Meta(ops.infer_shape(shape, a.size), a.dtype)
+
+
+def _squeeze(a, dim=None):
+    if dim is None:
+        keep = [i for i, d in enumerate(a.shape) if d != 1]
+    else:
+        dims = dim if isinstance(dim, tuple) else (dim,)
+        axes = {ops._check_dim(d, a.ndim) for d in dims}
+        keep = [i for i, d in enumerate(a.shape) if not (i in axes and d == 1)]
+    return Meta(tuple(a.shape[i] for i in keep), a.dtype, tuple(a.strides[i] for i in keep))
+
+
+def _unsqueeze(a, dim):
+    n = a.ndim + 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    d = dim % n
+    inner = a.strides[d] * a.shape[d] if d < a.ndim else 1
+    return Meta(a.shape[:d] + (1,) + a.shape[d:], a.dtype, a.strides[:d] + (inner,) + a.strides[d:])
+
+
+def _expand(a, shape):
+    shape = tuple(shape)
+    lead = len(shape) - a.ndim
+    if lead < 0:
+        raise Unknown
+    out, strides = [], []
+    for i, d in enumerate(shape):
+        if i < lead:
+            if d == -1:
+                raise Unknown
+            out.append(d)
+            strides.append(0)
+            continue
+        have = a.shape[i - lead]
+        if d == -1:
+            d = have
+        elif have != d and have != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({d}) must match the existing size ({have}) "
+                               f"at non-singleton dimension {i}.  Target sizes: {list(shape)}.  "
+                               f"Tensor sizes: {list(a.shape)}")
+        out.append(d)
+        strides.append(a.strides[i - lead] if have == d else 0)
+    return Meta(tuple(out), a.dtype, tuple(strides))
+
+
+def _to_dtype(a, dtype):
+    return Meta(a.shape, (dtype if not isinstance(dtype, str) else by_name(dtype)).np)
+
+
+def _cat(*inputs, dim=0):
+    tensors = [x for x in inputs if not (x.ndim == 1 and x.shape[0] == 0)] or list(inputs[:1])
+    ref = tensors[0]
+    d = ops._check_dim(dim, ref.ndim)
+    for x in tensors:
+        if x.ndim != ref.ndim or any(x.shape[k] != ref.shape[k] for k in range(ref.ndim) if k != d):
+            raise Unknown
+    shape = list(ref.shape)
+    shape[d] = sum(x.shape[d] for x in tensors)
+    return Meta(tuple(shape), _dtype(*inputs))
+
+
+def _stack(*inputs, dim=0):
+    ref = inputs[0]
+    if any(x.shape != ref.shape for x in inputs):
+        raise Unknown
+    n = ref.ndim + 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    d = dim % n
+    return Meta(ref.shape[:d] + (len(inputs),) + ref.shape[d:], _dtype(*inputs))
+
+
+def _unbind(a, dim=0):
+    d = ops._check_dim(dim, a.ndim)
+    shape = a.shape[:d] + a.shape[d + 1:]
+    strides = a.strides[:d] + a.strides[d + 1:]
+    return tuple(Meta(shape, a.dtype, strides) for _ in range(a.shape[d]))
+
+
+def _select(a, dim, index):
+    if a.ndim == 0:
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                         "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    d = ops._check_dim(dim, a.ndim)
+    if not -a.shape[d] <= index < a.shape[d]:
+        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {a.shape[d]}")
+    return Meta(a.shape[:d] + a.shape[d + 1:], a.dtype, a.strides[:d] + a.strides[d + 1:])
+
+
+def _slice(a, dim, start=None, stop=None, step=1):
+    if step <= 0:
+        raise ValueError("step must be greater than zero")
+    d = ops._check_dim(dim, a.ndim)
+    n = len(range(*slice(start, stop, step).indices(a.shape[d])))
+    return Meta(a.shape[:d] + (n,) + a.shape[d + 1:], a.dtype,
+                a.strides[:d] + (a.strides[d] * step,) + a.strides[d + 1:])
+
+
+def _narrow(a, dim, start, length):
+    d = ops._check_dim(dim, a.ndim)
+    s = start + a.shape[d] if start < 0 else start
+    if s < 0 or s + length > a.shape[d] or length < 0:
+        raise RuntimeError(f"start ({s}) + length ({length}) exceeds dimension size ({a.shape[d]}).")
+    return Meta(a.shape[:d] + (length,) + a.shape[d + 1:], a.dtype, a.strides)
+
+
+def _index(a, *tensors, key):
+    if any(t.dtype == _BOOL for t in tensors):
+        raise Unknown  # a mask's result size depends on its values
+    # numpy's indexing rules on a zero-stride stand-in, with stand-in index arrays of the right shapes
+    stand_in = numpy.lib.stride_tricks.as_strided(numpy.zeros(1, dtype=numpy.int8), a.shape, (0,) * a.ndim)
+    indices = [numpy.zeros(t.shape, dtype=numpy.int64) for t in tensors]
+    try:
+        shape = stand_in[ops.build_key(key, indices)].shape
+    except IndexError as e:
+        raise IndexError(str(e)) from None
+    return Meta(shape, a.dtype)
+
+
+def _inplace_same(a, *rest, **params):
+    return Meta(a.shape, a.dtype, a.strides)
+
+
+def _loss(a, b, reduction="mean", **params):
+    shape = _broadcast(a, b)
+    dt = _dtype(a, b)
+    return Meta(shape if reduction == "none" else (), dt)
+
+
+def _bce(x, y, reduction="mean"):
+    if x.shape != y.shape:
+        raise ValueError(f"Target size (torch.Size({list(y.shape)})) must be the same as input size "
+                         f"(torch.Size({list(x.shape)}))")
+    return Meta(x.shape if reduction == "none" else (), _dtype(x, y))
+
+
+def _nll(logp, target, reduction="mean", ignore_index=-100):
+    if reduction == "none":
+        return Meta(target.shape, logp.dtype)
+    return Meta((), logp.dtype)
+
+
+def _softmax(a, dim):
+    ops._check_dim(dim, a.ndim)
+    return Meta(a.shape, _float(a.dtype))
+
+
+RULES = {
+    "add": elementwise(), "sub": elementwise(), "mul": elementwise(), "div": _div,
+    "rsub": _scalar_promoted, "pow": _scalar_promoted, "pow_tensor": elementwise(),
+    "pow_scalar_base": _scalar_promoted, "reciprocal": _float_same, "neg": _same,
+    "where": _where, "abs": _same, "sign": _same,
+    "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,
+    "tanh": _float_same, "sigmoid": _float_same, "relu": _same, "clamp": _same,
+    "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
+    "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
+    "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),
+    "logical_or": elementwise(_BOOL), "bitwise_and": elementwise(), "bitwise_or": elementwise(),
+    "all": _reduction("bool"), "any": _reduction("bool"), "argmax": _reduction("index"),
+    "argmin": _reduction("index"),
+    "sum": _reduction("sum"), "sum_dim": _reduction("sum"), "mean": _reduction("float"),
+    "mean_dim": _reduction("float"), "var": _reduction("float"), "std": _reduction("float"),
+    "max": _reduction("same"), "min": _reduction("same"), "max_dim": _extreme_dim, "min_dim": _extreme_dim,
+    "maximum": elementwise(), "minimum": elementwise(), "prod": _reduction("sum"),
+    "prod_dim": _reduction("sum"), "norm": _norm,
+    "mm": _mm, "bmm": _bmm, "dot": _dot, "mv": _mv,
+    "t": _t, "transpose": _transpose, "permute": _permute, "view": _view, "_unsafe_view": _unsafe_view,
+    "squeeze": _squeeze, "squeeze_dim": _squeeze, "squeeze_dims": _squeeze, "_squeeze_matmul": _squeeze,
+    "unsqueeze": _unsqueeze, "expand": _expand, "clone": _same, "to_dtype": _to_dtype,
+    "detach_copy": _inplace_same, "cat": _cat, "stack": _stack, "unbind": _unbind,
+    "select": _select, "slice": _slice, "narrow": _narrow, "index": _index,
+    "copy_slices": _inplace_same, "index_put": _inplace_same,
+    "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
+    "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
+    "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll,
+}
+
+# Ops the client never issues itself (they appear only inside backward, on the server).
+SERVER_ONLY = {"select_backward", "slice_backward", "index_backward"}
+
+
+def infer(name: str, inputs, params):
+    """Meta (or a tuple of them) of an op's result; raises Unknown when only values can tell."""
+    rule = RULES.get(name)
+    if rule is None:
+        raise Unknown
+    return rule(*inputs, **params)
