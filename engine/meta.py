@@ -20,7 +20,7 @@ _INT64 = numpy.dtype(numpy.int64)
 _FLOAT = DEFAULT_FLOAT.np
 
 
-class Unknown(Exception):
+class ValueDependentError(Exception):
     """The result's metadata depends on values: only the server can tell."""
 
 
@@ -121,7 +121,7 @@ def _reduction(kind):
             dt = _INT64 if a.dtype.kind in "biu" else a.dtype
         elif kind == "float":
             if a.dtype.kind != "f":
-                raise Unknown  # the engine raises its dtype error; let the server say it
+                raise ValueDependentError  # the engine raises its dtype error; let the server say it
             dt = a.dtype
         elif kind == "bool":
             dt = _BOOL
@@ -140,31 +140,31 @@ def _extreme_dim(a, dim, keepdim=False):
 
 def _norm(a, ord=2, dim=None, keepdim=False):  # noqa: A002
     if a.dtype.kind != "f":
-        raise Unknown
+        raise ValueDependentError
     return Meta(_reduced(a, dim, keepdim), a.dtype)
 
 
 def _mm(a, b):
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
-        raise Unknown  # the engine's checks word it
+        raise ValueDependentError  # the engine's checks word it
     return Meta((a.shape[0], b.shape[1]), a.dtype)
 
 
 def _bmm(a, b):
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1] or a.dtype != b.dtype:
-        raise Unknown
+        raise ValueDependentError
     return Meta((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
 
 
 def _dot(a, b):
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape or a.dtype != b.dtype:
-        raise Unknown
+        raise ValueDependentError
     return Meta((), a.dtype)
 
 
 def _mv(a, b):
     if a.ndim != 2 or b.ndim != 1 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
-        raise Unknown
+        raise ValueDependentError
     return Meta((a.shape[0],), a.dtype)
 
 
@@ -189,7 +189,7 @@ def _transpose(a, dim0, dim1):
 
 def _permute(a, dims):
     if len(dims) != a.ndim:
-        raise Unknown
+        raise ValueDependentError
     return _permuted(a, tuple(ops._check_dim(d, a.ndim) for d in dims))
 
 
@@ -230,12 +230,12 @@ def _expand(a, shape):
     shape = tuple(shape)
     lead = len(shape) - a.ndim
     if lead < 0:
-        raise Unknown
+        raise ValueDependentError
     out, strides = [], []
     for i, d in enumerate(shape):
         if i < lead:
             if d == -1:
-                raise Unknown
+                raise ValueDependentError
             out.append(d)
             strides.append(0)
             continue
@@ -261,7 +261,7 @@ def _cat(*inputs, dim=0):
     d = ops._check_dim(dim, ref.ndim)
     for x in tensors:
         if x.ndim != ref.ndim or any(x.shape[k] != ref.shape[k] for k in range(ref.ndim) if k != d):
-            raise Unknown
+            raise ValueDependentError
     shape = list(ref.shape)
     shape[d] = sum(x.shape[d] for x in tensors)
     return Meta(tuple(shape), _dtype(*inputs))
@@ -270,7 +270,7 @@ def _cat(*inputs, dim=0):
 def _stack(*inputs, dim=0):
     ref = inputs[0]
     if any(x.shape != ref.shape for x in inputs):
-        raise Unknown
+        raise ValueDependentError
     n = ref.ndim + 1
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
@@ -314,7 +314,7 @@ def _narrow(a, dim, start, length):
 
 def _index(a, *tensors, key):
     if any(t.dtype == _BOOL for t in tensors):
-        raise Unknown  # a mask's result size depends on its values
+        raise ValueDependentError  # a mask's result size depends on its values
     # numpy's indexing rules on a zero-stride stand-in, with stand-in index arrays of the right shapes
     stand_in = numpy.lib.stride_tricks.as_strided(numpy.zeros(1, dtype=numpy.int8), a.shape, (0,) * a.ndim)
     indices = [numpy.zeros(t.shape, dtype=numpy.int64) for t in tensors]
@@ -388,8 +388,8 @@ SERVER_ONLY = {"select_backward", "slice_backward", "index_backward"}
 
 
 def infer(name: str, inputs, params):
-    """Meta (or a tuple of them) of an op's result; raises Unknown when only values can tell."""
+    """Meta (or a tuple of them) of an op's result; raises ValueDependentError when only values can tell."""
     rule = RULES.get(name)
     if rule is None:
-        raise Unknown
+        raise ValueDependentError
     return rule(*inputs, **params)
