@@ -206,7 +206,12 @@ class Session:
     def tensor(self, data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
         if isinstance(data, Tensor):
             _warn_at_user_line(engine_errors.COPY_CONSTRUCT, UserWarning)
-            out = data.detach().clone() if dtype is None else data.detach().to(dtype)
+            if data._session is not self:  # values cross sessions as values, through this client
+                return self.tensor(data._value(), dtype=dtype, requires_grad=requires_grad)
+            dt = dtypes.from_any(dtype) if dtype is not None else data.dtype
+            if requires_grad and not dt.is_floating_point:
+                raise RuntimeError(engine_errors.FACTORY_REQUIRES_GRAD)
+            out = data.detach().to(dt, copy=True)  # always a copy, as torch.tensor makes one
             return out.requires_grad_() if requires_grad else out
         if isinstance(data, (numpy.ndarray, numpy.generic)) or (
                 hasattr(data, "__array__") and not isinstance(data, (list, tuple))):
@@ -344,6 +349,23 @@ class Session:
         result = self._command(K.DETACH if kind == "detach" else K.DATA, args=(t,), outputs=(tid,))
         return self._from_meta(result.outputs[0])
 
+    def _set_data(self, t: Tensor, value) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        result = self._command(K.SET_DATA, args=(t, value))
+        self._rebind(t, result.outputs[0])
+
+    def _detach_inplace(self, t: Tensor) -> None:
+        result = self._command(K.DETACH_INPLACE, args=(t,))
+        self._rebind(t, result.outputs[0])
+
+    def _rebind(self, t: Tensor, m) -> None:
+        """A proxy whose server tensor changed storage: shape, dtype and strides may differ now."""
+        t._shape = tuple(m.shape)
+        t._dtype = dtypes.by_name(m.dtype)
+        t._strides = tuple(m.strides)
+        self._update(t, m)
+
     def _retain_grad(self, t: Tensor) -> None:
         self._command(K.RETAIN_GRAD, args=(t,))
         self._retained.add(t._id)
@@ -480,6 +502,8 @@ class Session:
     def _run_hook(self, call) -> None:
         reply = pb.CallbackReply(call_id=call.call_id)
         fn = self._hooks.get(call.hook)
+        # the server runs the hook's calls in the backward's grad mode: know it here too
+        outer_mode, self._grad_enabled = self._grad_enabled, call.grad_enabled
         try:
             if fn is None:
                 raise RuntimeError(f"hook {call.hook} is not registered in this client")
@@ -494,6 +518,8 @@ class Session:
         except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
             self._hook_errors.append(e)
             reply.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._grad_enabled = outer_mode
         self._stub.Reply(reply, metadata=self._md, timeout=self._timeout)
 
     def _ensure_events(self) -> None:
@@ -567,7 +593,7 @@ _WARNING_TYPES = {cls.__name__: cls for cls in (UserWarning, RuntimeWarning, Dep
 
 def _warn_at_user_line(message: str, category: type) -> None:
     """Warn as torch does: attributed to the user's line (so the default filter dedups per line)."""
-    level, frame = 1, sys._getframe(1)
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is our caller, sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("remote_autograd"):
         frame = frame.f_back
         level += 1
@@ -605,9 +631,16 @@ def _plain(data):
 def _legacy_new(session: Session):
     def __new__(cls, *args, **kwargs):  # noqa: N807
         """torch.Tensor(...): float32 from data, or a zero-filled float32 tensor of a shape."""
-        if len(args) == 1 and isinstance(args[0], (list, tuple)):
-            return session.tensor(args[0], dtype=dtypes.float32)
+        kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"new() received an invalid combination of arguments - got unexpected keyword "
+                            f"arguments {sorted(kwargs)}")
+        if not args:
+            return session.tensor([], dtype=dtypes.float32)
         if len(args) == 1 and isinstance(args[0], Tensor):
             return args[0]
+        if len(args) == 1 and isinstance(args[0], (list, tuple)) and not isinstance(args[0], Size):
+            return session.tensor(args[0], dtype=dtypes.float32)
+        # a shape (ints or a torch.Size): torch leaves the memory uninitialised; zeros is one valid content
         return session.zeros(*args)
     return __new__

@@ -50,6 +50,11 @@ class Tensor(TensorMethods):
     def grad_fn(self):
         return self._grad_fn
 
+    def stride(self, dim: int | None = None):
+        if dim is None:
+            return tuple(self._strides)
+        return self._strides[dim]
+
     def is_contiguous(self) -> bool:
         return is_contiguous(self._shape, self._strides)
 
@@ -79,8 +84,21 @@ class Tensor(TensorMethods):
     def data(self) -> Tensor:
         return self._session._alias(self, "data")
 
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        # what ``w.data -= lr * w.grad`` ends with: the tensor takes the storage of ``value``
+        self._session._set_data(self, value)
+
     def detach(self) -> Tensor:
         return self._session._alias(self, "detach")
+
+    def detach_(self) -> Tensor:
+        self._session._detach_inplace(self)
+        return self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._grad_fn is not None and self._session._retains(self)
 
     def retain_grad(self) -> None:
         if not self._requires_grad:

@@ -24,7 +24,8 @@ def watch(address: str, session_id: str, token: str) -> Iterator[GradientEvent]:
 
     The subscription is in place when this returns: every hook that fires afterwards is seen.
     """
-    channel = grpc.insecure_channel(address)
+    # a watcher gets every gradient's values, however large: the SDK's message limits, not gRPC's 4 MiB
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30)])
     stub = pb_grpc.RemoteAutogradStub(channel)
     md = (("x-session-id", session_id), ("x-session-token", token))
     stream = stub.Subscribe(pb.SubscribeRequest(controller=False), metadata=md)

@@ -70,15 +70,17 @@ def encode_value(value, out: pb.Value | None = None, ref_of=None) -> pb.Value:
         v.list.SetInParent()
         for x in value:
             encode_value(x, items.add(), ref_of)
-    elif hasattr(value, "is_floating_point") and hasattr(value, "itemsize") and hasattr(value, "name"):
-        v.dtype = value.name
     else:
+        # tensors first: a tensor has dtype-like attributes too (is_floating_point, itemsize)
         ref = ref_of(value) if ref_of is not None else None
-        if ref is None:
-            if isinstance(value, numpy.generic):
-                return encode_value(value.item(), v, ref_of)
+        if ref is not None:
+            v.ref = ref
+        elif isinstance(value, numpy.generic):
+            return encode_value(value.item(), v, ref_of)
+        elif hasattr(value, "is_floating_point") and hasattr(value, "itemsize") and hasattr(value, "name"):
+            v.dtype = value.name
+        else:
             raise TypeError(f"cannot send a {type(value).__name__} to the server")
-        v.ref = ref
     return v
 
 

@@ -93,6 +93,8 @@ def main(argv=None) -> None:
         server.registry.reap()
         server.registry.snapshot()
     server.health.enter_graceful_shutdown()
-    server.stop(args.grace).wait()
+    stopped = server.stop(args.grace)  # refuses new calls from here on
+    server.registry.end_streams()  # event streams wait on queues: end them now, not at the grace's end
+    stopped.wait()
     saved = server.registry.snapshot()
     log.info("stopped%s", f" ({saved} sessions saved to {args.state_dir})" if args.state_dir else "")

@@ -106,6 +106,18 @@ def data(session, cmd, result):
     _bind_outputs(session, cmd, (_args(session, cmd)[0].data,), result)
 
 
+def set_data(session, cmd, result):
+    t, source = _args(session, cmd)
+    t.data = source
+    session.meta(cmd.args[0].ref, t, result.outputs.add())
+
+
+def detach_inplace(session, cmd, result):
+    t = _args(session, cmd)[0]
+    t.detach_()
+    session.meta(cmd.args[0].ref, t, result.outputs.add())
+
+
 def get_grad(session, cmd, result):
     t = _args(session, cmd)[0]
     g = t._grad  # the slot: the client warns about a non-leaf's .grad, at the user's line
@@ -179,6 +191,7 @@ HANDLERS = {
     K.SET_GRAD: set_grad, K.SET_REQUIRES_GRAD: set_requires_grad, K.RETAIN_GRAD: retain_grad,
     K.REGISTER_HOOK: register_hook, K.REMOVE_HOOK: remove_hook, K.SET_GRAD_MODE: set_grad_mode,
     K.MANUAL_SEED: seed, K.NEXT_FUNCTIONS: next_functions, K.FETCH: fetch, K.META: meta,
+    K.SET_DATA: set_data, K.DETACH_INPLACE: detach_inplace,
 }
 
 del engine, encode_value

@@ -96,6 +96,11 @@ class Registry:
                     log.error("could not snapshot session %s: %s", s.id, e)
         return saved
 
+    def end_streams(self) -> None:
+        """Stopping: end every session's event streams (the sessions themselves stay, for a snapshot)."""
+        for s in list(self.sessions.values()):
+            s.end_streams()
+
     def reap(self) -> None:
         now = time.monotonic()
         for s in list(self.sessions.values()):
@@ -136,7 +141,11 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             for i, cmd in enumerate(request.commands):
                 result = reply.results.add()
                 try:
-                    HANDLERS[cmd.kind](session, cmd, result)
+                    handler = HANDLERS.get(cmd.kind)
+                    if handler is None:
+                        raise NotImplementedError(f"command kind {cmd.kind} is unknown to this server "
+                                                  "(a client newer than the server?)")
+                    handler(session, cmd, result)
                 except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
                     raise CommandError(i, e) from e
         for category, message in warned:
@@ -146,7 +155,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     @handle_errors
     def Upload(self, request_iterator, context):
         session = self.registry.get(context)
-        first = next(request_iterator)
+        first = next(request_iterator, None)
+        if first is None:
+            raise ValueError("an upload stream needs at least one chunk (the one with id, dtype and shape)")
         dt, shape, nbytes = check_header(first.dtype, first.shape)
         buf = bytearray(nbytes)
         view = memoryview(buf)

@@ -149,6 +149,10 @@ class Session:
             self.watchers.append(q)
         return q
 
+    def end_streams(self) -> None:
+        for q in ([self.controller] if self.controller else []) + list(self.watchers):
+            q.put(None)
+
     def unsubscribe(self, q: queue.Queue) -> None:
         if q is self.controller:
             self.controller = None
@@ -176,9 +180,12 @@ class Session:
         call = PendingCall()
         self.pending[call_id] = call
         inline = grad._data.size <= INLINE_VALUE_ELEMENTS
+        # the hook runs in this backward's grad mode (disabled unless create_graph), as torch's hooks do
+        mode = engine_grad_mode._enabled.get()
         event = pb.Event()
         event.hook.call_id = call_id
         event.hook.hook = hook_id
+        event.hook.grad_enabled = mode
         self.meta(gid, grad, event.hook.grad, value=inline)
         for w in list(self.watchers):
             watch = pb.Event()
@@ -189,29 +196,33 @@ class Session:
             w.put(watch)
         controller.put(event)
         # While the client runs its hook, its ops on this session must run: hand the lock and
-        # this backward's grad mode to them, and take both back afterwards.
-        self.grad_mode = engine_grad_mode._enabled.get()
+        # this backward's grad mode to them, and take the lock back afterwards. The backward goes
+        # on in its own mode, whatever the hook set.
+        self.grad_mode = mode
         self.lock.release()
         try:
             answered = call.done.wait(self.limits.callback_timeout)
         finally:
             self.lock.acquire()
-            engine_grad_mode._enabled.set(self.grad_mode)
+            engine_grad_mode._enabled.set(mode)
             self.pending.pop(call_id, None)
         if not answered:
             raise RuntimeError(f"the client did not answer hook {hook_id} within "
                                f"{self.limits.callback_timeout:g} s; backward was abandoned")
         if call.error is not None:
             raise RuntimeError(f"hook {hook_id} raised on the client: {call.error}")
-        if call.result is None:
-            return None
-        return self.tensor(call.result)
+        return call.result
 
     def answer(self, call_id: int, result: int | None, error: str | None) -> None:
         call = self.pending.get(call_id)
         if call is None:
             raise ValueError(f"no callback {call_id} is pending in this session")
-        call.result = result
+        # the replacement is looked up now: once this answer returns, the client may release its id
+        if result is not None and error is None:
+            try:
+                call.result = self.tensor(result)
+            except LookupError as e:
+                error = str(e)
         call.error = error
         call.done.set()
 
