@@ -22,6 +22,12 @@ class Node:
             self._next = self._session._next_functions(self._id)
         return self._next
 
+    def __call__(self, *grads):
+        """Run this node's backward on the server (``grad_fn(g)`` in torch)."""
+        return self._session._node_apply(self._id, grads)
+
+    apply = __call__
+
     def __eq__(self, other) -> bool:
         return isinstance(other, Node) and other._session is self._session and other._id == self._id
 

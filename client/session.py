@@ -20,6 +20,8 @@ from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.size import Size
 from .errors import RemoteError, from_rpc_error
+from .engine import gradcheck as gradchecks
+from .function import FunctionCtx, function_base
 from .node import make_node
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
@@ -110,6 +112,7 @@ class Session:
         self._releases: list[int] = []
         self._hooks: dict[int, object] = {}
         self._hook_errors: list[BaseException] = []
+        self._functions: dict[int, object] = {}
         self._retained: set[int] = set()
         self._nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._grad_enabled = True
@@ -147,7 +150,13 @@ class Session:
         self.nn = types.SimpleNamespace(functional=nn_functional)
         self.autograd = types.SimpleNamespace(
             backward=self._backward, grad=self._grad, no_grad=self.no_grad, enable_grad=self.enable_grad,
-            set_grad_enabled=self.set_grad_enabled)
+            set_grad_enabled=self.set_grad_enabled, Function=function_base(self),
+            GradcheckError=gradchecks.GradcheckError,
+            gradcheck=functools.partial(gradchecks.gradcheck, self),
+            gradgradcheck=functools.partial(gradchecks.gradgradcheck, self),
+            functional=types.SimpleNamespace(**{name: functools.partial(getattr(gradchecks, name), self)
+                                                for name in ("jacobian", "hessian", "vjp", "jvp")}))
+        self.autograd.function = types.SimpleNamespace(Function=self.autograd.Function, FunctionCtx=FunctionCtx)
 
     def __enter__(self) -> Session:
         return self
@@ -449,8 +458,9 @@ class Session:
         return None
 
     # ------------------------------------------------------------ the wire
-    def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False):
-        cmd = pb.Command(kind=kind, name=name)
+    def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False,
+                 node: int = 0):
+        cmd = pb.Command(kind=kind, name=name, node=node)
         ref_of = self._ref_of
         for a in args:
             encode_value(a, cmd.args.add(), ref_of)
@@ -475,6 +485,11 @@ class Session:
         except grpc.RpcError as e:
             error = from_rpc_error(e, self.address)
         else:
+            for node_id in reply.released_functions:
+                node = self._functions.pop(node_id, None)
+                if node is not None:
+                    node._to_save = ()
+                    node._freed = True
             for w in reply.warnings:
                 _warn_at_user_line(w.message, _WARNING_TYPES.get(w.category, UserWarning))
             return reply.results
@@ -496,8 +511,11 @@ class Session:
                 return future.result()
             if isinstance(event, BaseException):
                 raise event
-            if event.WhichOneof("kind") == "hook":
+            kind = event.WhichOneof("kind")
+            if kind == "hook":
                 self._run_hook(event.hook)
+            elif kind == "function":
+                self._run_function(event.function)
 
     def _run_hook(self, call) -> None:
         reply = pb.CallbackReply(call_id=call.call_id)
@@ -520,7 +538,84 @@ class Session:
             reply.error = f"{type(e).__name__}: {e}"
         finally:
             self._grad_enabled = outer_mode
-        self._stub.Reply(reply, metadata=self._md, timeout=self._timeout)
+        self._reply(reply)
+
+    def _run_function(self, call) -> None:
+        """The server's backward reached a custom Function applied here: run its backward."""
+        reply = pb.CallbackReply(call_id=call.call_id)
+        node = self._functions.get(call.node)
+        outer_mode, self._grad_enabled = self._grad_enabled, call.grad_enabled
+        try:
+            if node is None:
+                raise RuntimeError(f"function node {call.node} is unknown to this client")
+            grads = tuple(self._from_meta(m) if m.id else None for m in call.grads)
+            result = node._function.backward(node, *grads)
+            result = result if isinstance(result, tuple) else (result,)
+            items = reply.result.list
+            reply.result.list.SetInParent()
+            for g in result:
+                item = items.items.add()
+                if g is None:
+                    item.none = True
+                elif isinstance(g, Tensor):
+                    item.ref = self._ref_of(g)
+                else:
+                    raise TypeError(f"backward of {type(node).__name__} returned a {type(g).__name__}; "
+                                    "expected Tensors or None")
+        except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
+            self._hook_errors.append(e)
+            reply.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._grad_enabled = outer_mode
+        self._reply(reply)
+
+    def _reply(self, reply) -> None:
+        try:
+            self._stub.Reply(reply, metadata=self._md, timeout=self._timeout)
+        except grpc.RpcError as e:
+            # a late answer (the server gave up on this callback) is dropped: the backward that
+            # asked for it has already failed with the server's timeout error
+            if e.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                raise from_rpc_error(e, self.address) from None
+
+    def _apply_function(self, cls, node, args, kwargs):
+        is_tensor = tuple(isinstance(a, Tensor) for a in args)
+        node.needs_input_grad = tuple(t and a.requires_grad for a, t in zip(args, is_tensor))
+        with self.no_grad():
+            outputs = cls.forward(node, *args, **kwargs)
+        if not (self._grad_enabled and any(node.needs_input_grad)):
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        tensors = [o for o in outs if isinstance(o, Tensor)]
+        inputs = {id(a) for a in args if isinstance(a, Tensor)}
+        alias_ids = tuple(self._new_id() if id(o) in inputs else 0 for o in tensors)
+        self._ensure_events()
+        self._functions[node._id] = node
+        self._nodes[node._id] = node
+        result = self._command(
+            K.FUNCTION, args=(tuple(a if t else None for a, t in zip(args, is_tensor)), tuple(tensors)),
+            kwargs={"name": node._name, "non_differentiable": tuple(node._non_differentiable),
+                    "materialize_grads": node.materialize_grads},
+            outputs=alias_ids, node=node._id)
+        replaced = {}
+        for o, alias, m in zip(tensors, alias_ids, result.outputs):
+            if alias:
+                replaced[id(o)] = self._from_meta(m)
+            else:
+                self._update(o, m)
+        final = tuple(replaced.get(id(o), o) for o in outs)
+        return final[0] if single else final
+
+    def _node_apply(self, node_id: int, grads):
+        n = len(self._next_functions(node_id))
+        ids = tuple(self._new_id() for _ in range(n))
+        result = self._command(K.NODE_APPLY, args=grads, kwargs={"node": node_id}, outputs=ids, callbacks=True)
+        out = tuple(self._from_meta(m) if m.id else None for m in result.outputs)
+        return out[0] if len(out) == 1 else out
+
+    def _new_id(self) -> int:
+        return next(self._ids)
 
     def _ensure_events(self) -> None:
         if self._events is not None:

@@ -1,9 +1,9 @@
 """The backward walker: iterative, priority-ordered as torch's engine, owning all bookkeeping."""
 from __future__ import annotations
 
-import heapq
+import warnings
 
-from . import grad_mode
+from . import errors, grad_mode
 from .backend import xp
 from .node import AccumulateGrad
 from .size import Size
@@ -36,6 +36,13 @@ def _root_grads(outputs, grad_outputs, create_graph):
     return grads
 
 
+def _match_grads(outputs, grads):
+    # torch zips outputs with gradients (extra gradients are dropped), then counts
+    if len(grads) < len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grads)} gradients")
+    return grads[:len(outputs)]
+
+
 def _check_outputs(outputs):
     for i, out in enumerate(outputs):
         if not out.requires_grad:
@@ -50,18 +57,32 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """torch.autograd.backward: accumulate gradients of ``tensors`` into leaves' ``.grad``."""
     outputs = _as_tuple(tensors)
     grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
-    if len(grads) != len(outputs):
-        raise RuntimeError(f"got {len(grads)} tensors and {len(outputs)} gradients")
+    grads = _match_grads(outputs, grads)
     _check_outputs(outputs)
-    inputs = _as_tuple(inputs)
-    if inputs:
-        for t in inputs:
-            if not t.requires_grad:
-                raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    else:
+        inputs = ()
     if retain_graph is None:
         retain_graph = create_graph
     roots = _root_grads(outputs, grads, create_graph)
+    for t in inputs:
+        t.retain_grad()  # as torch does: a non-leaf input receives its gradient as a retained one
+    if create_graph:
+        _warn_create_graph_once()
     _run(outputs, roots, retain_graph, create_graph, inputs, accumulate=True)
+
+
+_create_graph_warned = []
+
+
+def _warn_create_graph_once() -> None:
+    # torch warns once per process (TORCH_WARN_ONCE)
+    if not _create_graph_warned:
+        _create_graph_warned.append(True)
+        warnings.warn(errors.CREATE_GRAPH_CYCLE, UserWarning, stacklevel=3)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -71,12 +92,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     single = isinstance(inputs, Tensor)
     inputs = _as_tuple(inputs)
     grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
-    if len(grads) != len(outputs):
-        raise RuntimeError(f"grad requires one grad_output per output: got {len(grads)} and {len(outputs)}")
+    grads = _match_grads(outputs, grads)
     _check_outputs(outputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
     if allow_unused is None:
         allow_unused = materialize_grads
     if retain_graph is None:
@@ -84,11 +107,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     roots = _root_grads(outputs, grads, create_graph)
     captured = _run(outputs, roots, retain_graph, create_graph, inputs, accumulate=False)
     result = []
-    for t, g in zip(inputs, captured):
+    for i, (t, g) in enumerate(zip(inputs, captured)):
         if g is None:
             if not allow_unused:
-                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the "
-                                   "graph. Set allow_unused=True if this is the desired behavior.")
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have been used in "
+                                   "the graph. Set allow_unused=True if this is the desired behavior.")
             if materialize_grads:
                 g = Tensor._make(xp.zeros_like(t._data))
         result.append(g)
@@ -118,6 +141,62 @@ def _add(a, b):
     return a + b
 
 
+class _ReadyQueue:
+    """torch's ready queue: a std::priority_queue on sequence_nr, highest first.
+
+    libstdc++'s push_heap/pop_heap are reproduced step for step, so that nodes of equal sequence_nr
+    (several AccumulateGrad nodes) come out in the same order as in torch, and hooks fire in torch's order.
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        self._heap: list = []
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def push(self, node) -> None:
+        heap = self._heap
+        heap.append(None)
+        self._sift_up(len(heap) - 1, 0, (node._seq, node))
+
+    def pop(self):
+        heap = self._heap
+        top = heap[0]
+        n = len(heap)
+        if n > 1:
+            value = heap[n - 1]
+            heap[n - 1] = top
+            self._adjust(n - 1, value)
+        heap.pop()
+        return top[1]
+
+    def _sift_up(self, hole: int, top: int, value) -> None:  # std::__push_heap
+        heap = self._heap
+        parent = (hole - 1) // 2
+        while hole > top and heap[parent][0] < value[0]:
+            heap[hole] = heap[parent]
+            hole = parent
+            parent = (hole - 1) // 2
+        heap[hole] = value
+
+    def _adjust(self, length: int, value) -> None:  # std::__adjust_heap from the top
+        heap = self._heap
+        hole = child = 0
+        while child < (length - 1) // 2:
+            child = 2 * (child + 1)
+            if heap[child][0] < heap[child - 1][0]:
+                child -= 1
+            heap[hole] = heap[child]
+            hole = child
+        if length & 1 == 0 and child == (length - 2) // 2:
+            child = 2 * (child + 1)
+            heap[hole] = heap[child - 1]
+            hole = child - 1
+        self._sift_up(hole, 0, value)
+
+
 def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
     # Dependencies: how many edges reach each node from the roots (iterative DFS, no recursion).
     root_edges = [_node_of(t) for t in outputs]
@@ -141,15 +220,22 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                 seen.add(nxt)
                 stack.append(nxt)
 
-    # Capture points: with explicit inputs, only nodes on a path to them run.
+    # Capture points. With explicit inputs only the nodes on a path to one of them run, as in torch.
+    # backward(inputs=...) runs the inputs' own nodes too (non-leaf inputs get .grad by retain_grad);
+    # autograd.grad runs an input's node only if it leads to another input. Nodes that do not run
+    # keep their saved tensors.
     capture: dict = {}
     needed = None
     if inputs:
         for i, t in enumerate(inputs):
-            node, nr = _node_of(t)
-            capture.setdefault((node, nr), []).append(i)
+            capture.setdefault(_node_of(t), []).append(i)
         needed = set()
-        frontier = [n for n, _ in capture if n in seen]
+        frontier = []
+        for n, _ in capture:
+            if n in seen:
+                frontier.extend(parents.get(n, ()))
+                if accumulate:
+                    needed.add(n)
         while frontier:
             n = frontier.pop()
             if n in needed:
@@ -163,26 +249,37 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
         buf = buffers.setdefault(node, {})
         buf[nr] = _add(buf.get(nr), g)
 
-    ready = []
-    for node in seen:
-        if deps.get(node, 0) == 0:
-            heapq.heappush(ready, (-node._seq, id(node), node))
+    # torch's GraphRoot: one dependency per root edge, released first and in order; then a node is
+    # queued when its last dependency is released (nodes that need not run are never queued)
+    for node, _ in root_edges:
+        deps[node] = deps.get(node, 0) + 1
+    if needed is not None and len(root_edges) == 1:
+        needed.add(root_edges[0][0])  # a single root is torch's graph root itself: it always runs
+    queued = seen if needed is None else needed.union(n for n, _ in capture)
+    ready = _ReadyQueue()
+    for node, _ in root_edges:
+        deps[node] -= 1
+        if deps[node] == 0 and node in queued:
+            ready.push(node)
 
-    with grad_mode.set_grad_enabled(create_graph):
+    with grad_mode.set_grad_enabled(bool(create_graph)):
         while ready:
-            _, _, node = heapq.heappop(ready)
+            node = ready.pop()
             buf = buffers.pop(node, None)
-            if buf is not None and (needed is None or node in needed):
+            run = needed is None or node in needed
+            if buf is not None and run:
                 _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers)
-            elif not retain_graph and hasattr(node, "_release"):
+            elif buf is not None:
+                _capture_only(node, buf, create_graph, capture, captured)
+            elif run and not retain_graph and hasattr(node, "_release"):
                 node._release()
             for nxt, _ in node.next_functions:
                 if nxt is None:
                     continue
                 left = deps[nxt] - 1
                 deps[nxt] = left
-                if left == 0:
-                    heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+                if left == 0 and nxt in queued:
+                    ready.push(nxt)
     return captured
 
 
@@ -190,8 +287,50 @@ def _run_tensor_hooks(hooks, g):
     for hook in list(hooks.values()):
         r = hook(g)
         if r is not None:
+            _check_hook_result(hook, g, r)
             g = r
     return g
+
+
+def _check_hook_result(hook, g: Tensor, r) -> None:
+    """torch's check_variable_result: a hook may replace a gradient only by one of its type and size."""
+    if not isinstance(r, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(r).__name__}'")
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if r._data.dtype != g._data.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was torch.{errors.legacy_name(g.dtype)} "
+                           f"got torch.{errors.legacy_name(r.dtype)})")
+    if r._data.shape != g._data.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value")
+
+
+def _tensor_pre_hooks(node, grads, create_graph):
+    """Hooks registered on a node's output tensors, then retain_grad: torch's call_tensor_pre_hooks."""
+    if node._tensor_pre_hooks:
+        for nr, hooks in node._tensor_pre_hooks.items():
+            if grads[nr] is not None and hooks:
+                grads[nr] = _run_tensor_hooks(hooks, grads[nr])
+    if node._retain_hooks:
+        for nr, t in node._retain_hooks.items():
+            g = grads[nr]
+            if g is not None:
+                # torch's retain_grad hook: a clone, then out-of-place sums (recorded under create_graph)
+                t._grad = g.clone() if t._grad is None else t._grad + g
+    return grads
+
+
+def _capture_only(node, buf, create_graph, capture, captured):
+    """An input's node that is not needed to reach any other input: hooks, capture, no execution."""
+    if node.__class__ is AccumulateGrad:
+        g = buf.get(0)
+        if g is not None and node.variable._hooks:
+            g = _run_tensor_hooks(node.variable._hooks, g)
+        grads = [g]
+    else:
+        grads = _tensor_pre_hooks(node, [buf.get(i) for i in range(len(node._out_meta))], create_graph)
+    for nr, g in enumerate(grads):
+        for i in capture.get((node, nr), ()):
+            captured[i] = _add(captured[i], g)
 
 
 def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers):
@@ -216,31 +355,24 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
 
     n_out = len(node._out_meta)
     grads = [buf.get(i) for i in range(n_out)]
+    if capture:
+        # a node that runs hands its captured inputs over before its tensor hooks, as torch's does
+        for nr in range(n_out):
+            for i in capture.get((node, nr), ()):
+                captured[i] = _add(captured[i], grads[nr])
     # tensor hooks, then retain_grad, then node pre-hooks: torch's order
-    if node._tensor_pre_hooks:
-        for nr, hooks in node._tensor_pre_hooks.items():
-            if grads[nr] is not None and hooks:
-                grads[nr] = _run_tensor_hooks(hooks, grads[nr])
-    if node._retain_hooks:
-        for nr, t in node._retain_hooks.items():
-            if grads[nr] is not None and (not capture or (node, nr) in capture or accumulate):
-                _accumulate(t, grads[nr], create_graph)
+    grads = _tensor_pre_hooks(node, grads, create_graph)
     if node._pre_hooks:
         grads = _run_node_pre_hooks(node, grads)
-    if capture:
-        for nr in range(n_out):
-            slots = capture.get((node, nr))
-            if slots is not None:
-                for i in slots:
-                    captured[i] = _add(captured[i], grads[nr])
     if all(g is None for g in grads):
         if not retain_graph:
             node._release()
         return
-    for i, g in enumerate(grads):
-        if g is None:
-            shape, dt = node._out_meta[i]
-            grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
+    if getattr(node, "materialize_grads", True):  # a custom Function may ask for None instead
+        for i, g in enumerate(grads):
+            if g is None:
+                shape, dt = node._out_meta[i]
+                grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
     grad_inputs = node._apply(grads, create_graph)
     if not retain_graph:
         node._release()
@@ -288,14 +420,20 @@ def _run_node_pre_hooks(node, grads):
 
 
 def _accumulate(var: Tensor, g: Tensor, create_graph: bool) -> None:
-    if var.grad is None:
-        if create_graph:
-            var.grad = g
+    """torch's AccumulateGrad: the first gradient is copied, later ones added (in place without create_graph)."""
+    old = var._grad
+    if old is None:
+        if create_graph and g.requires_grad:
+            # torch clones obeying the layout contract: an empty tensor copy_'d from the gradient
+            var._grad = Tensor._make(xp.empty_like(g._data)).copy_(g)
         else:
             # the leaf owns its gradient: the arriving array may be a broadcast view or be
             # shared with another leaf's gradient, and .grad is later accumulated in place
-            var.grad = Tensor._make(xp.array(g._data, copy=True))
-    elif create_graph or var.grad.requires_grad:
-        var.grad = var.grad + g
+            var._grad = Tensor._make(xp.array(g._data, copy=True))
+    elif create_graph:
+        var._grad = old + g
+    elif old._data.flags.writeable:
+        old._data += g._data
+        old._vc[0] += 1
     else:
-        var.grad._data += g._data
+        var._grad = Tensor._make(old._data + g._data)

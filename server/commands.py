@@ -10,6 +10,7 @@ from ..engine.ops import OPS
 from ..engine.random import manual_seed
 from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
+from .function_node import apply_function
 from ..protos.codec import decode_array, decode_value, encode_array, encode_value
 
 K = pb.Kind
@@ -48,13 +49,47 @@ def _op(name: str):
 
 def call(session, cmd, result):
     out = dispatch(_op(cmd.name), tuple(_args(session, cmd)), _kwargs(session, cmd))
-    _bind_outputs(session, cmd, out if isinstance(out, tuple) else (out,), result)
+    outs = out if isinstance(out, tuple) else (out,)
+    _name_node(session, cmd, outs[0])
+    _bind_outputs(session, cmd, outs, result)
 
 
 def call_inplace(session, cmd, result):
     args = _args(session, cmd)
     dispatch_inplace(_op(cmd.name), tuple(args), _kwargs(session, cmd))
+    _name_node(session, cmd, args[0])
     session.meta(cmd.args[0].ref, args[0], result.outputs.add())
+
+
+def _name_node(session, cmd, t) -> None:
+    # the client named the node it expects this command to create; it refers to it by that id
+    if cmd.node and t.grad_fn is not None:
+        session.bind_node(cmd.node, t.grad_fn)
+
+
+def function(session, cmd, result):
+    args, outputs = _args(session, cmd)[:2]
+    kw = _kwargs(session, cmd)
+    results = apply_function(session, cmd.node, kw["name"], args, outputs, kw.get("non_differentiable") or (),
+                             bool(kw.get("materialize_grads", True)))
+    for k, (ref, t) in enumerate(zip(cmd.args[1].list.items, results)):
+        tid = cmd.outputs[k] if k < len(cmd.outputs) and cmd.outputs[k] else ref.ref
+        session.bind(tid, t)
+        session.meta(tid, t, result.outputs.add())
+
+
+def node_apply(session, cmd, result):
+    node = session.node(_kwargs(session, cmd)["node"])
+    grads = node(*_args(session, cmd))
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if len(cmd.outputs) != len(grads):
+        raise ValueError(f"{node.name()} returns {len(grads)} gradients but {len(cmd.outputs)} ids were named")
+    for tid, g in zip(cmd.outputs, grads):
+        if g is None:
+            result.outputs.add()
+        else:
+            session.bind(tid, g)
+            session.meta(tid, g, result.outputs.add())
 
 
 def factory(session, cmd, result):
@@ -186,6 +221,7 @@ def meta(session, cmd, result):
 
 
 HANDLERS = {
+    K.FUNCTION: function, K.NODE_APPLY: node_apply,
     K.CALL: call, K.CALL_INPLACE: call_inplace, K.FACTORY: factory, K.UPLOAD: upload,
     K.BACKWARD: backward, K.GRAD: grad, K.DETACH: detach, K.DATA: data, K.GET_GRAD: get_grad,
     K.SET_GRAD: set_grad, K.SET_REQUIRES_GRAD: set_requires_grad, K.RETAIN_GRAD: retain_grad,

@@ -15,7 +15,7 @@ from ..engine.backend import BACKEND, from_numpy, to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
-from ..protos.codec import check_header, encode_array
+from ..protos.codec import check_header, decode_value, encode_array
 from . import relay, snapshot
 from .commands import HANDLERS
 from .errors import CommandError, ResourceExhausted, Unauthenticated, handle_errors
@@ -148,6 +148,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
                     handler(session, cmd, result)
                 except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
                     raise CommandError(i, e) from e
+            if session.released_functions:
+                reply.released_functions.extend(session.released_functions)
+                session.released_functions.clear()
         for category, message in warned:
             reply.warnings.add(category=category, message=message)
         return reply
@@ -218,8 +221,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     @handle_errors
     def Reply(self, request, context):
         session = self.registry.get(context)
-        which = request.result.WhichOneof("kind")
-        session.answer(request.call_id, request.result.ref if which == "ref" else None, request.error or None)
+        result = decode_value(request.result, tensor_of=int)  # ids stay ids; the session looks them up
+        session.answer(request.call_id, result, request.error or None)
         return pb.Empty()
 
 

@@ -57,6 +57,7 @@ class Session:
         self._server_ids = itertools.count(SERVER_ID_BASE)
         self._call_ids = itertools.count(1)
         self.pending: dict[int, PendingCall] = {}
+        self.released_functions: list[int] = []
         self.controller: queue.Queue | None = None
         self.watchers: list[queue.Queue] = []
         self.last_used = time.monotonic()
@@ -169,23 +170,13 @@ class Session:
         return hook
 
     def call_client(self, hook_id: int, grad: Tensor):
-        """Hand a gradient to the client's hook and wait for its answer, with the lock released."""
-        controller = self.controller
-        if controller is None:
-            raise RuntimeError(f"hook {hook_id} fired but no client is listening for callbacks "
-                               "(the client closed its event stream)")
-        gid = next(self._server_ids)
-        self.tensors[gid] = grad
-        call_id = next(self._call_ids)
-        call = PendingCall()
-        self.pending[call_id] = call
+        """Hand a gradient to the client's hook and wait for its answer (a replacement or None)."""
+        gid = self._hand_over(grad)
         inline = grad._data.size <= INLINE_VALUE_ELEMENTS
-        # the hook runs in this backward's grad mode (disabled unless create_graph), as torch's hooks do
-        mode = engine_grad_mode._enabled.get()
         event = pb.Event()
-        event.hook.call_id = call_id
         event.hook.hook = hook_id
-        event.hook.grad_enabled = mode
+        # the hook runs in this backward's grad mode (disabled unless create_graph), as torch's hooks do
+        event.hook.grad_enabled = engine_grad_mode._enabled.get()
         self.meta(gid, grad, event.hook.grad, value=inline)
         for w in list(self.watchers):
             watch = pb.Event()
@@ -194,10 +185,40 @@ class Session:
             if not inline:
                 self.meta(gid, grad, watch.hook.grad, value=True)
             w.put(watch)
+        return self._await_client(event, event.hook, f"hook {hook_id}")
+
+    def call_function(self, node_id: int, grads: list) -> tuple:
+        """Run a custom Function's backward on the client; returns its gradients (tensors or None)."""
+        event = pb.Event()
+        event.function.node = node_id
+        event.function.grad_enabled = engine_grad_mode._enabled.get()
+        for g in grads:
+            meta = event.function.grads.add()
+            if g is not None:
+                self.meta(self._hand_over(g), g, meta, value=g._data.size <= INLINE_VALUE_ELEMENTS)
+        result = self._await_client(event, event.function, f"the backward of function node {node_id}")
+        return result if isinstance(result, tuple) else (result,)
+
+    def _hand_over(self, t: Tensor) -> int:
+        gid = next(self._server_ids)
+        self.tensors[gid] = t
+        return gid
+
+    def _await_client(self, event, call_msg, what: str):
+        """Send a callback to the controlling client and wait for its answer, with the lock released."""
+        controller = self.controller
+        if controller is None:
+            raise RuntimeError(f"{what} needs the client, but no client is listening for callbacks "
+                               "(the client closed its event stream)")
+        call_id = next(self._call_ids)
+        call_msg.call_id = call_id
+        call = PendingCall()
+        self.pending[call_id] = call
+        mode = engine_grad_mode._enabled.get()
         controller.put(event)
-        # While the client runs its hook, its ops on this session must run: hand the lock and
+        # While the client runs its code, its ops on this session must run: hand the lock and
         # this backward's grad mode to them, and take the lock back afterwards. The backward goes
-        # on in its own mode, whatever the hook set.
+        # on in its own mode, whatever the client's code set.
         self.grad_mode = mode
         self.lock.release()
         try:
@@ -207,20 +228,32 @@ class Session:
             engine_grad_mode._enabled.set(mode)
             self.pending.pop(call_id, None)
         if not answered:
-            raise RuntimeError(f"the client did not answer hook {hook_id} within "
+            raise RuntimeError(f"the client did not answer {what} within "
                                f"{self.limits.callback_timeout:g} s; backward was abandoned")
         if call.error is not None:
-            raise RuntimeError(f"hook {hook_id} raised on the client: {call.error}")
+            raise RuntimeError(f"{what} raised on the client: {call.error}")
         return call.result
 
-    def answer(self, call_id: int, result: int | None, error: str | None) -> None:
+    def function_released(self, node_id: int) -> None:
+        self.released_functions.append(node_id)
+
+    def bind_node(self, node_id: int, node) -> None:
+        """Register a node under the id the client named for it."""
+        self._id_of_node[node] = node_id
+        self._node_by_id[node_id] = node
+
+    def answer(self, call_id: int, result, error: str | None) -> None:
+        """The client's answer: ``result`` is a decoded Value (an id, None, or a tuple of them)."""
         call = self.pending.get(call_id)
         if call is None:
             raise ValueError(f"no callback {call_id} is pending in this session")
-        # the replacement is looked up now: once this answer returns, the client may release its id
-        if result is not None and error is None:
+        # tensors are looked up now: once this answer returns, the client may release their ids
+        if error is None:
             try:
-                call.result = self.tensor(result)
+                if isinstance(result, tuple):
+                    call.result = tuple(None if r is None else self.tensor(r) for r in result)
+                elif result is not None:
+                    call.result = self.tensor(result)
             except LookupError as e:
                 error = str(e)
         call.error = error

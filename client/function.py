@@ -1,0 +1,92 @@
+"""Custom autograd Functions on the client: forward and backward run here, their ops on the server."""
+from __future__ import annotations
+
+from .engine import errors
+from .node import Node
+
+
+class FunctionCtx:
+    """torch's ctx API; in torch (and here) the ctx of an application is its graph node."""
+
+    __slots__ = ()
+
+    def save_for_backward(self, *tensors) -> None:
+        self._to_save = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        self._saved_for_forward = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(errors.SECOND_BACKWARD)
+        return tuple(self._to_save)
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        self._non_differentiable = tensors
+
+    def mark_dirty(self, *tensors) -> None:
+        self._dirty = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.materialize_grads = bool(value)
+
+
+class FunctionNode(FunctionCtx, Node):
+    """The node of one application of a Function, on the client (where its backward runs)."""
+
+    __slots__ = ("__dict__",)
+    _function = None
+
+    def __repr__(self) -> str:
+        return f"<torch.autograd.function.{type(self).__name__} object at {hex(id(self))}>"
+
+    def apply(self, *grads):
+        """Call the Function's backward directly, as ``grad_fn.apply(g)`` does in torch."""
+        return self._function.backward(self, *grads)
+
+    __call__ = apply
+
+
+def _init_node(node, session, name: str, node_id: int) -> None:
+    node._session = session
+    node._id = node_id
+    node._name = name
+    node._next = None
+    node._to_save = ()
+    node._freed = False
+    node._non_differentiable = ()
+    node._dirty = ()
+    node.materialize_grads = True
+    node.needs_input_grad = ()
+
+
+def function_base(session):
+    """``t.autograd.Function`` for one session: subclasses' applications run on it."""
+
+    class FunctionMeta(type):
+        def __init__(cls, name, bases, attrs) -> None:
+            super().__init__(name, bases, attrs)
+            cls._node_cls = type(f"{name}Backward", (FunctionNode,),
+                                 {"__slots__": (), "_function": cls, "__module__": "torch.autograd.function"})
+
+    class Function(metaclass=FunctionMeta):
+        """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)``; call ``apply``."""
+
+        @staticmethod
+        def forward(ctx, *args, **kwargs):
+            raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+        @staticmethod
+        def backward(ctx, *grad_outputs):
+            raise NotImplementedError("You must implement either the backward or vjp method for your custom "
+                                      "autograd.Function to use it with backward mode AD.")
+
+        @classmethod
+        def apply(cls, *args, **kwargs):
+            node = cls._node_cls.__new__(cls._node_cls)
+            _init_node(node, session, f"{cls.__name__}Backward", session._new_id())
+            return session._apply_function(cls, node, args, kwargs)
+
+    Function.__module__ = "torch.autograd.function"
+    return Function
