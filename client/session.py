@@ -16,11 +16,11 @@ import numpy
 
 from .engine import dtypes
 from .engine import errors as engine_errors
+from .engine import gradcheck as gradchecks
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.size import Size
 from .errors import RemoteError, from_rpc_error
-from .engine import gradcheck as gradchecks
 from .function import FunctionCtx, function_base
 from .node import make_node
 from .protos import autograd_pb2 as pb

@@ -68,7 +68,7 @@ def from_any(value) -> dtype:
     if isinstance(value, dtype):
         return value
     if value is float:
-        return float64 if False else DEFAULT_FLOAT
+        return float64  # torch maps Python's float to torch.float64
     if value is int:
         return int64
     if value is bool:

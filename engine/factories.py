@@ -1,87 +1,169 @@
 """Tensor factories with torch's signatures, dtype inference and errors."""
 from __future__ import annotations
 
+import collections.abc
+import math
 import numbers
+import operator
+import warnings
 
-from . import dtypes
-from .backend import from_numpy, xp
-from .methods import _size_args
+import numpy
+
+from . import dtypes, errors
+from .backend import from_numpy as to_backend
+from .backend import xp
 from .random import generator
+from .size import Size
 from .tensor import Tensor
 
 _DEFAULT = dtypes.DEFAULT_FLOAT
+_MAX_DIMS = 64
 
 
-def _infer_dtype(data) -> dtypes.dtype:
-    """torch.tensor's inference: bool < int64 < default float over nested Python data."""
-    kind = -1
-    stack = [data]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Tensor):
-            kind = max(kind, x.dtype._category + (10 if x.dtype.itemsize == 8 and x.dtype.is_floating_point else 0))
-        elif isinstance(x, bool):
-            kind = max(kind, dtypes.BOOL)
-        elif isinstance(x, numbers.Integral):
-            kind = max(kind, dtypes.INT)
-        elif isinstance(x, numbers.Real):
-            kind = max(kind, dtypes.FLOAT)
-        elif isinstance(x, (list, tuple)):
-            stack.extend(x)
-        elif hasattr(x, "dtype"):
-            return dtypes.from_any(x.dtype)
-        else:
-            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
-    if kind >= 10:
-        return dtypes.float64
-    return {-1: _DEFAULT, dtypes.BOOL: dtypes.bool_, dtypes.INT: dtypes.int64, dtypes.FLOAT: _DEFAULT}[kind]
+def _tp_name(x) -> str:
+    """Python's tp_name, as torch's messages print a type."""
+    kind = type(x)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _check_ragged(data, dim=0):
-    if isinstance(data, (list, tuple)):
-        lengths = None
-        for item in data:
-            n = len(item) if isinstance(item, (list, tuple)) else None
-            if lengths is None:
-                lengths = n
-            elif n != lengths:
-                raise ValueError(f"expected sequence of length {lengths} at dim {dim + 1} (got {n})")
-        for item in data:
-            _check_ragged(item, dim + 1)
+def _is_sequence(x) -> bool:
+    # PySequence_Check: lists, tuples, ranges, strings, numpy arrays; not dicts, sets, or tensors
+    return isinstance(x, (list, tuple, range, str, numpy.ndarray)) or (
+        isinstance(x, collections.abc.Sequence) and not isinstance(x, Tensor))
 
 
-def _to_plain(data):
-    if isinstance(data, Tensor):
-        return data._data
-    if isinstance(data, (list, tuple)):
-        return [_to_plain(x) for x in data]
-    return data
+def _infer_dtype(obj) -> dtypes.dtype:
+    """torch.tensor's infer_scalar_type: promote_types over nested Python data."""
+    if isinstance(obj, numpy.generic):
+        return dtypes.from_any(obj.dtype)
+    if isinstance(obj, float):
+        return _DEFAULT
+    if isinstance(obj, bool):
+        return dtypes.bool_
+    if isinstance(obj, int):
+        return dtypes.int64
+    if isinstance(getattr(obj, "dtype", None), dtypes.dtype):  # an engine or client tensor
+        return obj.dtype
+    if isinstance(obj, str):
+        raise TypeError(f"new(): invalid data type '{_tp_name(obj)}'")
+    if isinstance(obj, numpy.ndarray):
+        return dtypes.from_any(obj.dtype)
+    if _is_sequence(obj):
+        result = None
+        for item in obj:
+            dt = _infer_dtype(item)
+            result = dt if result is None else dtypes.promote_types(result, dt)
+        return _DEFAULT if result is None else result
+    raise RuntimeError(f"Could not infer dtype of {_tp_name(obj)}")
+
+
+def _compute_sizes(obj) -> list:
+    """torch's compute_sizes: the shape read along the first element of each level."""
+    sizes = []
+    while _is_sequence(obj):
+        n = len(obj)
+        sizes.append(n)
+        if len(sizes) > _MAX_DIMS:
+            raise ValueError(f"too many dimensions '{_tp_name(obj)}'")
+        if n == 0:
+            break
+        obj = obj[0]
+    return sizes
+
+
+def _store_scalar(obj, dt: dtypes.dtype):
+    """torch's store_scalar: one element converted as the target dtype converts it."""
+    if dt.is_floating_point:
+        if isinstance(obj, (int, float)) or hasattr(type(obj), "__float__") or hasattr(type(obj), "__index__"):
+            return float(obj)
+        raise TypeError(f"must be real number, not {_tp_name(obj)}")
+    info = numpy.iinfo(dt.np) if dt is not dtypes.bool_ else None
+    if isinstance(obj, float):
+        if dt is dtypes.bool_:
+            return bool(obj)
+        # torch's checked_convert compares in double, then casts (2.0**63 becomes int64's minimum)
+        if not -float(info.max) if info.min == 0 else float(info.min) <= obj <= float(info.max):
+            raise RuntimeError(f"value cannot be converted to type {dt.name} without overflow")
+        bits = 8 * dt.itemsize
+        value = int(obj) % (1 << bits)
+        return value - (1 << bits) if info.min and value >= 1 << (bits - 1) else value
+    value = operator.index(obj)
+    if dt is dtypes.bool_:
+        return bool(value)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError("Overflow when unpacking long long")
+    lo = -int(info.max) if info.min == 0 else int(info.min)  # unsigned types wrap negatives
+    if not lo <= value <= int(info.max):
+        raise RuntimeError(f"value cannot be converted to type {dt.name} without overflow")
+    return value % (int(info.max) + 1) if value < 0 and info.min == 0 else value
+
+
+def _store(obj, dim: int, sizes: list, dt: dtypes.dtype, out: list) -> None:
+    """torch's recursive_store: checks every level against the shape, flattening into ``out``."""
+    if dim == len(sizes):
+        out.append(_store_scalar(obj, dt))
+        return
+    if not isinstance(obj, (list, tuple)):
+        try:
+            obj = list(obj)
+        except TypeError:
+            raise TypeError("not a sequence") from None
+    n = sizes[dim]
+    if len(obj) != n:
+        raise ValueError(f"expected sequence of length {n} at dim {dim} (got {len(obj)})")
+    for item in obj:
+        if not _ndarray_list_warned and isinstance(item, numpy.ndarray):
+            _ndarray_list_warned.append(True)  # torch warns once per process
+            warnings.warn(errors.NDARRAY_LIST, UserWarning, stacklevel=4)
+        _store(item, dim + 1, sizes, dt, out)
+
+
+_ndarray_list_warned: list = []
+
+
+def host_array(data, dtype=None) -> numpy.ndarray:
+    """A host array from nested Python data as torch.tensor reads it: inferred dtype, torch's errors."""
+    dt = dtypes.from_any(dtype) if dtype is not None else _infer_dtype(data)
+    sizes = _compute_sizes(data)
+    if math.prod(sizes) == 0:
+        return numpy.zeros(sizes, dtype=dt.np)
+    flat: list = []
+    _store(data, 0, sizes, dt, flat)
+    with numpy.errstate(over="ignore"):  # float32/16 overflow is inf, as in torch
+        return numpy.array(flat, dtype=dt.np).reshape(sizes)
+
+
+def _check_ragged(data, dtype=None) -> None:
+    """Raise torch's error for data that torch.tensor cannot read (ragged, not a sequence, ...)."""
+    host_array(data, dtype)
+
+
+def _from_data(data, dt: dtypes.dtype):
+    return to_backend(host_array(data, dt))
 
 
 def _finish(array, dtype, requires_grad) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
-        t.requires_grad = True
+        if array.dtype.kind != "f":
+            raise RuntimeError(errors.FACTORY_REQUIRES_GRAD)
+        t._requires_grad = True
     return t
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.tensor: always copies; infers bool/int64/float32 from Python data."""
     if isinstance(data, Tensor):
+        warnings.warn(errors.COPY_CONSTRUCT, UserWarning, stacklevel=2)
         dt = dtypes.from_any(dtype) if dtype is not None else data.dtype
         return _finish(data._data.astype(dt.np, copy=True), dt, requires_grad)
-    if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
-        import numpy
+    if isinstance(data, (numpy.ndarray, numpy.generic)) or (
+            hasattr(data, "__array__") and not _is_sequence(data)):
         host = numpy.asarray(data)
         dt = dtypes.from_any(dtype) if dtype is not None else dtypes.from_any(host.dtype)
-        return _finish(from_numpy(host.astype(dt.np, copy=True)), dt, requires_grad)
-    _check_ragged(data)
+        return _finish(to_backend(host.astype(dt.np, copy=True)), dt, requires_grad)
     dt = dtypes.from_any(dtype) if dtype is not None else _infer_dtype(data)
-    try:
-        array = xp.array(_to_plain(data), dtype=dt.np)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"Could not convert data to a tensor: {e}") from None
-    return _finish(array, dt, requires_grad)
+    return _finish(_from_data(data, dt), dt, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -92,17 +174,24 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 
 def legacy_tensor_data(*args, **kwargs):
     """torch.Tensor(...): float32 from data, or an uninitialised float32 tensor of a shape."""
+    kwargs.pop("device", None)
     if kwargs:
-        raise TypeError(f"Tensor() got unexpected keyword arguments {sorted(kwargs)}")
+        raise TypeError(f"new() received an invalid combination of arguments - got unexpected keyword "
+                        f"arguments {sorted(kwargs)}")
     if not args:
         return xp.empty((0,), dtype=_DEFAULT.np)
-    if len(args) == 1 and isinstance(args[0], (list, tuple)) and not (
-            args[0] and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args[0])
-            and False):
-        return tensor(args[0], dtype=_DEFAULT)._data
-    if len(args) == 1 and isinstance(args[0], Tensor):
-        return args[0]._data
-    return xp.zeros(_size_args(args), dtype=_DEFAULT.np)
+    if len(args) == 1:
+        data = args[0]
+        if isinstance(data, Tensor):
+            return data._data
+        if _is_sequence(data) and not isinstance(data, Size):
+            # legacy data: no inference, every element stored as float32
+            if isinstance(data, numpy.ndarray):
+                return to_backend(data.astype(_DEFAULT.np))
+            return _from_data(data, _DEFAULT)
+    shape = _shape("new", args)
+    # torch leaves the memory uninitialised; zeros is one valid content
+    return xp.zeros(shape, dtype=_DEFAULT.np)
 
 
 def _dtype(dtype, default=_DEFAULT) -> dtypes.dtype:
@@ -113,69 +202,119 @@ def _make(array, dtype, requires_grad) -> Tensor:
     return _finish(array, dtype, requires_grad)
 
 
-def _shape(size):
-    shape = _size_args(size)
+def _index(x):
+    """An int as torch's int-list parser takes it (ints, numpy ints, 0-d integer tensors); else None."""
+    if isinstance(x, (float, str)) or x is None:
+        return None
+    try:
+        return operator.index(x)
+    except TypeError:
+        return None
+
+
+def _shape(name: str, size, *, position: int = 1, varargs: bool = True) -> tuple:
+    """torch's parsing of a ``size`` argument: ``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])``, ``f(Size)``,
+    with torch's TypeErrors for what is not a tuple of ints and its RuntimeError for negative sizes."""
+    if varargs and not size:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
+    if varargs and len(size) == 1:
+        size = size[0]
+    elif varargs:
+        if _index(size[0]) is None or isinstance(size[0], bool):
+            raise TypeError(f"{name}() takes 1 positional argument but {len(size)} were given")
+    if not isinstance(size, (list, tuple)):
+        if varargs and not isinstance(size, bool) and _index(size) is not None:
+            size = (size,)
+        else:
+            raise TypeError(f"{name}(): argument 'size' (position {position}) must be tuple of ints, "
+                            f"not {_tp_name(size)}")
+    shape = []
+    for i, d in enumerate(size):
+        v = _index(d)
+        if v is None:
+            if i == 0:
+                raise TypeError(f"{name}(): argument 'size' (position {position}) must be tuple of ints, but "
+                                f"found element of type {_tp_name(d)} at pos 0")
+            raise TypeError(f"{name}(): argument 'size' failed to unpack the object at pos {i + 1} with error "
+                            f"\"type must be tuple of ints,but got {_tp_name(d)}\"")
+        shape.append(v)
     for d in shape:
         if d < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {d}: {list(shape)}")
-    return shape
+            if name == "zeros":
+                raise RuntimeError("zeros: Dimension size must be non-negative.")
+            raise RuntimeError(f"Trying to create tensor with negative dimension {d}: {shape}")
+    return tuple(shape)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
+def _size_or_kw(name, size, kw_size):
+    if kw_size is not None:
+        if size:
+            raise TypeError(f"{name}() got multiple values for argument 'size'")
+        size = (kw_size,)
+    return _shape(name, size)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    shape = _size_or_kw("zeros", size, kw.pop("size", None))
     dt = _dtype(dtype)
-    return _make(xp.zeros(_shape(size), dtype=dt.np), dt, requires_grad)
+    return _make(xp.zeros(shape, dtype=dt.np), dt, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
+def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    shape = _size_or_kw("ones", size, kw.pop("size", None))
     dt = _dtype(dtype)
-    return _make(xp.ones(_shape(size), dtype=dt.np), dt, requires_grad)
+    return _make(xp.ones(shape, dtype=dt.np), dt, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
+def empty(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    shape = _size_or_kw("empty", size, kw.pop("size", None))
     dt = _dtype(dtype)
-    return _make(xp.zeros(_shape(size), dtype=dt.np), dt, requires_grad)
+    # torch leaves the memory uninitialised; zeros is one valid content
+    return _make(xp.zeros(shape, dtype=dt.np), dt, requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape = _shape("full", size, varargs=False)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = _dtype(dtype, _infer_dtype(fill_value))
-    return _make(xp.full(_shape((size,) if isinstance(size, int) else size), fill_value, dtype=dt.np),
-                 dt, requires_grad)
+    return _make(xp.full(shape, fill_value, dtype=dt.np), dt, requires_grad)
 
 
 def _float_dtype(dtype, name):
     dt = _dtype(dtype)
     if not dt.is_floating_point:
-        raise RuntimeError(f'"{name}" not implemented for \'{dt.name.capitalize() if dt.name != "int64" else "Long"}\'')
+        raise NotImplementedError(f'"{name}" not implemented for \'{errors.scalar_name(dt)}\'')
     return dt
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator_=None) -> Tensor:
+def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator_=None, **kw) -> Tensor:
+    shape = _size_or_kw("rand", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "check_uniform_bounds")
-    shape = _shape(size)
     array = generator().random(shape, dtype=xp.float64 if dt.np.itemsize == 8 else xp.float32)
     return _make(array.astype(dt.np, copy=False), dt, requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*size, dtype=None, device=None, requires_grad: bool = False, **kw) -> Tensor:
+    shape = _size_or_kw("randn", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "normal_kernel_cpu")
-    shape = _shape(size)
     array = generator().standard_normal(shape, dtype=xp.float64 if dt.np.itemsize == 8 else xp.float32)
     return _make(array.astype(dt.np, copy=False), dt, requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    position = 3
     if size is None:
-        if high is None or not isinstance(high, (tuple, list)):
-            raise TypeError("randint() missing required argument 'size'")
-        low, high, size = 0, low, high
+        if high is None:
+            raise TypeError("randint() missing required argument 'size' (pos 2)")
+        low, high, size, position = 0, low, high, 2
     elif high is None:
         low, high = 0, low
+    shape = _shape("randint", size, position=position, varargs=False)
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dt = _dtype(dtype, dtypes.int64)
-    array = generator().integers(low, high, size=_shape(size))
+    array = generator().integers(low, high, size=shape)
     return _make(array.astype(dt.np), dt, requires_grad)
 
 
@@ -188,10 +327,12 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if not all(math.isfinite(v) for v in vals[:2]):
+        raise RuntimeError(f"unsupported range: {vals[0]} -> {vals[1]}")
     if vals[2] == 0:
         raise RuntimeError("step must be nonzero")
     if (vals[1] - vals[0]) / vals[2] < 0:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     inferred = dtypes.int64 if all(isinstance(v, numbers.Integral) for v in vals) else _DEFAULT
     dt = _dtype(dtype, inferred)
     # computed in float64 (as torch does for floats) and cast: avoids float32 drift on long ranges
@@ -207,13 +348,17 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: 
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if n < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None and m < 0:
+        raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     dt = _dtype(dtype)
     return _make(xp.eye(n, m, dtype=dt.np), dt, requires_grad)
 
 
 def _like(fn):
     def like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False, **kw) -> Tensor:  # noqa: A002
-        return fn(*input.shape, dtype=dtype if dtype is not None else input.dtype,
+        return fn(tuple(input.shape), dtype=dtype if dtype is not None else input.dtype,
                   requires_grad=requires_grad, **kw)
     like.__name__ = fn.__name__ + "_like"
     return like
@@ -232,9 +377,4 @@ def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_gr
 
 
 def from_numpy(array) -> Tensor:
-    return Tensor._make(from_numpy_array(array))
-
-
-def from_numpy_array(array):
-    from .backend import from_numpy as to_backend
-    return to_backend(array)
+    return Tensor._make(to_backend(array))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 from . import dtypes
 from .ops import OPS
@@ -661,9 +662,38 @@ class TensorMethods:
         return out._dispatch(OPS["index"], (out,) + tensors, {"key": tuple(adv)})
 
     def __setitem__(self, key, value):
+        if key is False:
+            return  # torch: x[False] = v writes nothing
         spec, tensors = self._parse_key(key)
         value = self._operand(value)
-        name = "index_put" if tensors else "copy_slices"
+        shape = tuple(self.shape)
+        advanced = any(s[0] == "t" and tensors[s[1]].dim() for s in spec)
+        if isinstance(value, TensorMethods):
+            # torch's set_item/copy_to shape the value first: leading 1-dims viewed away, then
+            # expanded to the indexed shape (nodes that show when the value requires grad)
+            vshape = tuple(value.shape)
+            stripped = _strip_leading_ones(vshape)
+            if advanced:
+                if stripped != vshape:
+                    value = value.view(stripped)
+            else:
+                target = _indexed_shape(spec, tensors, shape)
+                if vshape != target and vshape:
+                    value = value.view(stripped)
+                    if stripped != target:
+                        value = value.expand(target)
+        # torch writes through a view when the key's basic part makes one (CopySlices), with index_put_
+        # on the tensor itself otherwise (IndexPutBackward0); a key that selects everything is a plain
+        # copy_, or fill_ for a 0-d value into a tensor of another shape
+        if _setitem_makes_view(spec, tensors, shape):
+            name = "copy_slices"
+        elif advanced:
+            name = "index_put"
+        else:
+            value_shape = tuple(value.shape) if isinstance(value, TensorMethods) else ()
+            name = "fill_tensor" if value_shape == () and self.dim() else "copy_"
+            self._dispatch_inplace(OPS[name], (self, value), {})
+            return
         self._dispatch_inplace(OPS[name], (self, value) + tensors, {"key": spec})
 
     def __iter__(self):
@@ -695,7 +725,12 @@ class TensorMethods:
         return self._iop("zero_")
 
     def fill_(self, value):
-        return self._iop("fill_", value=_scalar(value.item() if isinstance(value, TensorMethods) else value))
+        if isinstance(value, TensorMethods):
+            if value.dim():
+                raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                                   f"{value.dim()} dimensions.")
+            return self._iop("fill_tensor", value)  # FillBackward3: the value gets a gradient
+        return self._iop("fill_", value=_scalar(value))
 
     def copy_(self, src):
         return self._iop("copy_", self._operand(src))
@@ -739,6 +774,9 @@ class TensorMethods:
         return bool(self.item())
 
     def __float__(self) -> float:
+        if self.requires_grad:
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                          "behavior.\nConsider using tensor.detach() first.", UserWarning, stacklevel=2)
         return float(self._scalar_value("float"))
 
     def __int__(self) -> int:
@@ -755,9 +793,68 @@ class TensorMethods:
         return self.item()
 
     def __format__(self, spec: str) -> str:
-        if self.dim() == 0 and spec:
+        if self.dim() == 0:
             return format(self.item(), spec)
-        return format(repr(self), spec)
+        return object.__format__(self, spec)  # torch's: str(self), and a TypeError for any spec
+
+
+def _consumed(spec, tensors) -> int:
+    """How many dimensions of the indexed tensor a key spec uses up."""
+    return sum(1 if s[0] in "is" else (tensors[s[1]].dim() if tensors[s[1]].dtype is dtypes.bool_ else 1)
+               if s[0] == "t" else 0 for s in spec)
+
+
+def _strip_leading_ones(shape: tuple) -> tuple:
+    """torch's slicePrefix1sSize."""
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return shape[i:]
+
+
+def _indexed_shape(spec, tensors, shape) -> tuple:
+    """The shape a key without advanced (n-d tensor) indices selects."""
+    out, dim = [], 0
+    for s in spec:
+        kind = s[0]
+        if kind == "n":
+            out.append(1)
+        elif kind == "e":
+            k = len(shape) - _consumed(spec, tensors)
+            out.extend(shape[dim:dim + k])
+            dim += k
+        elif kind == "s":
+            out.append(len(range(*slice(s[1], s[2], s[3]).indices(shape[dim]))))
+            dim += 1
+        elif kind == "t" and tensors[s[1]].dtype is dtypes.bool_:
+            out.append(1 if tensors[s[1]].item() else 0)
+        else:
+            dim += 1
+    return tuple(out) + tuple(shape[dim:])
+
+
+def _setitem_makes_view(spec, tensors, shape) -> bool:
+    """Whether torch's setitem indexes a view first: an int, None, True, a 0-d index tensor or a
+    slice that does not cover its whole dimension (torch skips those)."""
+    consumed = _consumed(spec, tensors)
+    dim = 0
+    for s in spec:
+        kind = s[0]
+        if kind in "in":
+            return True
+        if kind == "e":
+            dim += len(shape) - consumed
+        elif kind == "s":
+            _, start, stop, step = s
+            if not ((start or 0) == 0 and (stop is None or (dim < len(shape) and stop >= shape[dim])) and step == 1):
+                return True
+            dim += 1
+        else:
+            t = tensors[s[1]]
+            if t.dim() == 0:
+                return True
+            dim += t.dim() if t.dtype is dtypes.bool_ else 1
+    return False
 
 
 def _index_int(v):

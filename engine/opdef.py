@@ -18,6 +18,10 @@ class OpDef:
     save: tuple[int, ...] = ()        # inputs whose values the VJPs read (version-checked)
     save_output: bool = False         # the VJPs read the output
     save_tail: int | None = None      # also save every input from this position on (index tensors)
+    # (input, inputs whose VJPs read it) pairs: such an input is saved, and version-checked, only
+    # when one of those inputs takes part in autograd (torch saves self for mul only if other
+    # requires grad)
+    saved_by: tuple = ()
     num_outputs: int = 1
     differentiable_outputs: tuple[bool, ...] = (True,)
     view: bool = False                # output shares storage and version counter with input 0

@@ -120,7 +120,7 @@ op("rsub", "RsubBackward1",
    lambda a, other, alpha=1: _binary(lambda x, y: y - alpha * x if alpha != 1 else y - x)(a, other),
    (lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"],))
 op("mul", "MulBackward0", _binary(lambda a, b: a * b),
-   (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1))
+   (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1), saved_by=((0, (1,)), (1, (0,))))
 
 
 def _div(a, b, rounding_mode=None):
@@ -139,7 +139,7 @@ def _div(a, b, rounding_mode=None):
 
 
 op("div", "DivBackward0", _div,
-   (lambda g, c: g / c.x[1], lambda g, c: -g * c.x[0] / (c.x[1] * c.x[1])), save=(0, 1))
+   (lambda g, c: g / c.x[1], lambda g, c: -g * c.x[0] / (c.x[1] * c.x[1])), save=(0, 1), saved_by=((0, (1,)),))
 op("reciprocal", "ReciprocalBackward0", _float_unary(lambda a: 1.0 / a),
    (lambda g, c: -g * c.out * c.out,), save_output=True)
 op("neg", "NegBackward0", lambda a: -a if a.dtype.kind != "b" else _neg_bool(), (lambda g, c: -g,))
@@ -389,6 +389,8 @@ def _extreme_dim(arg):
 
 
 def _select_at_indices(g, c):
+    if isinstance(g, (list, tuple)):  # a two-output node hands its VJP every output's gradient
+        g = g[0]
     shape, p = c.shapes[0], c.p
     if not shape:
         return g
@@ -552,12 +554,16 @@ def _mv(a, b):
     return a @ b
 
 
-op("mm", "MmBackward0", _mm, (lambda g, c: g.mm(c.x[1].t()), lambda g, c: c.x[0].t().mm(g)), save=(0, 1))
+op("mm", "MmBackward0", _mm, (lambda g, c: g.mm(c.x[1].t()), lambda g, c: c.x[0].t().mm(g)), save=(0, 1),
+   saved_by=((0, (1,)), (1, (0,))))
 op("bmm", "BmmBackward0", _bmm,
-   (lambda g, c: g.bmm(c.x[1].transpose(1, 2)), lambda g, c: c.x[0].transpose(1, 2).bmm(g)), save=(0, 1))
-op("dot", "DotBackward0", _dot, (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1))
+   (lambda g, c: g.bmm(c.x[1].transpose(1, 2)), lambda g, c: c.x[0].transpose(1, 2).bmm(g)), save=(0, 1),
+   saved_by=((0, (1,)), (1, (0,))))
+op("dot", "DotBackward0", _dot, (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1),
+   saved_by=((0, (1,)), (1, (0,))))
 op("mv", "MvBackward0", _mv,
-   (lambda g, c: g.unsqueeze(1) * c.x[1], lambda g, c: c.x[0].t().mv(g)), save=(0, 1))
+   (lambda g, c: g.unsqueeze(1) * c.x[1], lambda g, c: c.x[0].t().mv(g)), save=(0, 1),
+   saved_by=((0, (1,)), (1, (0,))))
 
 # ---------------------------------------------------------------- shapes and views
 
@@ -956,6 +962,9 @@ def _copy(a, src):
 
 op("zero_", "ZeroBackward0", lambda a: xp.zeros_like(a), (lambda g, c: g * 0,))
 op("fill_", "FillBackward2", lambda a, value: xp.full_like(a, value), (lambda g, c: g * 0,))
+# fill_ with a 0-d tensor value (what setitem of a 0-d value over a whole tensor records)
+op("fill_tensor", "FillBackward3", lambda a, value: xp.full_like(a, value),
+   (lambda g, c: g * 0, lambda g, c: g.sum()))
 op("copy_", "torch::autograd::CopyBackwards", _copy, (lambda g, c: g * 0, lambda g, c: g))
 
 # ---------------------------------------------------------------- activations and losses

@@ -19,8 +19,9 @@ def generator():
 def manual_seed(seed: int):
     """Seed this session's generator (other sessions keep theirs)."""
     seed = int(seed)
-    if seed < 0:
-        raise RuntimeError(f"manual_seed expected a non-negative seed, got {seed}")
+    if not -(1 << 63) <= seed < (1 << 64):
+        raise ValueError("Overflow when unpacking long long")
+    seed %= 1 << 64  # torch keeps a uint64: -1 is 2**64 - 1
     gen = xp.random.default_rng(seed)
     _generator.set(gen)
     return gen

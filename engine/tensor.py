@@ -1,13 +1,14 @@
 """The engine's Tensor: an array plus autograd state, and the dispatcher that records ops."""
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
 from .backend import ndarray, to_numpy, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
-from .node import AccumulateGrad, add_hook, node_class
+from .node import _STRIP, AccumulateGrad, add_hook, node_class
 from .printing import format_tensor
 from .size import Size
 
@@ -75,23 +76,51 @@ class Tensor(TensorMethods):
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
+        if self.grad_fn is not None and flag:
+            # unlike requires_grad_(True), the setter refuses any change on a non-leaf
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        self._set_requires_grad(flag, errors.INTEGER_REQUIRES_GRAD)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        # torch's requires_grad_() words the dtype error differently from the setter's
+        self._set_requires_grad(requires_grad, errors.INTEGER_REQUIRES_GRAD_)
+        return self
+
+    def _set_requires_grad(self, flag: bool, dtype_error: str) -> None:
         if self.grad_fn is not None:
             if flag:
                 return
-            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want "
-                               "to use a computed variable in a subgraph that doesn't require "
-                               "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError(errors.NON_LEAF_REQUIRES_GRAD)
         if flag and self._data.dtype.kind not in "fc":
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+            raise RuntimeError(dtype_error)
         self._requires_grad = bool(flag)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        self.requires_grad = requires_grad
-        return self
+    @property
+    def grad(self) -> Tensor | None:
+        g = self._grad
+        if g is None and self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(errors.NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return g
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
+                                f"{type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value._data.shape)}' to a "
+                                   f"tensor of size '{list(self._data.shape)}'. Please ensure that the "
+                                   "gradient and the tensor are the same size")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(errors.grad_dtype_message(value.dtype, self.dtype))
+        self._grad = value
 
     @property
-    def _version_value(self) -> int:
+    def _version(self) -> int:
         return self._vc[0]
+
+    _version_value = _version
 
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
@@ -263,9 +292,10 @@ def _record(op, inputs, params, results) -> None:
     if save or tail is not None:
         saved = [x if x.__class__ is not Tensor else None for x in inputs]
         versions = []
+        skip = _unread_inputs(op, diff, node.next_functions) if op.saved_by else ()
         for i in save:
             x = inputs[i]
-            if x.__class__ is Tensor:
+            if x.__class__ is Tensor and i not in skip:
                 saved[i] = x
                 versions.append((i, x._vc[0]))
         if tail is not None:
@@ -293,6 +323,12 @@ def _record(op, inputs, params, results) -> None:
             r._output_nr = nr
 
 
+def _unread_inputs(op, diff, edges) -> set:
+    """Saved inputs that no VJP will read: every input reading them is outside autograd."""
+    tracked = {i for i, (node, _) in zip(diff, edges) if node is not None}
+    return {i for i, readers in op.saved_by if not tracked.intersection(readers)}
+
+
 def _diff_outputs(op, n):
     flags = op.differentiable_outputs
     return flags if len(flags) == n else (flags[0],) * n
@@ -304,11 +340,8 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
     track = False
     if op.node is not None and _enabled.get():
         track = any(x.__class__ is Tensor and x.requires_grad for x in inputs)
-        if track and self.grad_fn is None and self._requires_grad:
-            raise RuntimeError(errors.LEAF_INPLACE)
-        if track and self._base is not None and (self._base.requires_grad or self.requires_grad):
-            raise RuntimeError("in-place operations on views of tensors that require grad are not "
-                               "supported by this engine; apply the op to the base tensor instead")
+        if track:
+            _check_inplace(self, op)
     if not track:
         out = op.forward(*[x._data if x.__class__ is Tensor else x for x in inputs], **params)
         _write(self, out, op)
@@ -325,6 +358,30 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
         alias = self._alias()
         node._saved_out = ((alias, self._vc[0]),)
     return self
+
+
+def _check_inplace(self, op) -> None:
+    """torch's checks before an in-place op is recorded: leaves, views of leaves, multi-output views."""
+    base = self._base
+    if base is None:
+        if self.grad_fn is None and self._requires_grad:
+            # setitem through a view of a leaf (x[0] = v) is reported as the view torch makes
+            raise RuntimeError(errors.LEAF_VIEW_INPLACE if op.name == "copy_slices" else errors.LEAF_INPLACE)
+        return
+    node = self.grad_fn
+    if node is not None and node._op.view and node._op.num_outputs != 1:
+        raise RuntimeError(
+            f"Output {self._output_nr} of {_STRIP.sub('', type(node).__name__)} is a view and is being modified "
+            "inplace. This view is the output of a function that returns multiple views. Such functions do "
+            "not allow the output views to be modified inplace. You should replace the inplace operation by "
+            "an out-of-place one.")
+    while base._base is not None:
+        base = base._base
+    if base.grad_fn is None and base._requires_grad:
+        raise RuntimeError(errors.LEAF_VIEW_INPLACE)
+    if base.requires_grad or self.requires_grad:
+        raise RuntimeError("in-place operations on views of tensors that require grad are not "
+                           "supported by this engine; apply the op to the base tensor instead")
 
 
 def _write(self, out, op) -> None:

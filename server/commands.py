@@ -10,8 +10,8 @@ from ..engine.ops import OPS
 from ..engine.random import manual_seed
 from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
-from .function_node import apply_function
 from ..protos.codec import decode_array, decode_value, encode_array, encode_value
+from .function_node import apply_function
 
 K = pb.Kind
 
