@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from .engine import errors
+from .engine.function import returned_gradients
 from .node import Node
+from .tensor import Tensor
 
 
 class FunctionCtx:
@@ -45,7 +47,22 @@ class FunctionNode(FunctionCtx, Node):
         """Call the Function's backward directly, as ``grad_fn.apply(g)`` does in torch."""
         return self._function.backward(self, *grads)
 
-    __call__ = apply
+    def __call__(self, *grads):
+        # torch's custom-Function nodes are not callable; only apply() runs their backward
+        raise TypeError(f"'{type(self).__name__}' object is not callable")
+
+    def _backward_inputs(self, grads: tuple) -> tuple:
+        """The server sends one gradient per tensor output; backward takes one per output (None for
+        an output that is not a tensor, as in torch)."""
+        if len(grads) == len(self._tensor_outputs):
+            return grads
+        it = iter(grads)
+        return tuple(next(it, None) if is_tensor else None for is_tensor in self._tensor_outputs)
+
+    def _backward_outputs(self, result) -> tuple:
+        """What backward returned, checked as torch checks it: one entry per forward argument."""
+        grads = iter(returned_gradients(type(self).__name__, result, self._arg_is_tensor, Tensor))
+        return tuple(next(grads) if is_tensor else None for is_tensor in self._arg_is_tensor)
 
 
 def _init_node(node, session, name: str, node_id: int) -> None:
@@ -53,12 +70,17 @@ def _init_node(node, session, name: str, node_id: int) -> None:
     node._id = node_id
     node._name = name
     node._next = None
+    node._edges = None  # what the backward returns is known only when it ran: no mirrored edges
+    node._retained = None
+    node.metadata = {}
     node._to_save = ()
     node._freed = False
     node._non_differentiable = ()
     node._dirty = ()
     node.materialize_grads = True
     node.needs_input_grad = ()
+    node._arg_is_tensor = ()
+    node._tensor_outputs = ()
 
 
 def function_base(session):

@@ -7,7 +7,9 @@ _classes: dict[str, type] = {}
 class Node:
     """A remote grad_fn; its class is named as torch names the node's class."""
 
-    __slots__ = ("_session", "_id", "_name", "_next", "__weakref__")
+    # _edges: for nodes the client named, what each input was (a node, a leaf Tensor, or None):
+    # next_functions and the leaves a backward reaches are then known here, without a round trip
+    __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "__weakref__")
 
     def name(self) -> str:
         return self._name
@@ -18,8 +20,13 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         if self._next is None:
-            # the structure of a node never changes, so one round trip per node is enough
-            self._next = self._session._next_functions(self._id)
+            edges = getattr(self, "_edges", None)
+            if edges is not None:
+                self._next = tuple((self._session._edge_node(target), nr) if target is not None else (None, 0)
+                                   for target, nr in edges)
+            else:
+                # the structure of a node never changes, so one round trip per node is enough
+                self._next = self._session._next_functions(self._id)
         return self._next
 
     def __call__(self, *grads):
@@ -44,9 +51,20 @@ def node_class(type_name: str) -> type:
 
 
 def make_node(session, ref) -> Node:
-    node = node_class(ref.type).__new__(node_class(ref.type))
+    return new_node(session, ref.id, ref.name, ref.type)
+
+
+def new_node(session, node_id: int, name: str, type_name: str, edges=None) -> Node:
+    node = node_class(type_name).__new__(node_class(type_name))
     node._session = session
-    node._id = ref.id
-    node._name = ref.name
+    node._id = node_id
+    node._name = name
     node._next = None
+    node._edges = edges
+    node._retained = None
     return node
+
+
+def short_name(name: str) -> str:
+    """The class name torch gives a node: ``torch::autograd::CopySlices`` -> ``CopySlices``."""
+    return name.rsplit("::", 1)[-1]

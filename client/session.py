@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import queue
 import secrets
 import sys
@@ -22,7 +23,9 @@ from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.size import Size
 from .errors import RemoteError, from_rpc_error
 from .function import FunctionCtx, function_base
-from .node import make_node
+from .engine.meta import ValueDependentError, factory_meta, infer
+from .engine.strides import contiguous_strides
+from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array, encode_array, encode_value
@@ -37,6 +40,8 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send
 INLINE_BYTES = 4 << 20
 CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
 CREATE_ATTEMPTS = 4
+# Commands queued before the client sends them anyway (a bound on memory and on lost work).
+MAX_QUEUE = 1024
 
 
 class RemovableHandle:
@@ -96,8 +101,23 @@ class _SetGradEnabled(_GradMode):
 class Session:
     """``t = ra.connect(address)``: use ``t`` as you would use ``torch``; every value lives on the server."""
 
-    def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None) -> None:
+    def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None,
+                 eager: bool | None = None, max_queue: int = MAX_QUEUE) -> None:
+        """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
+        slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does)."""
         self.address = address
+        if eager is None:
+            eager = os.environ.get("REMOTE_AUTOGRAD_EAGER", "").strip().lower() in ("1", "true", "yes", "on")
+        self.eager = bool(eager)
+        self._max_queue = max(1, int(max_queue))
+        # commands sent without waiting: they ride the next batch, at the next sync point
+        self._queue: list = []
+        self._queue_info: list = []
+        self._poisoned: dict[int, str] = {}
+        # which tensors hold a .grad, known without asking while the graph is mirrored here
+        self._has_grad: dict[int, bool] = {}
+        self._grad_exact = True
+        self._accumulators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.RemoteAutogradStub(self._channel)
         self._timeout = timeout
@@ -168,6 +188,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._queue, self._queue_info = [], []
         try:
             self._stub.CloseSession(pb.Empty(), metadata=self._md, timeout=10)
         except grpc.RpcError:
@@ -200,16 +221,15 @@ class Session:
 
     def _set_grad_mode(self, mode: bool) -> None:
         if mode != self._grad_enabled:
-            self._command(K.SET_GRAD_MODE, args=(bool(mode),))
+            self._enqueue(K.SET_GRAD_MODE, args=(bool(mode),))
             self._grad_enabled = bool(mode)
 
     def manual_seed(self, seed: int) -> None:
-        self._command(K.MANUAL_SEED, args=(int(seed),))
+        self._enqueue(K.MANUAL_SEED, args=(int(seed),))
 
     def synchronize(self) -> None:
-        """Wait until every queued command has run (every command runs at once in this version)."""
-        if self._releases:
-            self._execute([])
+        """Wait until every queued command has run; raises the first error one of them met."""
+        self._flush()
 
     # ------------------------------------------------------------ factories
     def tensor(self, data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
@@ -246,8 +266,13 @@ class Session:
         if "dtype" in kwargs and kwargs["dtype"] is not None:
             kwargs["dtype"] = dtypes.from_any(kwargs["dtype"])
         tid = next(self._ids)
-        result = self._command(K.FACTORY, name=name, args=args, kwargs=kwargs, outputs=(tid,))
-        return self._from_meta(result.outputs[0])
+        meta = factory_meta(name, args, kwargs)
+        if meta is None:  # arguments only the engine can judge: let it, with torch's errors
+            result = self._command(K.FACTORY, name=name, args=args, kwargs=kwargs, outputs=(tid,))
+            return self._from_meta(result.outputs[0])
+        shape, dt = meta
+        self._enqueue(K.FACTORY, name=name, args=args, kwargs=kwargs, outputs=(tid,))
+        return self._proxy(tid, shape, dt, None, bool(kwargs.get("requires_grad", False)))
 
     # sizes go to the server as the user wrote them: the engine parses them, with torch's errors
     def zeros(self, *size, **kw):
@@ -317,8 +342,10 @@ class Session:
         grads = None if grad_tensors is None else _tuple(grad_tensors)
         if grads is not None:
             grads = tuple(g if g is None or isinstance(g, Tensor) else self.tensor(g) for g in grads)
-        self._command(K.BACKWARD, args=(tensors, grads, None if inputs is None else _tuple(inputs)),
+        inputs = None if inputs is None else _tuple(inputs)
+        self._command(K.BACKWARD, args=(tensors, grads, inputs),
                       kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph)}, callbacks=True)
+        self._predict_grads(tensors, inputs, bool(create_graph))
 
     def _grad(self, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
               only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
@@ -333,14 +360,64 @@ class Session:
 
     def _get_grad(self, t: Tensor):
         tid = next(self._ids)
+        known = self._grad_known(t)
+        if known is False:
+            return None
+        if known is True:
+            # the mirror says the gradient exists: name it now, bind it on the server later
+            self._enqueue(K.GET_GRAD, args=(t,), outputs=(tid,))
+            return self._proxy(tid, t._shape, t._dtype, None, False)
         result = self._command(K.GET_GRAD, args=(t,), outputs=(tid,))
         return self._from_meta(result.outputs[0]) if result.outputs else None
+
+    def _grad_known(self, t: Tensor):
+        """True or False when this client knows whether ``t.grad`` is set; None when only the server does."""
+        if self.eager or not self._grad_exact:
+            return None
+        state = self._has_grad.get(t._id)
+        if state is not None:
+            return state
+        if t._grad_fn is not None:
+            return False if t._id not in self._retained else None
+        return False if not t._requires_grad else None
+
+    def _predict_grads(self, roots, inputs, create_graph: bool) -> None:
+        """After a backward: which leaves (and retained tensors) now hold a gradient, from the mirror."""
+        if create_graph:
+            self._grad_exact = False  # gradients with history: let the server describe them
+            return
+        reached_nodes, reached_leaves, exact = set(), {}, True
+        stack = [t._grad_fn if t._grad_fn is not None else t for t in roots]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, Tensor):
+                reached_leaves[x._id] = x
+                continue
+            if id(x) in reached_nodes:
+                continue
+            reached_nodes.add(id(x))
+            edges = getattr(x, "_edges", None)
+            if edges is None:
+                exact = False  # a node made elsewhere (a custom Function, the server): unknown inputs
+                continue
+            stack.extend(target for target, _ in edges if target is not None)
+        if not exact:
+            self._grad_exact = False
+            return
+        if inputs is not None:
+            for t in inputs:
+                if (t._grad_fn is None and t._id in reached_leaves) or (t._grad_fn is not None and id(t._grad_fn) in reached_nodes):
+                    self._has_grad[t._id] = True
+            return
+        for tid in reached_leaves:
+            self._has_grad[tid] = True
 
     def _set_grad(self, t: Tensor, value) -> None:
         if value is not None and not isinstance(value, Tensor):
             raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
                             f"{type(value).__name__}")
-        self._command(K.SET_GRAD, args=(t, value))
+        self._enqueue(K.SET_GRAD, args=(t, value))
+        self._has_grad[t._id] = value is not None
 
     def _set_requires_grad(self, t: Tensor, flag: bool, dtype_error: str = engine_errors.INTEGER_REQUIRES_GRAD) -> None:
         # torch's checks, at the user's line (the setter and requires_grad_() word the dtype error apart)
@@ -350,13 +427,15 @@ class Session:
             raise RuntimeError(engine_errors.NON_LEAF_REQUIRES_GRAD)
         if flag and not t.dtype.is_floating_point:
             raise RuntimeError(dtype_error)
-        result = self._command(K.SET_REQUIRES_GRAD, args=(t, flag))
-        self._update(t, result.outputs[0])
+        self._enqueue(K.SET_REQUIRES_GRAD, args=(t, flag))
+        t._requires_grad = flag
+        if flag:
+            self._has_grad.setdefault(t._id, False)
 
     def _alias(self, t: Tensor, kind: str):
         tid = next(self._ids)
-        result = self._command(K.DETACH if kind == "detach" else K.DATA, args=(t,), outputs=(tid,))
-        return self._from_meta(result.outputs[0])
+        self._enqueue(K.DETACH if kind == "detach" else K.DATA, args=(t,), outputs=(tid,))
+        return self._proxy(tid, t._shape, t._dtype, None, False, strides=t._strides)
 
     def _set_data(self, t: Tensor, value) -> None:
         if not isinstance(value, Tensor):
@@ -376,7 +455,7 @@ class Session:
         self._update(t, m)
 
     def _retain_grad(self, t: Tensor) -> None:
-        self._command(K.RETAIN_GRAD, args=(t,))
+        self._enqueue(K.RETAIN_GRAD, args=(t,))
         self._retained.add(t._id)
 
     def _retains(self, t: Tensor) -> bool:
@@ -386,12 +465,12 @@ class Session:
         self._ensure_events()
         hook_id = next(self._hook_ids)
         self._hooks[hook_id] = fn
-        self._command(K.REGISTER_HOOK, args=(t,), kwargs={"hook": hook_id})
+        self._enqueue(K.REGISTER_HOOK, args=(t,), kwargs={"hook": hook_id})
         return RemovableHandle(self, hook_id)
 
     def _remove_hook(self, hook_id: int) -> None:
         if self._hooks.pop(hook_id, None) is not None:
-            self._command(K.REMOVE_HOOK, kwargs={"hook": hook_id})
+            self._enqueue(K.REMOVE_HOOK, kwargs={"hook": hook_id})
 
     def _next_functions(self, node_id: int) -> tuple:
         result = self._command(K.NEXT_FUNCTIONS, kwargs={"node": node_id})
@@ -403,6 +482,32 @@ class Session:
 
     # ------------------------------------------------------------ ops
     def _call(self, op, inputs, params):
+        try:
+            metas = infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+        except ValueDependentError:
+            return self._call_now(op, inputs, params)
+        single = not isinstance(metas, tuple)
+        metas = (metas,) if single else metas
+        node = None
+        if op.node is not None and self._grad_enabled:
+            diff = range(len(inputs)) if op.variadic else op.diff_inputs
+            if any(isinstance(inputs[i], Tensor) and inputs[i]._requires_grad for i in diff) and \
+                    any(m.dtype.kind == "f" for m in metas):
+                node = new_node(self, next(self._ids), op.node, short_name(op.node),
+                                tuple(_edge(inputs[i]) for i in diff))
+        ids = tuple(next(self._ids) for _ in metas)
+        self._enqueue(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids, node=node._id if node else 0)
+        flags = op.differentiable_outputs if len(op.differentiable_outputs) == len(metas) else \
+            (op.differentiable_outputs[0],) * len(metas)
+        outs = []
+        for nr, (tid, m, differentiable) in enumerate(zip(ids, metas, flags)):
+            grad_fn = node if node is not None and differentiable and m.dtype.kind == "f" else None
+            outs.append(self._proxy(tid, m.shape, dtypes.of_dtype(m.dtype), grad_fn, grad_fn is not None,
+                                    strides=m.strides, output_nr=nr))
+        return outs[0] if single else tuple(outs)
+
+    def _call_now(self, op, inputs, params):
+        """An op whose result's shape depends on values: the server runs it now and describes it."""
         n = op.num_outputs
         if n == -1:  # unbind: one output per slice
             shape, dim = inputs[0].shape, params.get("dim", 0)
@@ -414,9 +519,28 @@ class Session:
         return outs[0] if op.num_outputs == 1 else outs
 
     def _call_inplace(self, op, inputs, params):
-        result = self._command(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params)
-        self._update(inputs[0], result.outputs[0])
-        return inputs[0]
+        target = inputs[0]
+        try:
+            meta = infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+        except ValueDependentError:
+            meta = None
+        if meta is not None:
+            _check_inplace(target, meta)
+        track = op.node is not None and self._grad_enabled and any(
+            isinstance(x, Tensor) and x._requires_grad for x in inputs)
+        if track and target._grad_fn is None and target._requires_grad:
+            raise RuntimeError(engine_errors.LEAF_INPLACE)
+        node = None
+        if track and target._dtype.is_floating_point:
+            diff = range(len(inputs)) if op.variadic else op.diff_inputs
+            node = new_node(self, next(self._ids), op.node, short_name(op.node),
+                            tuple(_edge(inputs[i]) for i in diff))
+        self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node._id if node else 0)
+        if node is not None:
+            target._grad_fn = node
+            target._output_nr = 0
+            target._requires_grad = True
+        return target
 
     def _fetch(self, t: Tensor) -> numpy.ndarray:
         if t.numel() * t.dtype.itemsize > INLINE_BYTES:
@@ -425,6 +549,31 @@ class Session:
         return decode_array(result.value.tensor)
 
     # ------------------------------------------------------------ proxies
+    def _proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides=None, output_nr: int = 0):
+        """A proxy whose metadata this client inferred itself."""
+        t = object.__new__(self.Tensor)
+        t._session = self
+        t._id = tid
+        t._shape = tuple(shape)
+        t._dtype = dtype
+        t._strides = contiguous_strides(t._shape) if strides is None else tuple(strides)
+        t._requires_grad = requires_grad
+        t._grad_fn = grad_fn
+        t._output_nr = output_nr
+        if requires_grad and grad_fn is None:
+            self._has_grad[tid] = False  # a new leaf that requires grad has none yet
+        return t
+
+    def _edge_node(self, target):
+        """A mirrored edge as next_functions shows it: a node, or a leaf's AccumulateGrad."""
+        if not isinstance(target, Tensor):
+            return target
+        acc = self._accumulators.get(target._id)
+        if acc is None:
+            acc = new_node(self, 0, "torch::autograd::AccumulateGrad", "AccumulateGrad", ())
+            self._accumulators[target._id] = acc
+        return acc
+
     def _from_meta(self, m) -> Tensor:
         t = object.__new__(self.Tensor)
         t._session = self
@@ -451,6 +600,8 @@ class Session:
         if isinstance(x, _Ref):
             return x._id
         if isinstance(x, Tensor):
+            if x._id in self._poisoned:
+                raise RuntimeError(f"this tensor was never computed: {self._poisoned[x._id]}")
             if x._session is not self:
                 raise RuntimeError("a tensor of another session was passed to this session; tensors "
                                    "cannot cross sessions (use .tolist() or .numpy() to copy values)")
@@ -458,8 +609,7 @@ class Session:
         return None
 
     # ------------------------------------------------------------ the wire
-    def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False,
-                 node: int = 0):
+    def _build(self, kind, name, args, kwargs, outputs, node):
         cmd = pb.Command(kind=kind, name=name, node=node)
         ref_of = self._ref_of
         for a in args:
@@ -468,15 +618,40 @@ class Session:
             for k, v in kwargs.items():
                 encode_value(v, cmd.kwargs[k], ref_of)
         cmd.outputs.extend(outputs)
-        return self._execute([cmd], callbacks)[0]
+        return cmd
 
-    def _execute(self, commands, callbacks: bool = False):
+    def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False,
+                 node: int = 0):
+        """A command whose answer is needed now: it goes with everything queued, and is waited for."""
+        cmd = self._build(kind, name, args, kwargs, outputs, node)
+        return self._execute([cmd], callbacks, return_meta=True)[0]
+
+    def _enqueue(self, kind, name: str = "", args=(), kwargs=None, outputs=(), node: int = 0) -> None:
+        """A command whose result this client already knows: sent with the next batch."""
+        self._queue_command(self._build(kind, name, args, kwargs, outputs, node), name or pb.Kind.Name(kind),
+                            outputs)
+
+    def _queue_command(self, cmd, what: str, outputs) -> None:
+        self._queue.append(cmd)
+        self._queue_info.append((what, _user_line(), tuple(outputs)))
+        if self.eager or len(self._queue) >= self._max_queue:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._queue or self._releases:
+            self._execute([], callbacks=True)
+
+    def _execute(self, commands, callbacks: bool = False, return_meta: bool = False):
         if self._closed:
             raise RemoteError("this session is closed")
-        batch = pb.Batch(commands=commands)
+        queued, info = self._queue, self._queue_info
+        self._queue, self._queue_info = [], []
+        batch = pb.Batch(commands=queued + list(commands) if queued else commands, return_meta=return_meta)
         if self._releases:
             released, self._releases = self._releases, []
             batch.release.extend(released)
+            for tid in released:
+                self._has_grad.pop(tid, None)
         try:
             if callbacks and self._events is not None:
                 reply = self._execute_with_callbacks(batch)
@@ -484,6 +659,15 @@ class Session:
                 reply = self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
         except grpc.RpcError as e:
             error = from_rpc_error(e, self.address)
+            index = dict(e.trailing_metadata() or ()).get("x-error-index")
+            if index is not None and int(index) < len(queued):
+                # a queued command failed: say which, and where the user issued it; the
+                # commands after it did not run, so their tensors never came to be
+                what, line, _ = info[int(index)]
+                error.add_note(f"(raised by '{what}', issued at {line})")
+                for _, _, outputs in info[int(index):]:
+                    for tid in outputs:
+                        self._poisoned[tid] = f"'{what}' issued at {line} failed: {error}"
         else:
             for node_id in reply.released_functions:
                 node = self._functions.pop(node_id, None)
@@ -492,7 +676,7 @@ class Session:
                     node._freed = True
             for w in reply.warnings:
                 _warn_at_user_line(w.message, _WARNING_TYPES.get(w.category, UserWarning))
-            return reply.results
+            return reply.results[len(queued):]
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
             user_error = self._hook_errors.pop(0)
@@ -548,20 +732,16 @@ class Session:
         try:
             if node is None:
                 raise RuntimeError(f"function node {call.node} is unknown to this client")
-            grads = tuple(self._from_meta(m) if m.id else None for m in call.grads)
-            result = node._function.backward(node, *grads)
-            result = result if isinstance(result, tuple) else (result,)
+            grads = node._backward_inputs(tuple(self._from_meta(m) if m.id else None for m in call.grads))
+            result = node._backward_outputs(node._function.backward(node, *grads))
             items = reply.result.list
             reply.result.list.SetInParent()
             for g in result:
                 item = items.items.add()
                 if g is None:
                     item.none = True
-                elif isinstance(g, Tensor):
-                    item.ref = self._ref_of(g)
                 else:
-                    raise TypeError(f"backward of {type(node).__name__} returned a {type(g).__name__}; "
-                                    "expected Tensors or None")
+                    item.ref = self._ref_of(g)
         except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
             self._hook_errors.append(e)
             reply.error = f"{type(e).__name__}: {e}"
@@ -570,6 +750,16 @@ class Session:
         self._reply(reply)
 
     def _reply(self, reply) -> None:
+        # what the callback queued (a replacement gradient, say) must exist before the server goes on.
+        # Queued commands never call back: a plain Execute, as a nested wait for events would take
+        # the events (the end) of the call this callback serves.
+        if self._queue or self._releases:
+            try:
+                self._execute([])
+            except Exception as e:  # noqa: BLE001  (the server must still hear back, or it waits out its deadline)
+                self._hook_errors.append(e)
+                reply.ClearField("result")
+                reply.error = f"{type(e).__name__}: {e}"
         try:
             self._stub.Reply(reply, metadata=self._md, timeout=self._timeout)
         except grpc.RpcError as e:
@@ -579,16 +769,22 @@ class Session:
                 raise from_rpc_error(e, self.address) from None
 
     def _apply_function(self, cls, node, args, kwargs):
+        from .engine.function import check_saved
         is_tensor = tuple(isinstance(a, Tensor) for a in args)
         node.needs_input_grad = tuple(t and a.requires_grad for a, t in zip(args, is_tensor))
         with self.no_grad():
             outputs = cls.forward(node, *args, **kwargs)
-        if not (self._grad_enabled and any(node.needs_input_grad)):
-            return outputs
+        check_saved(node._to_save, Tensor)
         single = not isinstance(outputs, tuple)
         outs = (outputs,) if single else outputs
-        tensors = [o for o in outs if isinstance(o, Tensor)]
         inputs = {id(a) for a in args if isinstance(a, Tensor)}
+        if not (self._grad_enabled and any(node.needs_input_grad)):
+            # an input returned as is comes back as a new tensor, as in torch, even without a graph
+            final = tuple(o.detach() if isinstance(o, Tensor) and id(o) in inputs else o for o in outs)
+            return final[0] if single else final
+        node._arg_is_tensor = is_tensor
+        node._tensor_outputs = tuple(isinstance(o, Tensor) for o in outs)
+        tensors = [o for o in outs if isinstance(o, Tensor)]
         alias_ids = tuple(self._new_id() if id(o) in inputs else 0 for o in tensors)
         self._ensure_events()
         self._functions[node._id] = node
@@ -649,7 +845,8 @@ class Session:
             if requires_grad:
                 encode_value(True, cmd.kwargs["requires_grad"])
             cmd.outputs.append(tid)
-            return self._from_meta(self._execute([cmd])[0].outputs[0])
+            self._queue_command(cmd, "tensor", (tid,))
+            return self._proxy(tid, host.shape, dtypes.of_array(host), None, requires_grad)
 
         def chunks():
             view = memoryview(host).cast("B")
@@ -684,6 +881,43 @@ class Session:
 
 
 _WARNING_TYPES = {cls.__name__: cls for cls in (UserWarning, RuntimeWarning, DeprecationWarning, FutureWarning)}
+
+
+def _edge(x):
+    """What a mirrored node records of one input (as the engine's _edge does on the server)."""
+    if isinstance(x, Tensor):
+        if x._grad_fn is not None:
+            return (x._grad_fn, x._output_nr)
+        if x._requires_grad:
+            return (x, 0)
+    return (None, 0)
+
+
+def _check_inplace(target: Tensor, meta) -> None:
+    """The engine's checks on writing a result into ``target``, raised at the user's line."""
+    if tuple(meta.shape) != target._shape:
+        try:
+            numpy.broadcast_shapes(tuple(meta.shape), target._shape)
+            ok = numpy.broadcast_shapes(tuple(meta.shape), target._shape) == target._shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError(f"output with shape {list(target._shape)} doesn't match the broadcast shape "
+                               f"{list(meta.shape)}")
+    src, dst = dtypes.of_dtype(meta.dtype), target._dtype
+    if src._category > dst._category:
+        raise RuntimeError(f"result type {engine_errors.scalar_name(src)} can't be cast to the desired "
+                           f"output type {engine_errors.scalar_name(dst)}")
+
+
+def _user_line() -> str:
+    """Where the user issued a command: the first frame outside this package."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("remote_autograd"):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def _warn_at_user_line(message: str, category: type) -> None:

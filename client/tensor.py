@@ -6,6 +6,7 @@ import warnings
 from .engine import dtypes, errors
 from .engine.errors import NON_LEAF_GRAD
 from .engine.methods import TensorMethods
+from .engine.meta import Meta
 from .engine.printing import format_tensor
 from .engine.size import Size
 from .engine.strides import is_contiguous, view_strides
@@ -54,6 +55,9 @@ class Tensor(TensorMethods):
         if dim is None:
             return tuple(self._strides)
         return self._strides[dim]
+
+    def _meta(self) -> Meta:
+        return Meta(self._shape, self._dtype.np, self._strides)
 
     def is_contiguous(self) -> bool:
         return is_contiguous(self._shape, self._strides)

@@ -63,6 +63,14 @@ def of_array(array) -> dtype:
         raise TypeError(f"arrays of numpy dtype {array.dtype} are not supported") from None
 
 
+def of_dtype(np_dtype) -> dtype:
+    """The torch dtype of a numpy dtype."""
+    try:
+        return _BY_NP[np_dtype]
+    except KeyError:
+        raise TypeError(f"numpy dtype {np_dtype} is not supported") from None
+
+
 def from_any(value) -> dtype:
     """Accept a dtype, a numpy dtype, a Python type or a name (what torch's dtype= takes, and a bit more)."""
     if isinstance(value, dtype):

@@ -49,6 +49,10 @@ def _infer_dtype(obj) -> dtypes.dtype:
     if isinstance(obj, numpy.ndarray):
         return dtypes.from_any(obj.dtype)
     if _is_sequence(obj):
+        if isinstance(obj, list):
+            kinds = set(map(type, obj))
+            if kinds and kinds <= _PLAIN:  # the common leaf level, at C speed
+                return _DEFAULT if float in kinds else dtypes.int64 if int in kinds else dtypes.bool_
         result = None
         for item in obj:
             dt = _infer_dtype(item)
@@ -82,7 +86,7 @@ def _store_scalar(obj, dt: dtypes.dtype):
         if dt is dtypes.bool_:
             return bool(obj)
         # torch's checked_convert compares in double, then casts (2.0**63 becomes int64's minimum)
-        if not -float(info.max) if info.min == 0 else float(info.min) <= obj <= float(info.max):
+        if not float(info.min) <= obj <= float(info.max):
             raise RuntimeError(f"value cannot be converted to type {dt.name} without overflow")
         bits = 8 * dt.itemsize
         value = int(obj) % (1 << bits)
@@ -111,6 +115,9 @@ def _store(obj, dim: int, sizes: list, dt: dtypes.dtype, out: list) -> None:
     n = sizes[dim]
     if len(obj) != n:
         raise ValueError(f"expected sequence of length {n} at dim {dim} (got {len(obj)})")
+    if dim == len(sizes) - 1 and _plain_run(obj, dt):
+        out.extend(obj)  # plain Python numbers that numpy converts exactly as torch would
+        return
     for item in obj:
         if not _ndarray_list_warned and isinstance(item, numpy.ndarray):
             _ndarray_list_warned.append(True)  # torch warns once per process
@@ -119,6 +126,20 @@ def _store(obj, dim: int, sizes: list, dt: dtypes.dtype, out: list) -> None:
 
 
 _ndarray_list_warned: list = []
+_PLAIN = {float, int, bool}
+
+
+def _plain_run(items, dt: dtypes.dtype) -> bool:
+    """Whether a run of elements needs no per-element check: Python numbers that fit the dtype."""
+    kinds = set(map(type, items))
+    if not kinds <= _PLAIN:
+        return False
+    if dt.is_floating_point:
+        return True
+    if float in kinds:
+        return False
+    info = numpy.iinfo(numpy.int64 if dt is dtypes.bool_ else dt.np)
+    return not items or (min(items) >= int(info.min) and max(items) <= int(info.max))
 
 
 def host_array(data, dtype=None) -> numpy.ndarray:

@@ -1,15 +1,18 @@
 """torch.* functions and torch.nn.functional, written over tensor methods so any Tensor class serves."""
 from __future__ import annotations
 
+import math
 import types
+import warnings
 
+from .methods import _broadcast_shapes
 from .ops import OPS
 
 # torch.f(x, ...) is x.f(...) for these
 _METHOD_FUNCTIONS = (
     "add", "sub", "mul", "div", "true_divide", "pow", "neg", "negative", "abs", "reciprocal", "square",
-    "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "sign", "clamp", "clip",
-    "sum", "mean", "std", "var", "max", "min", "prod", "norm", "amax", "argmax", "argmin",
+    "floor_divide", "remainder", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "sign", "clamp", "clip",
+    "sum", "mean", "std", "var", "max", "min", "prod", "norm", "amax", "amin", "argmax", "argmin",
     "maximum", "minimum", "matmul", "mm", "bmm", "dot", "mv", "t", "transpose", "permute",
     "reshape", "flatten", "squeeze", "unsqueeze", "narrow", "select", "unbind", "chunk", "split",
     "clone", "softmax", "log_softmax", "eq", "ne", "lt", "le", "gt", "ge", "isclose", "allclose",
@@ -27,7 +30,7 @@ def _method_function(name):
 def cat(tensors, dim: int = 0):
     tensors = tuple(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     return tensors[0]._dispatch(OPS["cat"], tensors, {"dim": dim})
 
 
@@ -86,11 +89,29 @@ def log_softmax(input, dim=None, dtype=None):  # noqa: A002
 
 
 def linear(input, weight, bias=None):  # noqa: A002
+    # torch's linear: addmm for a 2-d input (and, flattened, for a contiguous input with a 1-d
+    # bias); otherwise matmul then add
+    if bias is not None and (input.dim() == 2 or (input.is_contiguous() and bias.dim() == 1)):
+        if input.dim() == 2:
+            return bias._dispatch(OPS["addmm"], (bias, input, weight.t()), {})
+        flat = input.reshape(math.prod(input.shape[:-1]), input.shape[-1])
+        out = bias._dispatch(OPS["addmm"], (bias, flat, weight.t()), {})
+        return out.view(tuple(input.shape[:-1]) + (out.shape[1],))
     out = input.matmul(weight.t())
     return out if bias is None else out + bias
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"Using a target size ({target.size()}) that is different to the input size "
+                      f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", UserWarning, stacklevel=2)
+        # torch broadcasts both sides first: the graph shows ExpandBackward0 under MseLossBackward0
+        shape = _broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        if tuple(input.shape) != shape:
+            input = input.expand(shape)  # noqa: A001
+        if tuple(target.shape) != shape:
+            target = target.expand(shape)
     return input._op("mse_loss", target, reduction=reduction)
 
 

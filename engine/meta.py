@@ -129,6 +129,8 @@ def _reduction(kind):
             dt = _INT64
         else:
             dt = a.dtype
+        if params.get("dtype") is not None:  # sum/mean/prod(dtype=...)
+            dt = params["dtype"].np
         return Meta(shape, dt)
     return rule
 
@@ -285,6 +287,23 @@ def _unbind(a, dim=0):
     return tuple(Meta(shape, a.dtype, strides) for _ in range(a.shape[d]))
 
 
+def _split_pieces(a, dim, sizes):
+    d = ops._check_dim(dim, a.ndim)
+    return tuple(Meta(a.shape[:d] + (n,) + a.shape[d + 1:], a.dtype, a.strides) for n in sizes)
+
+
+def _split(a, split_size, dim=0):
+    if a.ndim == 0:
+        raise ValueDependentError  # the engine words the error
+    return _split_pieces(a, dim, ops.split_sizes(a.shape[ops._check_dim(dim, a.ndim)], split_size))
+
+
+def _split_with_sizes(a, split_sizes, dim=0):
+    if a.ndim == 0 or sum(split_sizes) != a.shape[ops._check_dim(dim, a.ndim)]:
+        raise ValueDependentError
+    return _split_pieces(a, dim, split_sizes)
+
+
 def _select(a, dim, index):
     if a.ndim == 0:
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
@@ -381,10 +400,15 @@ RULES = {
     "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
     "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
     "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll,
+    "div_mode": _div, "floor_divide": elementwise(), "floor_divide_scalar": _scalar_promoted,
+    "remainder": elementwise(), "remainder_scalar": _scalar_promoted,
+    "amax": _reduction("same"), "amin": _reduction("same"),
+    "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
+    "addmm": lambda bias, a, b: _mm(a, b), "split": _split, "split_with_sizes": _split_with_sizes,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
-SERVER_ONLY = {"select_backward", "slice_backward", "index_backward"}
+SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward"}
 
 
 def infer(name: str, inputs, params):
@@ -393,3 +417,56 @@ def infer(name: str, inputs, params):
     if rule is None:
         raise ValueDependentError
     return rule(*inputs, **params)
+
+
+# ---------------------------------------------------------------- factories
+
+_SHAPED = {"zeros", "ones", "empty", "rand", "randn"}
+
+
+def _size(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in args):
+        return None
+    return tuple(args)
+
+
+def factory_meta(name: str, args, kwargs):
+    """(shape, dtype) of a factory's result, or None when the engine should judge the arguments."""
+    from .dtypes import bool_, float32, int64
+    dt = kwargs.get("dtype")
+    requires_grad = kwargs.get("requires_grad", False)
+    if name in _SHAPED:
+        shape = _size(args)
+        dt = dt or float32
+        if shape is None or (name in ("rand", "randn") and not dt.is_floating_point):
+            return None
+    elif name == "full" and len(args) == 2:
+        shape = _size((args[0],) if isinstance(args[0], int) else args[0])
+        fill = args[1]
+        if shape is None or not isinstance(fill, (bool, int, float)):
+            return None
+        dt = dt or (bool_ if isinstance(fill, bool) else int64 if isinstance(fill, int) else float32)
+    elif name == "arange":
+        start, end, step = (list(args) + [None, 1])[:3] if len(args) < 3 else args[:3]
+        if end is None:
+            start, end = 0, start
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end, step)) or step == 0:
+            return None
+        if (end - start) / step < 0:
+            return None
+        shape = (max(0, math.ceil((end - start) / step)),)
+        dt = dt or (int64 if all(isinstance(v, int) for v in (start, end, step)) else float32)
+    elif name == "linspace" and len(args) == 3 and isinstance(args[2], int) and args[2] >= 0:
+        shape, dt = (args[2],), dt or float32
+    elif name == "eye" and args and isinstance(args[0], int) and args[0] >= 0:
+        m = args[1] if len(args) > 1 and args[1] is not None else args[0]
+        if not isinstance(m, int) or m < 0:
+            return None
+        shape, dt = (args[0], m), dt or float32
+    else:
+        return None
+    if requires_grad and not dt.is_floating_point:
+        return None
+    return shape, dt

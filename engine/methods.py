@@ -9,10 +9,12 @@ import numbers
 import warnings
 
 from . import dtypes
-from .ops import OPS
+from .ops import OPS, _check_dim
 from .size import Size
 
 _SCALARS = (bool, int, float)
+_MASKS = (dtypes.bool_, dtypes.uint8)  # index tensors that act as masks
+_UNSET = object()  # an argument not given at all (torch picks another overload when it is given)
 
 
 def _size_args(args) -> tuple:
@@ -82,9 +84,23 @@ class TensorMethods:
     def mul(self, other):
         return self._op("mul", self._operand(other))
 
-    def div(self, other, *, rounding_mode=None):
-        return self._op("div", self._operand(other),
-                        **({"rounding_mode": rounding_mode} if rounding_mode else {}))
+    def div(self, other, *, rounding_mode=_UNSET):
+        # naming rounding_mode at all (even None) selects torch's div.Tensor_mode: DivBackward2
+        if rounding_mode is _UNSET:
+            return self._op("div", self._operand(other))
+        return self._op("div_mode", self._operand(other), rounding_mode=rounding_mode)
+
+    def floor_divide(self, other):
+        other = self._operand(other)
+        if isinstance(other, TensorMethods):
+            return self._op("floor_divide", other)
+        return self._op("floor_divide_scalar", other=other)
+
+    def remainder(self, other):
+        other = self._operand(other)
+        if isinstance(other, TensorMethods):
+            return self._op("remainder", other)
+        return self._op("remainder_scalar", other=other)
 
     true_divide = divide = div
     multiply = mul
@@ -142,10 +158,12 @@ class TensorMethods:
         return NotImplemented if other is NotImplemented else self.reciprocal()._op("mul", other)
 
     def __floordiv__(self, other):
-        return self.div(other, rounding_mode="floor")
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self.floor_divide(other)
 
     def __mod__(self, other):
-        return self - (self // other) * other
+        other = self._operand(other)
+        return NotImplemented if other is NotImplemented else self.remainder(other)
 
     def __pow__(self, exponent):
         exponent = self._operand(exponent)
@@ -319,17 +337,18 @@ class TensorMethods:
         return self._op("log_softmax", dim=dim)
 
     # ------------------------------------------------------------ reductions
+    # dtype= is a parameter of the reduction itself: torch records no ToCopyBackward0 for it
     def sum(self, dim=None, keepdim=False, *, dtype=None):
-        out = self if dtype is None else self.to(dtype)
+        cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
         if dim is None:
-            return out._op("sum")
-        return out._op("sum_dim", dim=_dim_arg(dim), keepdim=keepdim)
+            return self._op("sum", **cast)
+        return self._op("sum_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None):
-        out = self if dtype is None else self.to(dtype)
+        cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
         if dim is None:
-            return out._op("mean")
-        return out._op("mean_dim", dim=_dim_arg(dim), keepdim=keepdim)
+            return self._op("mean", **cast)
+        return self._op("mean_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
 
     def _var_params(self, dim, unbiased, keepdim, correction):
         if isinstance(dim, bool):  # var(True): the old positional unbiased
@@ -361,15 +380,23 @@ class TensorMethods:
         return self._extreme("min", dim, keepdim, other)
 
     def amax(self, dim=(), keepdim=False):
-        return self.max() if dim in ((), None) else self.max(dim, keepdim).values
+        return self._op("amax", dim=_dim_arg(dim) or None, keepdim=keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return self._op("amin", dim=_dim_arg(dim) or None, keepdim=keepdim)
 
     def prod(self, dim=None, keepdim=False, *, dtype=None):
-        out = self if dtype is None else self.to(dtype)
+        cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
         if dim is None:
-            return out._op("prod")
-        return out._op("prod_dim", dim=int(dim), keepdim=keepdim)
+            return self._op("prod", **cast)
+        return self._op("prod_dim", dim=int(dim), keepdim=keepdim, **cast)
 
     def norm(self, p="fro", dim=None, keepdim=False):
+        if p == "fro" and isinstance(dim, (tuple, list)) and len(dim) > 2:
+            # torch.norm hands this case to linalg.matrix_norm, which refuses it
+            raise RuntimeError("linalg.matrix_norm: dim must be a 2-tuple. Got " + " ".join(str(d) for d in dim))
+        if isinstance(p, str) and p != "fro":
+            raise NotImplementedError(f"norm(p={p!r}) (a matrix norm) is not supported")
         if p in ("fro", None):
             p = 2
         return self._op("norm", ord=float(p) if not isinstance(p, int) else p,
@@ -401,23 +428,38 @@ class TensorMethods:
             return self.unsqueeze(0).mm(other)._op("_squeeze_matmul", dim=0)
         if da == 2 and db == 2:
             return self.mm(other)
-        if da >= 3 and db <= 2:
-            lead = tuple(self.shape[:-1])
-            folded = self.reshape(-1, self.shape[-1])
-            out = folded.mv(other) if db == 1 else folded.mm(other)
-            return out._op("_unsafe_view", shape=lead + (() if db == 1 else (other.shape[-1],)))
-        # batched: broadcast the batch dimensions, fold them, bmm
-        a = self.unsqueeze(0) if da == 1 else self
-        b = other.unsqueeze(-1) if db == 1 else other
-        batch = _broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
-        n, m, p = a.shape[-2], a.shape[-1], b.shape[-1]
-        if b.shape[-2] != m:
-            raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                               f"[{math.prod(batch)}, {m}] but got: [{math.prod(batch)}, {b.shape[-2]}].")
-        a3 = a.expand(batch + (n, m)).reshape(-1, n, m)
-        b3 = b.expand(batch + (m, p)).reshape(-1, m, p)
+        if da == 3 and db == 3:
+            # torch 2.13 drops a batch of one from a 3-d operand that requires grad when the other
+            # has a real batch, so the product folds into one mm
+            if self.shape[0] == 1 and other.shape[0] != 1 and self.requires_grad:
+                return self.squeeze(0).matmul(other)
+            if other.shape[0] == 1 and self.shape[0] != 1 and other.requires_grad:
+                return self.matmul(other.squeeze(0))
+        if _should_fold(self, other):
+            # fold the batch of the larger tensor into mm/mv rows (torch's should_fold case)
+            transpose = db > da
+            t1 = other.mT if transpose else self
+            t2 = (self.t() if da == 2 else self) if transpose else other
+            lead = tuple(t1.shape[:-1])
+            folded = t1.reshape(math.prod(lead), t1.shape[-1])
+            if t2.dim() == 2:
+                out = folded.mm(t2)._op("_unsafe_view", shape=lead + (t2.shape[1],))
+                # torch copies a transposed result back to contiguous: a CloneBackward0
+                return out.mT.contiguous() if transpose else out
+            return folded.mv(t2)._op("_unsafe_view", shape=lead)
+        # batched: expand both to the broadcast batch, flatten it, bmm
+        n = self.shape[-2] if da > 1 else 1
+        m1, m2 = self.shape[-1], other.shape[-2] if db > 1 else other.shape[0]
+        p = other.shape[-1] if db > 1 else 1
+        batch = _broadcast_shapes(tuple(self.shape[:-2]), tuple(other.shape[:-2]))
+        count = math.prod(batch)
+        a3 = self.expand(batch + (n, m1)).reshape(count, n, m1)
+        if db == 1:
+            out = a3.bmm(other.expand(batch + (m2,)).reshape(count, m2).unsqueeze(2)).squeeze(-1)
+        else:
+            out = a3.bmm(other.expand(batch + (m2, p)).reshape(count, m2, p))
         shape = batch + ((n,) if da > 1 else ()) + ((p,) if db > 1 else ())
-        return a3.bmm(b3)._op("_unsafe_view", shape=shape)
+        return out._op("_unsafe_view", shape=shape)
 
     # ------------------------------------------------------------ shapes
     def dim(self) -> int:
@@ -451,7 +493,8 @@ class TensorMethods:
 
     @property
     def T(self):  # noqa: N802
-        return self.permute(*reversed(range(self.dim()))) if self.dim() > 2 else self.t()
+        # torch's numpy_T: a permute for every dim count, 2 included
+        return self.permute(*reversed(range(self.dim())))
 
     @property
     def mT(self):  # noqa: N802
@@ -474,9 +517,13 @@ class TensorMethods:
         return self.view(tuple(other.shape))
 
     def reshape(self, *shape):
+        # torch: a view of a contiguous tensor, an alias with new strides when the memory allows
+        # it (ReshapeAliasBackward0), else a contiguous copy
         shape = _size_args(shape)
-        if self._can_view(shape):
+        if self.is_contiguous():
             return self._op("view", shape=shape)
+        if self._can_view(shape):
+            return self._op("_reshape_alias", shape=shape)
         return self.clone()._op("_unsafe_view", shape=shape)
 
     def reshape_as(self, other):
@@ -486,7 +533,7 @@ class TensorMethods:
         n = self.dim()
         if n == 0:
             return self.reshape(1)
-        s, e = start_dim % n, end_dim % n
+        s, e = _check_dim(start_dim, n), _check_dim(end_dim, n)
         if s > e:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         if s == e:
@@ -511,7 +558,18 @@ class TensorMethods:
         return self.expand(tuple(other.shape))
 
     def narrow(self, dim, start, length):
-        return self._op("narrow", dim=dim, start=start, length=length)
+        # torch's narrow checks its arguments, then records a plain slice (SliceBackward0)
+        if self.dim() == 0:
+            raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+        size = self.size(dim)
+        if not -size <= start <= size:
+            raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], but got {start})")
+        start = start + size if start < 0 else start
+        if length < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
+        if start + length > size:
+            raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+        return self._op("slice", dim=dim, start=start, stop=start + length, step=1)
 
     def select(self, dim, index):
         return self._op("select", dim=dim, index=index)
@@ -520,21 +578,21 @@ class TensorMethods:
         return tuple(self._op("unbind", dim=dim))
 
     def chunk(self, chunks, dim=0):
-        size = self.shape[dim]
-        step = -(-size // chunks)
-        return tuple(self.narrow(dim, s, min(step, size - s)) for s in range(0, size, step))
+        # torch's chunk is a split into pieces of ceil(size / chunks): SplitBackward0
+        if self.dim() == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        size = self.size(dim)
+        split_size = -(-size // chunks)
+        if split_size == 0 and size == 0:
+            return self.split([0] * chunks, dim)
+        return self.split(split_size, dim)
 
     def split(self, split_size, dim=0):
-        size = self.shape[dim]
-        if isinstance(split_size, int):
-            sizes = [min(split_size, size - s) for s in range(0, size, split_size)]
-        else:
-            sizes = list(split_size)
-        out, start = [], 0
-        for n in sizes:
-            out.append(self.narrow(dim, start, n))
-            start += n
-        return tuple(out)
+        if isinstance(split_size, (list, tuple)):
+            return tuple(self._op("split_with_sizes", split_sizes=tuple(int(n) for n in split_size), dim=dim))
+        return tuple(self._op("split", split_size=int(split_size), dim=dim))
 
     def clone(self):
         return self._op("clone")
@@ -621,29 +679,56 @@ class TensorMethods:
         return tuple(spec), tuple(tensors)
 
     def __getitem__(self, key):
-        spec, tensors = self._parse_key(key)
-        consumed = sum(1 if s[0] in "is" else (tensors[s[1]].dim() if tensors[s[1]].dtype is dtypes.bool_ else 1)
+        """torch's applySlicing: one view op per basic index, then one gather for the tensors."""
+        if self.dim() == 0 and isinstance(key, (numbers.Integral, slice)) and not isinstance(key, bool):
+            if isinstance(key, slice):
+                raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+            if key == 0:
+                raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                                 "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+            raise IndexError(f"index {key} is out of bounds for dimension 0 with size 0")
+        if isinstance(key, slice):
+            # a lone slice is always recorded, even a[:] (torch disables its no-op shortcut there)
+            step = 1 if key.step is None else _index_int(key.step)
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            if step < 0:
+                raise ValueError("step must be greater than zero")
+            return self._op("slice", dim=0, start=_index_int(key.start), stop=_index_int(key.stop), step=step)
+        items = key if isinstance(key, tuple) else (key,)
+        # a 0-d integer tensor indexes as its int (a select); a 0-d bool/byte tensor as a bool
+        items = tuple(int(k.item()) if isinstance(k, TensorMethods) and k.dim() == 0
+                      and not k.dtype.is_floating_point and k.dtype not in (dtypes.bool_, dtypes.uint8)
+                      else bool(k.item()) if isinstance(k, TensorMethods) and k.dim() == 0
+                      and k.dtype in (dtypes.bool_, dtypes.uint8) else k for k in items)
+        spec, tensors = self._parse_key(items)
+        tensors = list(tensors)
+        consumed = sum(1 if s[0] in "is" else (tensors[s[1]].dim() if tensors[s[1]].dtype in _MASKS else 1)
                        if s[0] == "t" else 0 for s in spec)
-        if sum(1 for s in spec if s[0] == "e") > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
         if consumed > self.dim():
             raise IndexError(f"too many indices for tensor of dimension {self.dim()}")
-        # basic indices first, one view op each (as torch records them), then one gather
         out, dim, adv = self, 0, []
-        for s in spec:
+        for position, s in enumerate(spec):
             kind = s[0]
             if kind == "n":
                 out = out.unsqueeze(dim)
                 adv.append(("s", None, None, 1))
                 dim += 1
             elif kind == "e":
+                # torch lets every ellipsis (there may be several) skip the unindexed dims
                 skip = self.dim() - consumed
                 adv.extend([("s", None, None, 1)] * skip)
                 dim += skip
             elif kind == "i":
+                size = out.shape[dim]
+                if not -size <= s[1] < size:
+                    # torch names the index's position in the key, not the tensor's dim
+                    raise IndexError(f"index {s[1]} is out of bounds for dimension {position} with size {size}")
                 out = out.select(dim, s[1])
             elif kind == "s":
-                if s[3] <= 0:
+                if s[3] == 0:
+                    raise ValueError("slice step cannot be zero")
+                if s[3] < 0:
                     raise ValueError("step must be greater than zero")
                 if not (s[1] in (None, 0) and s[2] is None and s[3] == 1):
                     out = out._op("slice", dim=dim, start=s[1], stop=s[2], step=s[3])
@@ -651,15 +736,21 @@ class TensorMethods:
                 dim += 1
             else:
                 t = tensors[s[1]]
+                if t.dim() == 0 and t.dtype in _MASKS:
+                    # x[True]: a new dim of size 1, indexed by [0] (or by [] for False)
+                    out = out.unsqueeze(dim)
+                    index = self._as_tensor([0])
+                    tensors[s[1]] = index if t.item() else index[1:]
+                    dim += 1
+                else:
+                    dim += t.dim() if t.dtype in _MASKS else 1
                 adv.append(s)
-                dim += t.dim() if t.dtype is dtypes.bool_ else 1
-        if out is self and not tensors:
-            return self._op("view", shape=tuple(self.shape)) if False else self._alias_view()
         if not tensors:
-            return out
+            # nothing recorded (x[...], x[:, :]): torch returns an alias, never self
+            return self._op("alias") if out is self else out
         while adv and adv[-1][0] == "s":
             adv.pop()
-        return out._dispatch(OPS["index"], (out,) + tensors, {"key": tuple(adv)})
+        return out._dispatch(OPS["index"], (out,) + tuple(tensors), {"key": tuple(adv)})
 
     def __setitem__(self, key, value):
         if key is False:
@@ -711,9 +802,10 @@ class TensorMethods:
     def mul_(self, other):
         return self._iop("mul", self._operand(other))
 
-    def div_(self, other, *, rounding_mode=None):
-        return self._iop("div", self._operand(other),
-                         **({"rounding_mode": rounding_mode} if rounding_mode else {}))
+    def div_(self, other, *, rounding_mode=_UNSET):
+        if rounding_mode is _UNSET:
+            return self._iop("div", self._operand(other))
+        return self._iop("div_mode", self._operand(other), rounding_mode=rounding_mode)
 
     def pow_(self, exponent):
         exponent = self._operand(exponent)
@@ -863,6 +955,25 @@ def _index_int(v):
     if isinstance(v, TensorMethods):
         return int(v.item())
     raise TypeError("slice indices must be integers or None or have an __index__ method")
+
+
+def _should_fold(a, b) -> bool:
+    """torch's should_fold: matmul of a >= 3-d and a <= 2-d tensor runs as one mm/mv."""
+    a_larger = a.dim() >= b.dim()
+    big, small = (a, b) if a_larger else (b, a)
+    if not (big.dim() >= 3 and small.dim() <= 2):
+        return False
+    if small.requires_grad:
+        return True  # folding keeps the small tensor's gradient an mm, not a batch to sum
+    if a.dim() == 2:
+        return False
+    shape, strides = list(big.shape), list(big.stride())
+    if not a_larger:  # the larger tensor enters transposed (b.mT)
+        shape[-2:], strides[-2:] = shape[:-3:-1], strides[:-3:-1]
+    if math.prod(shape) == 0:
+        return True
+    # foldable without a copy: the leading dims are contiguous with each other
+    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(len(shape) - 2))
 
 
 def _broadcast_shapes(a: tuple, b: tuple) -> tuple:

@@ -5,6 +5,7 @@ import math
 
 from .backend import xp
 from .dtypes import DEFAULT_FLOAT, FLOAT, of_array, result_type
+from .grad_mode import is_grad_enabled
 from .opdef import NOT_DIFF, OpDef
 
 OPS: dict[str, OpDef] = {}
@@ -21,24 +22,28 @@ def op(name: str, node: str | None, forward, vjps=(), **kw) -> OpDef:
 _SCALARS = (bool, int, float)
 
 
-def _shape_error(a, b):
-    sa = () if isinstance(a, _SCALARS) else a.shape
-    sb = () if isinstance(b, _SCALARS) else b.shape
-    for i in range(1, max(len(sa), len(sb)) + 1):
-        da = sa[-i] if i <= len(sa) else 1
-        db = sb[-i] if i <= len(sb) else 1
-        if da != db and da != 1 and db != 1:
-            return RuntimeError(
-                f"The size of tensor a ({da}) must match the size of tensor b ({db}) "
-                f"at non-singleton dimension {max(len(sa), len(sb)) - i}")
-    return RuntimeError(f"shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together")
+def _shape_error(*operands):
+    """torch's broadcast error: the shape so far (a) against the first operand that disagrees (b)."""
+    shape: tuple = ()
+    for x in operands:
+        sb = () if isinstance(x, _SCALARS) else tuple(x.shape)
+        n = max(len(shape), len(sb))
+        sa, sb = (1,) * (n - len(shape)) + shape, (1,) * (n - len(sb)) + sb
+        for i in range(n - 1, -1, -1):
+            if sa[i] != sb[i] and sa[i] != 1 and sb[i] != 1:
+                return RuntimeError(f"The size of tensor a ({sa[i]}) must match the size of tensor b ({sb[i]}) "
+                                    f"at non-singleton dimension {i}")
+        shape = tuple(b if a == 1 else a for a, b in zip(sa, sb))
+    return RuntimeError(f"shapes {[tuple(getattr(x, 'shape', ())) for x in operands]} cannot be broadcast together")
 
 
 def _promote(a, b):
     """Cast array operands to torch's result dtype; Python scalars stay weak."""
     if isinstance(a, _SCALARS):
         if isinstance(b, _SCALARS):
-            return xp.asarray(a), b
+            # two Python scalars (where(c, 1.0, 0)): torch's dtype for them, float32 for a float
+            dt = result_type(a, b).np
+            return xp.asarray(a, dtype=dt), xp.asarray(b, dtype=dt)
         if a.__class__ is float and b.dtype.kind in "biu" or a.__class__ is int and b.dtype.kind == "b":
             b = b.astype(result_type(a, b).np)
         return a, b
@@ -75,7 +80,7 @@ def _float_unary(fn):
 
 
 def _dims(dim, ndim: int) -> tuple:
-    if dim is None:
+    if not dim:  # None or (): torch reduces over every dim
         return tuple(range(ndim))
     return tuple(d % ndim if ndim else 0 for d in dim)
 
@@ -140,6 +145,36 @@ def _div(a, b, rounding_mode=None):
 
 op("div", "DivBackward0", _div,
    (lambda g, c: g / c.x[1], lambda g, c: -g * c.x[0] / (c.x[1] * c.x[1])), save=(0, 1), saved_by=((0, (1,)),))
+
+
+def _div_mode_vjp(k):
+    # div(..., rounding_mode=...) is torch's div.Tensor_mode: its own node, and a rounded
+    # quotient has zero gradient
+    def vjp(g, c):
+        if c.p.get("rounding_mode") is not None:
+            return g * 0
+        return OPS["div"].vjps[k](g, c)
+    return vjp
+
+
+op("div_mode", "DivBackward2", _div, (_div_mode_vjp(0), _div_mode_vjp(1)), save=(0, 1))
+
+
+def _not_implemented(name):
+    def vjp(g, c):
+        raise RuntimeError(f"derivative for aten::{name} is not implemented")
+    return vjp
+
+
+# torch has no derivative for floor_divide: its node is NotImplemented, which raises in backward
+op("floor_divide", "torch::autograd::NotImplemented", _binary(xp.floor_divide),
+   (_not_implemented("floor_divide"), _not_implemented("floor_divide")))
+op("floor_divide_scalar", "torch::autograd::NotImplemented",
+   lambda a, other: _binary(xp.floor_divide)(a, other), (_not_implemented("floor_divide"),))
+op("remainder", "RemainderBackward1", _binary(xp.remainder),
+   (lambda g, c: g, lambda g, c: -g * c.x[0].div(c.x[1], rounding_mode="floor")), save=(0, 1))
+op("remainder_scalar", "RemainderBackward0", lambda a, other: _binary(xp.remainder)(a, other),
+   (lambda g, c: g,))
 op("reciprocal", "ReciprocalBackward0", _float_unary(lambda a: 1.0 / a),
    (lambda g, c: -g * c.out * c.out,), save_output=True)
 op("neg", "NegBackward0", lambda a: -a if a.dtype.kind != "b" else _neg_bool(), (lambda g, c: -g,))
@@ -167,7 +202,8 @@ def _pow(a, exponent):
 op("pow", "PowBackward0", _pow, (_pow_scalar_vjp,), save=(0,))
 op("pow_tensor", "PowBackward1", _binary(lambda a, b: xp.power(a, b)),
    (lambda g, c: g * c.x[1] * c.x[0] ** (c.x[1] - 1),
-    lambda g, c: g * where((c.x[0] == 0) & (c.x[1] >= 0), 0.0, c.out * c.x[0].log())),
+    # torch takes the log in the promoted dtype (float32 base, float64 exponent: a float64 log)
+    lambda g, c: g * where((c.x[0] == 0) & (c.x[1] >= 0), 0.0, c.out * c.x[0].to(c.out.dtype).log())),
    save=(0, 1), save_output=True)
 op("pow_scalar_base", "PowBackward2",
    lambda b, base: _binary(lambda x, y: xp.power(x, y))(base, b),
@@ -185,11 +221,12 @@ def where(cond, a, b):
 def _where(cond, a, b):
     a, b = _promote(a, b)
     if not isinstance(cond, _SCALARS) and cond.dtype.kind != "b":
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {of_array(cond).name.capitalize()}")
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           + _scalar_name(cond))
     try:
         return xp.where(cond, a, b)
     except ValueError:
-        raise _shape_error(cond, a) from None
+        raise _shape_error(cond, a, b) from None
 
 
 op("where", "WhereBackward0", _where,
@@ -216,17 +253,25 @@ def _sigmoid(a):
 
 op("sigmoid", "SigmoidBackward0", _sigmoid, (lambda g, c: g * (c.out * (1 - c.out)),), save_output=True)
 op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
-   (lambda g, c: g * (c.out > 0),), save_output=True)
+   (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
+# relu's backward as torch writes it: differentiable in the gradient (and, with zeros, in the
+# result), so a create_graph gradient of relu requires grad as torch's does
+op("threshold_backward", "ThresholdBackwardBackward0",
+   lambda g, x, threshold: xp.where(x > threshold, g, g.dtype.type(0)),
+   (lambda gg, c: _call("threshold_backward", (gg, c.x[1]), threshold=c.p["threshold"]),
+    lambda gg, c: _const(xp.zeros_like(gg._data))), save=(1,))
 
 
 def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    out = a
+    # an integer tensor clamped at a float bound is a float tensor, as in torch
+    dt = result_type(a, *(v for v in (min, max) if v is not None)).np
+    out = a.astype(dt, copy=False)
     if min is not None:
-        out = xp.maximum(out, xp.asarray(min, dtype=a.dtype) if a.dtype.kind == "f" else min)
+        out = xp.maximum(out, xp.asarray(min, dtype=dt))
     if max is not None:
-        out = xp.minimum(out, xp.asarray(max, dtype=a.dtype) if a.dtype.kind == "f" else max)
+        out = xp.minimum(out, xp.asarray(max, dtype=dt))
     return out
 
 
@@ -253,9 +298,16 @@ op("logical_and", None, _binary(xp.logical_and), (NOT_DIFF, NOT_DIFF))
 op("logical_or", None, _binary(xp.logical_or), (NOT_DIFF, NOT_DIFF))
 op("bitwise_and", None, _binary(lambda a, b: a & b), (NOT_DIFF, NOT_DIFF))
 op("bitwise_or", None, _binary(lambda a, b: a | b), (NOT_DIFF, NOT_DIFF))
-op("isclose", None,
-   _binary(lambda a, b, rtol=1e-5, atol=1e-8, equal_nan=False: xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)),
-   (NOT_DIFF, NOT_DIFF))
+
+
+def _isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    # torch compares like with like: no promotion
+    if not isinstance(a, _SCALARS) and not isinstance(b, _SCALARS) and a.dtype != b.dtype:
+        raise RuntimeError(f"{_scalar_name(a)} did not match {_scalar_name(b)}")
+    return _binary(lambda x, y: xp.isclose(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan))(a, b)
+
+
+op("isclose", None, _isclose, (NOT_DIFF, NOT_DIFF))
 op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
 op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
 op("argmax", None, lambda a, dim=None, keepdim=False: _arg(xp.argmax, a, dim, keepdim), (NOT_DIFF,))
@@ -280,16 +332,23 @@ def _check_reduce_dims(a, dim):
     return _dims(dim, a.ndim) if a.ndim else None
 
 
-def _sum_dim(a, dim, keepdim=False):
+def _cast(a, dtype):
+    """sum/mean/prod(dtype=...): torch casts inside the op (no ToCopyBackward0 node)."""
+    return a if dtype is None else a.astype(dtype.np, copy=False)
+
+
+def _sum_dim(a, dim, keepdim=False, dtype=None):
+    a = _cast(a, dtype)
     return _sum_int(a, axis=_check_reduce_dims(a, dim), keepdims=keepdim)
 
 
-op("sum", "SumBackward0", lambda a: _sum_int(a), (lambda g, c: g.expand(c.shapes[0]),))
+op("sum", "SumBackward0", lambda a, dtype=None: _sum_int(_cast(a, dtype)), (lambda g, c: g.expand(c.shapes[0]),))
 op("sum_dim", "SumBackward1", _sum_dim,
    (lambda g, c: _unsqueeze_to(g, c.shapes[0], c.p["dim"], c.p.get("keepdim", False)).expand(c.shapes[0]),))
 
 
-def _mean(a, dim=None, keepdim=False):
+def _mean(a, dim=None, keepdim=False, dtype=None):
+    a = _cast(a, dtype)
     if a.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {_scalar_name(a)}")
@@ -314,32 +373,37 @@ def _var(a, dim=None, correction=1, keepdim=False):
     if a.dtype.kind != "f":
         raise RuntimeError(f"std and var only support floating point and complex dtypes")
     axis = _check_reduce_dims(a, dim)
-    n = _count(a.shape, dim)
-    if n - correction <= 0:
-        # torch warns and returns nan/inf rather than raising
-        with xp.errstate(divide="ignore", invalid="ignore"):
-            return xp.var(a, axis=axis, ddof=0, keepdims=keepdim) * (n / max(n - correction, 0) if n - correction else xp.inf) * (xp.nan if n == 0 else 1)
-    return xp.var(a, axis=axis, ddof=correction, keepdims=keepdim)
+    if _count(a.shape, dim) - correction > 0:
+        return xp.var(a, axis=axis, ddof=correction, keepdims=keepdim)
+    # torch warns and divides by max(0, n - correction): inf, or nan where all values are equal
+    with xp.errstate(divide="ignore", invalid="ignore"):
+        squares = xp.sum(xp.square(a - a.mean(axis=axis, keepdims=True)), axis=axis, keepdims=keepdim)
+        return squares / a.dtype.type(0)
+
+
+def _var_backward(g, c):
+    """torch's var_backward, edge cases included (g has the reduced shape)."""
+    x, p, shape = c.x[0], c.p, c.shapes[0]
+    dim, correction = p.get("dim"), p.get("correction", 1)
+    if not shape or dim is None:
+        dof = _count(shape, None) - correction
+        if dof <= 0:
+            # 2 / dof is infinite: inf, or inf * 0 = nan where x equals its mean
+            return g * where(x == x.mean(), math.nan, math.inf)
+        return (2.0 / dof) * g * (x - x.mean())
+    g = _unsqueeze_to(g, shape, dim, p.get("keepdim", False))
+    n = _count(shape, dim)
+    scale = 2.0 / (n - correction) if n != correction else math.inf
+    return scale * g * (x - x.mean(dim=_dims(dim, len(shape)), keepdim=True))
 
 
 def _var_vjp(g, c):
-    x, p = c.x[0], c.p
-    shape, dim = c.shapes[0], p.get("dim")
-    g = _unsqueeze_to(g, shape, dim, p.get("keepdim", False))
-    axes = _dims(dim, len(shape))
-    centered = x - x.mean(dim=axes, keepdim=True) if axes else x - x
-    return g * centered * (2.0 / (_count(shape, dim) - p.get("correction", 1)))
+    return _var_backward(g, c)
 
 
 def _std_vjp(g, c):
-    p, shape = c.p, c.shapes[0]
-    out = _unsqueeze_to(c.out, shape, p.get("dim"), p.get("keepdim", False))
-    g = _unsqueeze_to(g, shape, p.get("dim"), p.get("keepdim", False))
-    half = where(out == 0, 0.0, g / (2 * out))
-    x = c.x[0]
-    axes = _dims(p.get("dim"), len(shape))
-    centered = x - x.mean(dim=axes, keepdim=True) if axes else x - x
-    return half * centered * (2.0 / (_count(shape, p.get("dim")) - p.get("correction", 1)))
+    # torch's std_backward: grad / (2 std), zero where std is zero, then var_backward
+    return _var_backward(where(c.out == 0, 0.0, g / (c.out * 2)), c)
 
 
 op("var", "VarBackward0", _var, (_var_vjp,), save=(0,))
@@ -349,7 +413,7 @@ op("std", "StdBackward0", lambda a, **p: xp.sqrt(_var(a, **p)), (_std_vjp,), sav
 def _extreme_all(fn):
     def forward(a):
         if a.size == 0:
-            raise RuntimeError(f"{fn.__name__[1:]}(): Expected reduction dim to be specified for "
+            raise RuntimeError(f"{fn.__name__[2:]}(): Expected reduction dim to be specified for "
                                "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
         return fn(a)
     return forward
@@ -370,6 +434,34 @@ def _evenly(g, c):
 
 op("max", "MaxBackward1", _extreme_all(_amax), (_evenly,), save=(0,), save_output=True)
 op("min", "MinBackward1", _extreme_all(_amin), (_evenly,), save=(0,), save_output=True)
+
+
+def _extreme_dims(fn, name):
+    def forward(a, dim=None, keepdim=False):
+        axis = _check_reduce_dims(a, dim)
+        if a.size == 0:
+            if dim is None:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                                   "Specify the reduction dim with the 'dim' argument.")
+            for d in axis or ():
+                if a.shape[d] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        return fn(a, axis=axis, keepdims=keepdim)
+    return forward
+
+
+def _amax_vjp(g, c):
+    # torch's scale_grad_by_count: the gradient is shared evenly among the tied extremes
+    shape, dim, keepdim = c.shapes[0], c.p.get("dim"), c.p.get("keepdim", False)
+    if not shape:
+        return g
+    g = _unsqueeze_to(g, shape, dim, keepdim)
+    mask = c.x[0] == _unsqueeze_to(c.out, shape, dim, keepdim)
+    return g / mask.sum(dim=_dims(dim, len(shape)), keepdim=True) * mask
+
+
+op("amax", "AmaxBackward0", _extreme_dims(xp.max, "amax"), (_amax_vjp,), save=(0,), save_output=True)
+op("amin", "AminBackward0", _extreme_dims(xp.min, "amin"), (_amax_vjp,), save=(0,), save_output=True)
 
 
 def _extreme_dim(arg):
@@ -415,7 +507,8 @@ op("minimum", "MinimumBackward0", _binary(xp.minimum),
     lambda g, c: g * ((c.x[1] < c.x[0]) + (c.x[0] == c.x[1]) * 0.5)), save=(0, 1))
 
 
-def _prod(a, dim=None, keepdim=False):
+def _prod(a, dim=None, keepdim=False, dtype=None):
+    a = _cast(a, dtype)
     kw = {"dtype": xp.int64} if a.dtype.kind in "biu" else {}
     if dim is None:
         return xp.prod(a, **kw)
@@ -450,7 +543,21 @@ def _prod_vjp(g, c):
         out = _unsqueeze_to(c.out, shape, dims, p.get("keepdim", False))
         return g * out / x
     axis = None if dim is None else dim % len(shape)
+    if is_grad_enabled():
+        # create_graph: torch's zero-safe formula is differentiable, so this one must be too
+        return g * _prod_others_tensor(x, axis)
     return g * _const(_prod_others(x._data, axis))
+
+
+def _prod_others_tensor(x, axis):
+    """_prod_others in tensor ops: row i of an n x n stack holds x with its i-th element set to 1."""
+    if axis is None:
+        return _prod_others_tensor(x.reshape(-1), 0).reshape(tuple(x.shape))
+    shape = tuple(x.shape)
+    n = shape[axis]
+    rows = x.unsqueeze(axis).expand(shape[:axis] + (n,) + shape[axis:])
+    eye = _const(xp.eye(n, dtype=bool).reshape((1,) * axis + (n, n) + (1,) * (len(shape) - axis - 1)))
+    return where(eye, 1.0, rows).prod(axis + 1)
 
 
 op("prod", "ProdBackward0", _prod, (_prod_vjp,), save=(0,), save_output=True)
@@ -481,7 +588,7 @@ def _norm_vjp(g, c):
     g = _unsqueeze_to(g, shape, dim, keepdim)
     out = _unsqueeze_to(c.out, shape, dim, keepdim)
     if ord_ == 0:
-        return g * 0 * x
+        return None  # torch's backward gives an undefined gradient: the input's .grad stays None
     if ord_ == 1:
         return g * x.sign()
     if ord_ == 2:
@@ -565,6 +672,19 @@ op("mv", "MvBackward0", _mv,
    (lambda g, c: g.unsqueeze(1) * c.x[1], lambda g, c: c.x[0].t().mv(g)), save=(0, 1),
    saved_by=((0, (1,)), (1, (0,))))
 
+
+def _addmm(bias, a, b):
+    out = _mm(a, b)
+    if bias.shape != out.shape:
+        bias = _expand(bias, out.shape)
+    return bias + out
+
+
+# what F.linear records for a 2-d input with a bias; the bias's gradient is summed back by the walker
+op("addmm", "AddmmBackward0", _addmm,
+   (lambda g, c: g, lambda g, c: g.mm(c.x[2].t()), lambda g, c: c.x[1].t().mm(g)), save=(1, 2),
+   saved_by=((1, (2,)), (2, (1,))))
+
 # ---------------------------------------------------------------- shapes and views
 
 
@@ -592,7 +712,10 @@ def _permute(a, dims):
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() = "
                            f"{a.ndim} is not equal to len(dims) = {len(dims)}")
-    return xp.transpose(a, tuple(_check_dim(d, a.ndim) for d in dims))
+    order = tuple(_check_dim(d, a.ndim) for d in dims)
+    if len(set(order)) != len(order):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return xp.transpose(a, order)
 
 
 def _inverse_perm(dims, n):
@@ -608,9 +731,9 @@ def infer_shape(shape, numel: int) -> tuple:
     neg = [i for i, d in enumerate(shape) if d == -1]
     if len(neg) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    for d in shape:
+    for i, d in enumerate(shape):
         if d < -1:
-            raise RuntimeError(f"invalid shape dimension {d}")
+            raise RuntimeError(f"invalid shape dimension {d} at index {i} of shape {list(shape)}")
     known = 1
     for d in shape:
         if d != -1:
@@ -655,6 +778,7 @@ op("transpose", "TransposeBackward0", _transpose,
 op("permute", "PermuteBackward0", _permute,
    (lambda g, c: g.permute(_inverse_perm(c.p["dims"], len(c.shapes[0]))),), view=True)
 op("view", "ViewBackward0", _view, (_reshape_back,), view=True)
+op("_reshape_alias", "ReshapeAliasBackward0", _view, (_reshape_back,), view=True)
 op("_unsafe_view", "UnsafeViewBackward0", lambda a, shape: a.reshape(infer_shape(shape, a.size)), (_reshape_back,))
 
 
@@ -715,15 +839,19 @@ def _legacy(a):
 
 
 op("expand", "ExpandBackward0", _expand, (lambda g, c: g,), view=True)
+op("alias", "AliasBackward0", lambda a: a.view(), (lambda g, c: g,), view=True)
 op("clone", "CloneBackward0", lambda a: a.copy(), (lambda g, c: g,))
 op("to_dtype", "ToCopyBackward0", lambda a, dtype: a.astype(dtype.np), (lambda g, c: g,))
 op("detach_copy", None, lambda a: a, (NOT_DIFF,), view=True)
 
 
 def _cat(*arrays, dim=0):
-    arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)] or list(arrays[:1])
     if not arrays:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+    for i, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+    arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)] or list(arrays[:1])
     ref = arrays[0]
     d = _check_dim(dim, ref.ndim)
     for i, a in enumerate(arrays):
@@ -740,10 +868,11 @@ def _cat(*arrays, dim=0):
 def _cat_vjp(g, c):
     d = c.p.get("dim", 0)
     grads, start = [], 0
-    nd = len(c.shapes[0])
+    nd = max(len(shape) for shape in c.shapes)
     for shape in c.shapes:
         if len(shape) == 1 and shape[0] == 0 and nd != 1:
-            grads.append(None)
+            # a skipped legacy empty input still gets a gradient: zeros of shape [0], as in torch
+            grads.append(_const(xp.zeros((0,), dtype=g._data.dtype)))
             continue
         n = shape[d % nd]
         grads.append(g.narrow(d, start, n))
@@ -769,7 +898,55 @@ op("cat", "CatBackward0", _cat, (_cat_vjp,), variadic=True)
 op("stack", "StackBackward0", _stack, (lambda g, c: list(g.unbind(c.p.get("dim", 0))),), variadic=True)
 
 
+def split_sizes(size: int, split_size: int) -> list:
+    """The piece sizes of torch's split(split_size): equal pieces, the last one shorter."""
+    if split_size < 0:
+        raise RuntimeError(f"split expects split_size be non-negative, but got split_size={split_size}")
+    if split_size == 0:
+        if size != 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+        return [0]
+    n = max(-(-size // split_size), 1)
+    return [split_size] * (n - 1) + [size - split_size * (n - 1)]
+
+
+def _split_at(a, d, sizes):
+    out, start = [], 0
+    for n in sizes:
+        out.append(a[(slice(None),) * d + (slice(start, start + n),)])
+        start += n
+    return tuple(out)
+
+
+def _split(a, split_size, dim=0):
+    if a.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _check_dim(dim, a.ndim)
+    return _split_at(a, d, split_sizes(a.shape[d], split_size))
+
+
+def _split_with_sizes(a, split_sizes, dim=0):
+    if a.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _check_dim(dim, a.ndim)
+    if sum(split_sizes) != a.shape[d]:
+        raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {a.shape[d]} (input tensor's "
+                           f"size at dimension {d}), but got split_sizes={list(split_sizes)}")
+    return _split_at(a, d, split_sizes)
+
+
+def _split_vjp(grads, c):
+    # the walker has already turned missing output gradients into zeros
+    return grads[0]._dispatch(OPS["cat"], tuple(grads), {"dim": c.p.get("dim", 0)})
+
+
+op("split", "SplitBackward0", _split, (_split_vjp,), num_outputs=-1, view=True)
+op("split_with_sizes", "SplitWithSizesBackward0", _split_with_sizes, (_split_vjp,), num_outputs=-1, view=True)
+
+
 def _unbind(a, dim=0):
+    if a.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = _check_dim(dim, a.ndim)
     lead = (slice(None),) * d
     return tuple(a[lead + (i,)] for i in range(a.shape[d]))
@@ -815,7 +992,8 @@ def _select(a, dim, index):
     d = _check_dim(dim, a.ndim)
     size = a.shape[d]
     if not -size <= index < size:
-        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(a.shape)} "
+                         f"at dimension {d}")
     return a[(slice(None),) * d + (index,)]
 
 
@@ -875,7 +1053,7 @@ def _check_index_tensors(a, key):
         if hasattr(k, "dtype"):
             if k.dtype.kind not in "biu":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-    dim = 0
+    dim = ordinal = 0  # ordinal: torch names an index tensor by its place among them (a mask counts per dim)
     for k in key:
         if k is None:
             continue
@@ -883,9 +1061,11 @@ def _check_index_tensors(a, key):
             return
         if hasattr(k, "dtype") and k.dtype.kind == "b":
             if k.shape != a.shape[dim:dim + k.ndim]:
-                raise IndexError(f"The shape of the mask {list(k.shape)} at index {dim} does not match "
-                                 f"the shape of the indexed tensor {list(a.shape[dim:dim + k.ndim])} at index {dim}")
+                bad = next(j for j in range(k.ndim) if dim + j >= a.ndim or k.shape[j] != a.shape[dim + j])
+                raise IndexError(f"The shape of the mask {list(k.shape)} at index {bad} does not match "
+                                 f"the shape of the indexed tensor {list(a.shape)} at index {dim + bad}")
             dim += k.ndim
+            ordinal += k.ndim
             continue
         if hasattr(k, "dtype"):
             if k.size and dim < a.ndim:
@@ -893,7 +1073,8 @@ def _check_index_tensors(a, key):
                 size = a.shape[dim]
                 bad = hi if hi >= size else lo if lo < -size else None
                 if bad is not None:
-                    raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+                    raise IndexError(f"index {bad} is out of bounds for dimension {ordinal} with size {size}")
+            ordinal += 1
         dim += 1
 
 
@@ -970,9 +1151,16 @@ op("copy_", "torch::autograd::CopyBackwards", _copy, (lambda g, c: g * 0, lambda
 # ---------------------------------------------------------------- activations and losses
 
 
+def _float_kernel(a, d, name):
+    """torch has no softmax kernels for integers (a dtype= argument casts first)."""
+    if a.dtype.kind != "f":
+        kernel = f"{name}_lastdim_kernel_impl" if d == max(a.ndim - 1, 0) else f"{name}_kernel_impl"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_scalar_name(a)}\'')
+
+
 def _softmax(a, dim):
-    a = _to_float(a)
     d = _check_dim(dim, a.ndim)
+    _float_kernel(a, d, "softmax")
     if a.ndim == 0:
         return xp.ones_like(a)
     e = xp.exp(a - a.max(axis=d, keepdims=True))
@@ -980,8 +1168,8 @@ def _softmax(a, dim):
 
 
 def _log_softmax(a, dim):
-    a = _to_float(a)
     d = _check_dim(dim, a.ndim)
+    _float_kernel(a, d, "log_softmax")
     if a.ndim == 0:
         return xp.zeros_like(a)
     shifted = a - a.max(axis=d, keepdims=True)
@@ -1046,8 +1234,9 @@ op("binary_cross_entropy_with_logits", "BinaryCrossEntropyWithLogitsBackward0", 
 
 
 def _nll(logp, target, reduction="mean", ignore_index=-100):
-    if target.dtype.kind not in "iu":
-        raise RuntimeError(f"expected scalar type Long but found {_scalar_name(target)}")
+    if target.dtype not in (xp.int64, xp.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_scalar_name(target)}")
+    unbatched = logp.ndim == 1
     if logp.ndim == 1:
         logp, target = logp[None], target.reshape(1)
     if logp.ndim != 2:
@@ -1061,11 +1250,12 @@ def _nll(logp, target, reduction="mean", ignore_index=-100):
         raise IndexError(f"Target {bad} is out of bounds.")
     picked = -xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * valid
     if reduction == "mean":
-        return picked.sum() / valid.sum()
+        with xp.errstate(invalid="ignore", divide="ignore"):  # every target ignored: nan, as in torch
+            return picked.sum() / logp.dtype.type(valid.sum())
     if reduction == "sum":
         return picked.sum()
     if reduction == "none":
-        return picked
+        return picked.reshape(()) if unbatched else picked
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 

@@ -125,6 +125,11 @@ class Tensor(TensorMethods):
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
 
+    def stride(self, dim: int | None = None):
+        """Strides in elements, as torch gives them (matmul's folding decision reads them)."""
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[dim]
+
     def _can_view(self, shape) -> bool:
         from .ops import can_view, infer_shape
         return can_view(self._data, infer_shape(shape, self._data.size))
@@ -379,9 +384,9 @@ def _check_inplace(self, op) -> None:
         base = base._base
     if base.grad_fn is None and base._requires_grad:
         raise RuntimeError(errors.LEAF_VIEW_INPLACE)
-    if base.requires_grad or self.requires_grad:
-        raise RuntimeError("in-place operations on views of tensors that require grad are not "
-                           "supported by this engine; apply the op to the base tensor instead")
+    # torch would rebase the view's base onto CopySlices; rather than a silently wrong graph, refuse
+    raise RuntimeError("in-place operations that autograd records on a view are not supported by this "
+                       "engine; apply the op to the base tensor instead (e.g. by indexing assignment)")
 
 
 def _write(self, out, op) -> None:

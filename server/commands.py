@@ -37,7 +37,8 @@ def _bind_outputs(session, cmd, tensors, result: pb.CommandResult) -> None:
         if t is None:
             continue
         session.bind(tid, t)
-        session.meta(tid, t, result.outputs.add())
+        if session.want_meta:
+            session.meta(tid, t, result.outputs.add())
 
 
 def _op(name: str):
@@ -58,7 +59,8 @@ def call_inplace(session, cmd, result):
     args = _args(session, cmd)
     dispatch_inplace(_op(cmd.name), tuple(args), _kwargs(session, cmd))
     _name_node(session, cmd, args[0])
-    session.meta(cmd.args[0].ref, args[0], result.outputs.add())
+    if session.want_meta:
+        session.meta(cmd.args[0].ref, args[0], result.outputs.add())
 
 
 def _name_node(session, cmd, t) -> None:
@@ -75,7 +77,8 @@ def function(session, cmd, result):
     for k, (ref, t) in enumerate(zip(cmd.args[1].list.items, results)):
         tid = cmd.outputs[k] if k < len(cmd.outputs) and cmd.outputs[k] else ref.ref
         session.bind(tid, t)
-        session.meta(tid, t, result.outputs.add())
+        if session.want_meta:
+            session.meta(tid, t, result.outputs.add())
 
 
 def node_apply(session, cmd, result):
@@ -89,7 +92,8 @@ def node_apply(session, cmd, result):
             result.outputs.add()
         else:
             session.bind(tid, g)
-            session.meta(tid, g, result.outputs.add())
+            if session.want_meta:
+                session.meta(tid, g, result.outputs.add())
 
 
 def factory(session, cmd, result):
@@ -130,7 +134,8 @@ def grad(session, cmd, result):
             result.outputs.add()  # an empty meta (id 0) stands for None
         else:
             session.bind(tid, g)
-            session.meta(tid, g, result.outputs.add())
+            if session.want_meta:
+                session.meta(tid, g, result.outputs.add())
 
 
 def detach(session, cmd, result):
@@ -144,13 +149,15 @@ def data(session, cmd, result):
 def set_data(session, cmd, result):
     t, source = _args(session, cmd)
     t.data = source
-    session.meta(cmd.args[0].ref, t, result.outputs.add())
+    if session.want_meta:
+        session.meta(cmd.args[0].ref, t, result.outputs.add())
 
 
 def detach_inplace(session, cmd, result):
     t = _args(session, cmd)[0]
     t.detach_()
-    session.meta(cmd.args[0].ref, t, result.outputs.add())
+    if session.want_meta:
+        session.meta(cmd.args[0].ref, t, result.outputs.add())
 
 
 def get_grad(session, cmd, result):
@@ -170,7 +177,8 @@ def set_grad(session, cmd, result):
 def set_requires_grad(session, cmd, result):
     t, flag = _args(session, cmd)
     t.requires_grad = bool(flag)
-    session.meta(cmd.args[0].ref, t, result.outputs.add())
+    if session.want_meta:
+        session.meta(cmd.args[0].ref, t, result.outputs.add())
 
 
 def retain_grad(session, cmd, result):

@@ -5,6 +5,7 @@ import weakref
 
 from ..engine import errors
 from ..engine.backend import xp
+from ..engine.function import check_gradient_shapes, returned_gradients
 from ..engine.node import Node
 from ..engine.tensor import Tensor, _edge
 
@@ -20,21 +21,13 @@ class RemoteFunctionNode(Node):
 
     def _apply(self, grads: list, create_graph: bool) -> list:
         if self._freed:
+            # the client let go of this application's ctx (saved tensors) when the node was released
             raise RuntimeError(errors.SECOND_BACKWARD)
-        result = self._session.call_function(self._node_id, grads)
-        expected = len(self._arg_is_tensor)
-        if len(result) != expected:
-            raise RuntimeError(f"function {self._node_name} returned an incorrect number of gradients "
-                               f"(expected {expected}, got {len(result)})")
-        out = []
-        for g, is_tensor in zip(result, self._arg_is_tensor):
-            if not is_tensor:
-                if g is not None:
-                    raise RuntimeError(f"function {self._node_name} returned a gradient different than None "
-                                       "at a position of a non-tensor input")
-                continue
-            out.append(g)
-        return out
+        result = self._session.call_function(self._node_id, grads, self._node_name)
+        # the client checked what its backward returned; a raw client is held to the same rules
+        grads_in = returned_gradients(self._node_name, tuple(result), self._arg_is_tensor, Tensor)
+        check_gradient_shapes(self._node_name, grads_in, self.next_functions, self._input_meta)
+        return grads_in
 
     def _release(self) -> None:
         if not self._freed:

@@ -137,23 +137,33 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         reply = pb.BatchResult()
         with relay.collect() as warned, session.lock, session.active():
             session.dirty = True
-            session.release(request.release)
-            for i, cmd in enumerate(request.commands):
-                result = reply.results.add()
-                try:
-                    handler = HANDLERS.get(cmd.kind)
-                    if handler is None:
-                        raise NotImplementedError(f"command kind {cmd.kind} is unknown to this server "
-                                                  "(a client newer than the server?)")
-                    handler(session, cmd, result)
-                except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
-                    raise CommandError(i, e) from e
-            if session.released_functions:
-                reply.released_functions.extend(session.released_functions)
-                session.released_functions.clear()
+            session.want_meta = request.return_meta
+            try:
+                self._run(session, request, reply)
+            finally:
+                # after the commands: a queued command may use an id the client dropped since
+                session.release(request.release)
         for category, message in warned:
             reply.warnings.add(category=category, message=message)
         return reply
+
+    @staticmethod
+    def _run(session, request, reply) -> None:
+        """Run the batch in order; the first failing command stops it (later ones do not run)."""
+        results = reply.results
+        for i, cmd in enumerate(request.commands):
+            try:
+                HANDLERS[cmd.kind](session, cmd, results.add())
+            except KeyError as e:
+                if cmd.kind not in HANDLERS:
+                    e = NotImplementedError(f"command kind {cmd.kind} is unknown to this server "
+                                            "(a client newer than the server?)")
+                raise CommandError(i, e) from e
+            except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
+                raise CommandError(i, e) from e
+        if session.released_functions:
+            reply.released_functions.extend(session.released_functions)
+            session.released_functions.clear()
 
     @handle_errors
     def Upload(self, request_iterator, context):

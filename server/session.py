@@ -45,6 +45,7 @@ class Session:
         self.token = None if token_hash else secrets.token_urlsafe(32)
         self.token_hash = token_hash or hash_token(self.token)
         self.dirty = True
+        self.want_meta = True  # per batch: describe created tensors in the results
         self.limits = limits
         self.tensors: dict[int, Tensor] = {}
         self.lock = threading.Lock()
@@ -187,7 +188,7 @@ class Session:
             w.put(watch)
         return self._await_client(event, event.hook, f"hook {hook_id}")
 
-    def call_function(self, node_id: int, grads: list) -> tuple:
+    def call_function(self, node_id: int, grads: list, name: str = "a custom Function") -> tuple:
         """Run a custom Function's backward on the client; returns its gradients (tensors or None)."""
         event = pb.Event()
         event.function.node = node_id
@@ -196,7 +197,7 @@ class Session:
             meta = event.function.grads.add()
             if g is not None:
                 self.meta(self._hand_over(g), g, meta, value=g._data.size <= INLINE_VALUE_ELEMENTS)
-        result = self._await_client(event, event.function, f"the backward of function node {node_id}")
+        result = self._await_client(event, event.function, f"the backward of {name} (function node {node_id})")
         return result if isinstance(result, tuple) else (result,)
 
     def _hand_over(self, t: Tensor) -> int:
@@ -220,12 +221,15 @@ class Session:
         # this backward's grad mode to them, and take the lock back afterwards. The backward goes
         # on in its own mode, whatever the client's code set.
         self.grad_mode = mode
+        # the client's own batches, run meanwhile, set per-batch state: the outer batch's comes back
+        want_meta = self.want_meta
         self.lock.release()
         try:
             answered = call.done.wait(self.limits.callback_timeout)
         finally:
             self.lock.acquire()
             engine_grad_mode._enabled.set(mode)
+            self.want_meta = want_meta
             self.pending.pop(call_id, None)
         if not answered:
             raise RuntimeError(f"the client did not answer {what} within "
