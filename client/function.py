@@ -1,6 +1,8 @@
 """Custom autograd Functions on the client: forward and backward run here, their ops on the server."""
 from __future__ import annotations
 
+import functools
+
 from .engine import errors
 from .engine.function import returned_gradients
 from .node import Node
@@ -112,3 +114,15 @@ def function_base(session):
 
     Function.__module__ = "torch.autograd.function"
     return Function
+
+
+def once_differentiable(fn):
+    """torch's decorator for a remote Function's backward: its ops run without recording a graph.
+
+    (Bind it as ``t.autograd.function.once_differentiable``; the engine's runs in the engine's grad mode.)
+    """
+    @functools.wraps(fn)
+    def wrapper(ctx, *grads):
+        with ctx._session.no_grad():
+            return fn(ctx, *grads)
+    return wrapper

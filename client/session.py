@@ -315,7 +315,7 @@ class Session:
         kw.setdefault("dtype", input.dtype)
         if kw["dtype"] is None:
             kw["dtype"] = input.dtype
-        return getattr(self, name)(*input.shape, **kw)
+        return getattr(self, name)(tuple(input.shape), **kw)
 
     def zeros_like(self, input, **kw):  # noqa: A002
         return self._like("zeros", input, kw)
@@ -366,7 +366,8 @@ class Session:
         if known is True:
             # the mirror says the gradient exists: name it now, bind it on the server later
             self._enqueue(K.GET_GRAD, args=(t,), outputs=(tid,))
-            return self._proxy(tid, t._shape, t._dtype, None, False)
+            # a gradient's layout is the engine's choice (it may keep a transposed result)
+            return self._proxy(tid, t._shape, t._dtype, None, False, strides=None)
         result = self._command(K.GET_GRAD, args=(t,), outputs=(tid,))
         return self._from_meta(result.outputs[0]) if result.outputs else None
 
@@ -416,6 +417,13 @@ class Session:
         if value is not None and not isinstance(value, Tensor):
             raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
                             f"{type(value).__name__}")
+        if value is not None:  # the engine setter's checks, at the user's line
+            if value._shape != t._shape:
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value._shape)}' to a tensor of "
+                                   f"size '{list(t._shape)}'. Please ensure that the gradient and the tensor are "
+                                   "the same size")
+            if value._dtype is not t._dtype:
+                raise RuntimeError(engine_errors.grad_dtype_message(value._dtype, t._dtype))
         self._enqueue(K.SET_GRAD, args=(t, value))
         self._has_grad[t._id] = value is not None
 
@@ -544,25 +552,33 @@ class Session:
 
     def _fetch(self, t: Tensor) -> numpy.ndarray:
         if t.numel() * t.dtype.itemsize > INLINE_BYTES:
+            self._flush()  # the tensor may still be a queued command's result
             return self._download(t._id)
         result = self._command(K.FETCH, args=(t,))
         return decode_array(result.value.tensor)
 
     # ------------------------------------------------------------ proxies
-    def _proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides=None, output_nr: int = 0):
-        """A proxy whose metadata this client inferred itself."""
+    def _proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides="contiguous",
+               output_nr: int = 0):
+        """A proxy whose metadata this client inferred itself (strides None: only the server knows)."""
         t = object.__new__(self.Tensor)
         t._session = self
         t._id = tid
         t._shape = tuple(shape)
         t._dtype = dtype
-        t._strides = contiguous_strides(t._shape) if strides is None else tuple(strides)
+        t._strides = contiguous_strides(t._shape) if strides == "contiguous" else (
+            None if strides is None else tuple(strides))
         t._requires_grad = requires_grad
         t._grad_fn = grad_fn
         t._output_nr = output_nr
         if requires_grad and grad_fn is None:
             self._has_grad[tid] = False  # a new leaf that requires grad has none yet
         return t
+
+    def _resolve_strides(self, t: Tensor) -> tuple:
+        result = self._command(K.META, args=(t,))
+        t._strides = tuple(result.outputs[0].strides)
+        return t._strides
 
     def _edge_node(self, target):
         """A mirrored edge as next_functions shows it: a node, or a leaf's AccumulateGrad."""
@@ -624,7 +640,8 @@ class Session:
                  node: int = 0):
         """A command whose answer is needed now: it goes with everything queued, and is waited for."""
         cmd = self._build(kind, name, args, kwargs, outputs, node)
-        return self._execute([cmd], callbacks, return_meta=True)[0]
+        cmd.describe = True
+        return self._execute([cmd], callbacks)[0]
 
     def _enqueue(self, kind, name: str = "", args=(), kwargs=None, outputs=(), node: int = 0) -> None:
         """A command whose result this client already knows: sent with the next batch."""
@@ -632,21 +649,24 @@ class Session:
                             outputs)
 
     def _queue_command(self, cmd, what: str, outputs) -> None:
+        if self._closed:  # known here: raised at the user's line, as in eager mode
+            raise RemoteError("this session is closed")
         self._queue.append(cmd)
         self._queue_info.append((what, _user_line(), tuple(outputs)))
         if self.eager or len(self._queue) >= self._max_queue:
             self._flush()
 
     def _flush(self) -> None:
+        # queued commands never call back: backward and every command that can are sent at once
         if self._queue or self._releases:
-            self._execute([], callbacks=True)
+            self._execute([], callbacks=False)
 
-    def _execute(self, commands, callbacks: bool = False, return_meta: bool = False):
+    def _execute(self, commands, callbacks: bool = False):
         if self._closed:
             raise RemoteError("this session is closed")
         queued, info = self._queue, self._queue_info
         self._queue, self._queue_info = [], []
-        batch = pb.Batch(commands=queued + list(commands) if queued else commands, return_meta=return_meta)
+        batch = pb.Batch(commands=queued + list(commands) if queued else commands)
         if self._releases:
             released, self._releases = self._releases, []
             batch.release.extend(released)

@@ -51,20 +51,23 @@ class Tensor(TensorMethods):
     def grad_fn(self):
         return self._grad_fn
 
+    def _known_strides(self) -> tuple:
+        return self._strides if self._strides is not None else self._session._resolve_strides(self)
+
     def stride(self, dim: int | None = None):
         if dim is None:
-            return tuple(self._strides)
-        return self._strides[dim]
+            return tuple(self._known_strides())
+        return self._known_strides()[dim]
 
     def _meta(self) -> Meta:
         return Meta(self._shape, self._dtype.np, self._strides)
 
     def is_contiguous(self) -> bool:
-        return is_contiguous(self._shape, self._strides)
+        return is_contiguous(self._shape, self._known_strides())
 
     def _can_view(self, shape) -> bool:
         from .engine.ops import infer_shape
-        return view_strides(self._shape, self._strides, infer_shape(shape, self.numel())) is not None
+        return view_strides(self._shape, self._known_strides(), infer_shape(shape, self.numel())) is not None
 
     def _alias_view(self):
         return self._op("view", shape=self._shape)

@@ -89,9 +89,10 @@ def log_softmax(input, dim=None, dtype=None):  # noqa: A002
 
 
 def linear(input, weight, bias=None):  # noqa: A002
-    # torch's linear: addmm for a 2-d input (and, flattened, for a contiguous input with a 1-d
-    # bias); otherwise matmul then add
-    if bias is not None and (input.dim() == 2 or (input.is_contiguous() and bias.dim() == 1)):
+    # torch's linear: addmm for a 2-d input (and, flattened, for a contiguous input with a
+    # contiguous 1-d bias); otherwise matmul then add
+    if bias is not None and (input.dim() == 2 or (input.is_contiguous() and bias.dim() == 1
+                                                  and bias.is_contiguous())):
         if input.dim() == 2:
             return bias._dispatch(OPS["addmm"], (bias, input, weight.t()), {})
         flat = input.reshape(math.prod(input.shape[:-1]), input.shape[-1])

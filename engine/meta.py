@@ -24,15 +24,20 @@ class ValueDependentError(Exception):
     """The result's metadata depends on values: only the server can tell."""
 
 
+_CONTIGUOUS = object()
+
+
 class Meta:
-    """What a client knows of a tensor: shape, numpy dtype, strides in elements."""
+    """What a client knows of a tensor: shape, numpy dtype, strides in elements (None: unknown)."""
 
     __slots__ = ("shape", "dtype", "strides")
 
-    def __init__(self, shape, dtype, strides=None) -> None:
+    def __init__(self, shape, dtype, strides=_CONTIGUOUS) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
-        self.strides = contiguous_strides(self.shape) if strides is None else tuple(strides)
+        if strides is _CONTIGUOUS:
+            strides = contiguous_strides(self.shape)
+        self.strides = None if strides is None else tuple(strides)
 
     @property
     def ndim(self) -> int:
@@ -82,6 +87,9 @@ def elementwise(out_dtype=None):
 
 
 def _div(a, b, rounding_mode=None):
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                           f"'{rounding_mode}'")
     dt = _dtype(a, b)
     return Meta(_broadcast(a, b), _float(dt) if rounding_mode is None else dt)
 
@@ -171,7 +179,8 @@ def _mv(a, b):
 
 
 def _permuted(a, order):
-    return Meta(tuple(a.shape[d] for d in order), a.dtype, tuple(a.strides[d] for d in order))
+    strides = None if a.strides is None else tuple(a.strides[d] for d in order)
+    return Meta(tuple(a.shape[d] for d in order), a.dtype, strides)
 
 
 def _t(a):
@@ -197,6 +206,8 @@ def _permute(a, dims):
 
 def _view(a, shape):
     shape = ops.infer_shape(shape, a.size)
+    if a.strides is None:
+        raise ValueDependentError  # whether it can be a view depends on strides only the server knows
     strides = view_strides(a.shape, a.strides, shape)
     if strides is None:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
@@ -216,7 +227,8 @@ def _squeeze(a, dim=None):
         dims = dim if isinstance(dim, tuple) else (dim,)
         axes = {ops._check_dim(d, a.ndim) for d in dims}
         keep = [i for i, d in enumerate(a.shape) if not (i in axes and d == 1)]
-    return Meta(tuple(a.shape[i] for i in keep), a.dtype, tuple(a.strides[i] for i in keep))
+    return Meta(tuple(a.shape[i] for i in keep), a.dtype,
+                None if a.strides is None else tuple(a.strides[i] for i in keep))
 
 
 def _unsqueeze(a, dim):
@@ -224,6 +236,8 @@ def _unsqueeze(a, dim):
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
     d = dim % n
+    if a.strides is None:
+        return Meta(a.shape[:d] + (1,) + a.shape[d:], a.dtype, None)
     inner = a.strides[d] * a.shape[d] if d < a.ndim else 1
     return Meta(a.shape[:d] + (1,) + a.shape[d:], a.dtype, a.strides[:d] + (inner,) + a.strides[d:])
 
@@ -249,8 +263,8 @@ def _expand(a, shape):
                                f"at non-singleton dimension {i}.  Target sizes: {list(shape)}.  "
                                f"Tensor sizes: {list(a.shape)}")
         out.append(d)
-        strides.append(a.strides[i - lead] if have == d else 0)
-    return Meta(tuple(out), a.dtype, tuple(strides))
+        strides.append((a.strides[i - lead] if a.strides is not None else None) if have == d else 0)
+    return Meta(tuple(out), a.dtype, None if None in strides else tuple(strides))
 
 
 def _to_dtype(a, dtype):
@@ -283,7 +297,7 @@ def _stack(*inputs, dim=0):
 def _unbind(a, dim=0):
     d = ops._check_dim(dim, a.ndim)
     shape = a.shape[:d] + a.shape[d + 1:]
-    strides = a.strides[:d] + a.strides[d + 1:]
+    strides = None if a.strides is None else a.strides[:d] + a.strides[d + 1:]
     return tuple(Meta(shape, a.dtype, strides) for _ in range(a.shape[d]))
 
 
@@ -311,7 +325,8 @@ def _select(a, dim, index):
     d = ops._check_dim(dim, a.ndim)
     if not -a.shape[d] <= index < a.shape[d]:
         raise IndexError(f"index {index} is out of bounds for dimension {d} with size {a.shape[d]}")
-    return Meta(a.shape[:d] + a.shape[d + 1:], a.dtype, a.strides[:d] + a.strides[d + 1:])
+    return Meta(a.shape[:d] + a.shape[d + 1:], a.dtype,
+                None if a.strides is None else a.strides[:d] + a.strides[d + 1:])
 
 
 def _slice(a, dim, start=None, stop=None, step=1):
@@ -320,15 +335,7 @@ def _slice(a, dim, start=None, stop=None, step=1):
     d = ops._check_dim(dim, a.ndim)
     n = len(range(*slice(start, stop, step).indices(a.shape[d])))
     return Meta(a.shape[:d] + (n,) + a.shape[d + 1:], a.dtype,
-                a.strides[:d] + (a.strides[d] * step,) + a.strides[d + 1:])
-
-
-def _narrow(a, dim, start, length):
-    d = ops._check_dim(dim, a.ndim)
-    s = start + a.shape[d] if start < 0 else start
-    if s < 0 or s + length > a.shape[d] or length < 0:
-        raise RuntimeError(f"start ({s}) + length ({length}) exceeds dimension size ({a.shape[d]}).")
-    return Meta(a.shape[:d] + (length,) + a.shape[d + 1:], a.dtype, a.strides)
+                None if a.strides is None else a.strides[:d] + (a.strides[d] * step,) + a.strides[d + 1:])
 
 
 def _index(a, *tensors, key):
@@ -395,7 +402,7 @@ RULES = {
     "squeeze": _squeeze, "squeeze_dim": _squeeze, "squeeze_dims": _squeeze, "_squeeze_matmul": _squeeze,
     "unsqueeze": _unsqueeze, "expand": _expand, "clone": _same, "to_dtype": _to_dtype,
     "detach_copy": _inplace_same, "cat": _cat, "stack": _stack, "unbind": _unbind,
-    "select": _select, "slice": _slice, "narrow": _narrow, "index": _index,
+    "select": _select, "slice": _slice, "index": _index,
     "copy_slices": _inplace_same, "index_put": _inplace_same,
     "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
     "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
@@ -416,7 +423,19 @@ def infer(name: str, inputs, params):
     rule = RULES.get(name)
     if rule is None:
         raise ValueDependentError
-    return rule(*inputs, **params)
+    result = rule(*inputs, **params)
+    if not ops.OPS[name].view and any(isinstance(x, Meta) and (x.strides is None or not _dense(x))
+                                      for x in inputs):
+        # a computed result follows its inputs' memory layout (numpy's and torch's order 'K'):
+        # from a transposed input it is transposed too; only the server knows exactly
+        for m in result if isinstance(result, tuple) else (result,):
+            m.strides = None
+    return result
+
+
+def _dense(m: Meta) -> bool:
+    from .strides import is_contiguous
+    return is_contiguous(m.shape, m.strides)
 
 
 # ---------------------------------------------------------------- factories

@@ -228,7 +228,7 @@ class TensorMethods:
     def ge(self, other):
         return self._op("ge", self._operand(other))
 
-    def _compare(name):
+    def _compare(name):  # noqa: N805  (a helper run while the class body is built)
         def method(self, other):
             other = self._operand(other)
             if other is NotImplemented or other is None:
@@ -671,7 +671,9 @@ class TensorMethods:
                 tensors.append(k)
                 spec.append(("t", len(tensors) - 1))
             elif isinstance(k, (list, tuple)) or hasattr(k, "__array__"):
-                tensors.append(self._as_tensor(k, index=True))
+                t = self._as_tensor(k, index=True)
+                # torch reads index data as integers: an empty list indexes nothing, as a long tensor
+                tensors.append(t.long() if t.dtype.is_floating_point and t.numel() == 0 else t)
                 spec.append(("t", len(tensors) - 1))
             else:
                 raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
@@ -881,7 +883,7 @@ class TensorMethods:
 
     def _scalar_value(self, kind):
         if self.numel() != 1:
-            raise ValueError(f"only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return self.item()
 
     def __format__(self, spec: str) -> str:

@@ -1,8 +1,8 @@
 """The shape of one op-table row: name, node name, forward on arrays, one VJP per input."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 # A VJP slot that is not an autograd input at all (an index, a condition): it gets no
 # entry in next_functions, as in torch.

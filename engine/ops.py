@@ -371,7 +371,7 @@ op("mean_dim", "MeanBackward1", _mean,
 
 def _var(a, dim=None, correction=1, keepdim=False):
     if a.dtype.kind != "f":
-        raise RuntimeError(f"std and var only support floating point and complex dtypes")
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     axis = _check_reduce_dims(a, dim)
     if _count(a.shape, dim) - correction > 0:
         return xp.var(a, axis=axis, ddof=correction, keepdims=keepdim)
@@ -566,7 +566,8 @@ op("prod_dim", "ProdBackward1", _prod, (_prod_vjp,), save=(0,), save_output=True
 
 def _norm(a, ord=2, dim=None, keepdim=False):  # noqa: A002
     if a.dtype.kind != "f":
-        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {_scalar_name(a)}")
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                           f"Got {_scalar_name(a)}")
     axis = _check_reduce_dims(a, dim)
     x = xp.abs(a)
     if ord == 2:
@@ -606,9 +607,9 @@ op("norm", "LinalgVectorNormBackward0", _norm, (_norm_vjp,), save=(0,), save_out
 
 def _mm(a, b):
     if a.ndim != 2:
-        raise RuntimeError(f"self must be a matrix")
+        raise RuntimeError("self must be a matrix")
     if b.ndim != 2:
-        raise RuntimeError(f"mat2 must be a matrix")
+        raise RuntimeError("mat2 must be a matrix")
     if a.shape[1] != b.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
                            f"({a.shape[0]}x{a.shape[1]} and {b.shape[0]}x{b.shape[1]})")
@@ -629,9 +630,9 @@ def _tname(a):
 
 def _bmm(a, b):
     if a.ndim != 3:
-        raise RuntimeError(f"batch1 must be a 3D tensor")
+        raise RuntimeError("batch1 must be a 3D tensor")
     if b.ndim != 3:
-        raise RuntimeError(f"batch2 must be a 3D tensor")
+        raise RuntimeError("batch2 must be a 3D tensor")
     if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
@@ -656,7 +657,8 @@ def _mv(a, b):
     if a.ndim != 2 or b.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {b.ndim}")
     if a.shape[1] != b.shape[0]:
-        raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), vec ({b.shape[0]})")
+        raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), "
+                           f"vec ({b.shape[0]})")
     _same_dtype(a, b)
     return a @ b
 
@@ -946,7 +948,7 @@ op("split_with_sizes", "SplitWithSizesBackward0", _split_with_sizes, (_split_vjp
 
 def _unbind(a, dim=0):
     if a.ndim == 0:
-        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        raise IndexError(f"Dimension specified as {_check_dim(dim, 0)} but tensor has no dimensions")
     d = _check_dim(dim, a.ndim)
     lead = (slice(None),) * d
     return tuple(a[lead + (i,)] for i in range(a.shape[d]))
@@ -1000,17 +1002,10 @@ def _select(a, dim, index):
 def _slice(a, dim, start=None, stop=None, step=1):
     if step <= 0:
         raise ValueError("step must be greater than zero")
+    if a.ndim == 0:
+        raise IndexError("slice() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
     return a[(slice(None),) * d + (slice(start, stop, step),)]
-
-
-def _narrow(a, dim, start, length):
-    d = _check_dim(dim, a.ndim)
-    if start < 0:
-        start += a.shape[d]
-    if start < 0 or start + length > a.shape[d] or length < 0:
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({a.shape[d]}).")
-    return a[(slice(None),) * d + (slice(start, start + length),)]
 
 
 def _scatter_back(g, shape, key):
@@ -1032,11 +1027,6 @@ op("select", "SelectBackward0", _select,
    view=True)
 op("slice", "SliceBackward0", _slice,
    (lambda g, c: _call("slice_backward", (g,), shape=c.shapes[0], **c.p),), view=True)
-op("narrow", "NarrowBackward0", _narrow,
-   (lambda g, c: _call("slice_backward", (g,), shape=c.shapes[0], dim=c.p["dim"],
-                       start=c.p["start"] % c.shapes[0][c.p["dim"]] if c.p["start"] < 0 else c.p["start"],
-                       stop=(c.p["start"] % c.shapes[0][c.p["dim"]] if c.p["start"] < 0 else c.p["start"]) + c.p["length"]),),
-   view=True)
 op("select_backward", "SelectBackwardBackward0", _select_backward,
    (lambda g, c: g.select(c.p["dim"], c.p["index"]),))
 op("slice_backward", "SliceBackwardBackward0", _slice_backward,
@@ -1161,7 +1151,7 @@ def _float_kernel(a, d, name):
 def _softmax(a, dim):
     d = _check_dim(dim, a.ndim)
     _float_kernel(a, d, "softmax")
-    if a.ndim == 0:
+    if a.ndim == 0 or a.size == 0:
         return xp.ones_like(a)
     e = xp.exp(a - a.max(axis=d, keepdims=True))
     return e / e.sum(axis=d, keepdims=True)
@@ -1170,7 +1160,7 @@ def _softmax(a, dim):
 def _log_softmax(a, dim):
     d = _check_dim(dim, a.ndim)
     _float_kernel(a, d, "log_softmax")
-    if a.ndim == 0:
+    if a.ndim == 0 or a.size == 0:
         return xp.zeros_like(a)
     shifted = a - a.max(axis=d, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=d, keepdims=True))
@@ -1222,9 +1212,10 @@ def _bce_logits(x, y, reduction="mean"):
     if x.shape != y.shape:
         raise ValueError(f"Target size (torch.Size({list(y.shape)})) must be the same as input size "
                          f"(torch.Size({list(x.shape)}))")
-    x, y = _promote(x, y)
-    # (1 - y) x + softplus(-x), written so that exp never overflows
-    loss = (1 - y) * x + xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+    # torch: (1 - y) x - log_sigmoid(x), the log_sigmoid in x's own dtype (then promoted);
+    # -log_sigmoid(x) = max(-x, 0) + log1p(exp(-|x|)) never overflows
+    softplus = xp.maximum(-x, x.dtype.type(0)) + xp.log1p(xp.exp(-xp.abs(x)))
+    loss = (1 - y) * x + softplus
     return _reduce(loss, reduction)
 
 

@@ -74,6 +74,11 @@ class RemoteAutogradStub:
                 request_serializer=autograd__pb2.Empty.SerializeToString,
                 response_deserializer=autograd__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Echo = channel.unary_unary(
+                '/remote_autograd.v1.RemoteAutograd/Echo',
+                request_serializer=autograd__pb2.Blob.SerializeToString,
+                response_deserializer=autograd__pb2.Blob.FromString,
+                _registered_method=True)
 
 
 class RemoteAutogradServicer:
@@ -132,6 +137,13 @@ class RemoteAutogradServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Echo(self, request, context):
+        """Sends the bytes back: the floor for moving data, for benchmarks and network diagnostics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RemoteAutogradServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +186,11 @@ def add_RemoteAutogradServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=autograd__pb2.Empty.FromString,
                     response_serializer=autograd__pb2.Empty.SerializeToString,
+            ),
+            'Echo': grpc.unary_unary_rpc_method_handler(
+                    servicer.Echo,
+                    request_deserializer=autograd__pb2.Blob.FromString,
+                    response_serializer=autograd__pb2.Blob.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +409,33 @@ class RemoteAutograd:
             '/remote_autograd.v1.RemoteAutograd/Ping',
             autograd__pb2.Empty.SerializeToString,
             autograd__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Echo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remote_autograd.v1.RemoteAutograd/Echo',
+            autograd__pb2.Blob.SerializeToString,
+            autograd__pb2.Blob.FromString,
             options,
             channel_credentials,
             insecure,

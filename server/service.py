@@ -131,17 +131,21 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def Ping(self, request, context):
         return pb.Empty()
 
+    def Echo(self, request, context):
+        return request
+
     @handle_errors
     def Execute(self, request, context):
         session = self.registry.get(context)
         reply = pb.BatchResult()
         with relay.collect() as warned, session.lock, session.active():
             session.dirty = True
-            session.want_meta = request.return_meta
+            session.releasing = frozenset(request.release)
             try:
                 self._run(session, request, reply)
             finally:
                 # after the commands: a queued command may use an id the client dropped since
+                session.releasing = frozenset()
                 session.release(request.release)
         for category, message in warned:
             reply.warnings.add(category=category, message=message)
@@ -153,6 +157,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         results = reply.results
         for i, cmd in enumerate(request.commands):
             try:
+                session.want_meta = cmd.describe
                 HANDLERS[cmd.kind](session, cmd, results.add())
             except KeyError as e:
                 if cmd.kind not in HANDLERS:

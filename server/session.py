@@ -45,9 +45,11 @@ class Session:
         self.token = None if token_hash else secrets.token_urlsafe(32)
         self.token_hash = token_hash or hash_token(self.token)
         self.dirty = True
-        self.want_meta = True  # per batch: describe created tensors in the results
+        self.want_meta = True  # per command: describe the tensors it creates in its result
         self.limits = limits
         self.tensors: dict[int, Tensor] = {}
+        # ids the running batch releases after its commands: they do not count against the limit
+        self.releasing: frozenset = frozenset()
         self.lock = threading.Lock()
         self.grad_mode = True
         self.generator = xp.random.default_rng()
@@ -78,7 +80,8 @@ class Session:
     def bind(self, tid: int, t: Tensor) -> None:
         if tid in self.tensors and self.tensors[tid] is not t:
             raise ValueError(f"tensor id {tid} is already in use in this session")
-        if len(self.tensors) >= self.limits.max_tensors and tid not in self.tensors:
+        if len(self.tensors) >= self.limits.max_tensors and tid not in self.tensors and \
+                len(self.tensors) - len(self.releasing & self.tensors.keys()) >= self.limits.max_tensors:
             raise ResourceExhausted(f"session holds {len(self.tensors)} tensors, the limit is "
                                     f"{self.limits.max_tensors}; release tensors you no longer need")
         self.tensors[tid] = t

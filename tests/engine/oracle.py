@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-
 import remote_autograd.engine as E
+import torch
 
 TOL = {"float16": (1e-3, 1e-3), "float32": (1e-4, 1e-5), "float64": (1e-9, 1e-11)}
 
@@ -46,8 +45,8 @@ def assert_same_value(t, e, what="output", tol=None) -> None:
     if not isinstance(t, torch.Tensor):
         assert not isinstance(e, E.Tensor), f"{what}: torch gave {type(t).__name__}, engine a Tensor"
         assert type(e) is type(t), f"{what}: torch gave {type(t).__name__} {t!r}, engine {type(e).__name__} {e!r}"
-        if isinstance(t, float):
-            np.testing.assert_allclose(e, t, rtol=1e-6, err_msg=what)
+        if isinstance(t, float):  # .item() of a float32 reduction: float32 rounding
+            np.testing.assert_allclose(e, t, rtol=1e-5, atol=1e-5, err_msg=what)
         else:
             assert e == t, f"{what}: torch {t!r}, engine {e!r}"
         return
@@ -259,7 +258,7 @@ def gradgradcheck(fn, arrays, diff=None, seed=0, tol=(1e-8, 1e-10)) -> None:
         return
     for k, (t, e) in enumerate(zip(t_ggs, e_ggs)):
         if t is None:
-            assert e is None or not np.any(np.asarray(e._data)), f"second-order grad {k}: torch None, engine {e}"
+            assert e is None, f"second-order grad {k}: torch None, engine {e}"
         else:
             assert e is not None, f"second-order grad {k}: engine None, torch {t}"
             assert_same_value(t, e, f"second-order grad {k}", tol)

@@ -120,7 +120,6 @@ CASES = [
     ("unbind", (T(3, 2),), {"dim": 1}),
     ("select", (T(3, 4),), {"dim": 1, "index": -1}),
     ("slice", (T(5, 4),), {"dim": 0, "start": 1, "stop": None, "step": 2}),
-    ("narrow", (T(5, 4),), {"dim": 1, "start": 1, "length": 2}),
     ("index", (T(4, 5), E.tensor([0, 2])), {"key": (("s", None, None, 1), ("t", 0))}),
     (
         "index",

@@ -1,4 +1,5 @@
 """Every op of the table against torch: values, dtypes, grad_fn graphs, gradients, errors."""
+# ruff: noqa: N803  (T: the library under test, torch or the engine, as in ``T.where``)
 from __future__ import annotations
 
 import math
@@ -6,21 +7,17 @@ import warnings
 
 import numpy as np
 import pytest
+import remote_autograd.engine as E
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
-
-import remote_autograd.engine as E
-
 from oracle import check, check_outputs, gradcheck, gradgradcheck, leaves, raises_same
 
 # torch warns for std/var with no degrees of freedom and for broadcasting mse_loss; both sides see it
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
 FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-from hypothesis import Phase  # DEVONLY
-FAST = settings(FAST, phases=[Phase.generate])  # DEVONLY
 FLOATS = ["float32", "float64"]
 SEEDS = st.integers(0, 2**32 - 1)
 SHAPES = array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4)
@@ -214,8 +211,10 @@ PROMOTION = {
     "u8+i8": (lambda T, a, b: a + b, [_t([1, 2], "uint8"), _t([3, -4], "int8")]),
     "i64/i64": (lambda T, a, b: a / b, [_t([7, -7, 6], "int64"), _t([2, 2, 4], "int64")]),
     "i64//i64": (lambda T, a, b: a // b, [_t([7, -7, 6], "int64"), _t([2, 2, 4], "int64")]),
-    "div_trunc": (lambda T, a, b: T.div(a, b, rounding_mode="trunc"), [_t([7, -7, 6], "int64"), _t([2, 2, 4], "int64")]),
-    "div_floor_float": (lambda T, a, b: a.div(b, rounding_mode="floor"), [_t([7.5, -7.5], "float32"), _t([2, 2], "float32")]),
+    "div_trunc": (lambda T, a, b: T.div(a, b, rounding_mode="trunc"),
+                  [_t([7, -7, 6], "int64"), _t([2, 2, 4], "int64")]),
+    "div_floor_float": (lambda T, a, b: a.div(b, rounding_mode="floor"),
+                        [_t([7.5, -7.5], "float32"), _t([2, 2], "float32")]),
     "i64/int_scalar": (lambda T, a: a / 2, [_t([7, -7, 6], "int64")]),
     "i64**int": (lambda T, a: a ** 2, [_t([1, -2, 3], "int64")]),
     "i64**float": (lambda T, a: a ** 0.5, [_t([1, 4, 9], "int64")]),
@@ -252,7 +251,7 @@ PROMOTION = {
     "bool.float": (lambda T, a: a.float(), [_t([True, False], "bool")]),
     "i64%i64": (lambda T, a, b: a % b, [_t([7, -7, 6], "int64"), _t([2, 3, -4], "int64")]),
     "i64%int": (lambda T, a: a % 3, [_t([7, -7, 6], "int64")]),
-    "f32//f32": (lambda T, a, b: a // b, [_t([7.5, -7.5], "float32"), _t([2, 2], "float32")]),
+    "f32//f32": (lambda T, a, b: a.detach() // b.detach(), [_t([7.5, -7.5], "float32"), _t([2, 2], "float32")]),
     "i64.floor_divide": (lambda T, a: T.floor_divide(a, 2), [_t([7, -7], "int64")]),
     "i64_0d+f32": (lambda T, a, b: a + b, [_t(3, "int64"), _t([0.5, 1.5], "float32")]),
     "f64_0d+i64": (lambda T, a, b: a + b, [_t(0.5, "float64"), _t([1, 2], "int64")]),
@@ -408,7 +407,8 @@ WHOLE = {
     "numel": lambda T, a: T.numel(a),
     "item": lambda T, a: a.sum().item(),
     "t": lambda T, a: (a.reshape(-1, 1) if a.dim() > 2 else a).t(),
-    "T_prop": lambda T, a: a.T if a.dim() != 2 else a.mT,
+    "T_prop": lambda T, a: a.T,
+    "mT_prop": lambda T, a: a.mT if a.dim() >= 2 else a.T,
 }
 
 
@@ -495,7 +495,8 @@ def test_matmul_random_shapes(dtype, shapes, seed, grads, transposed):
     # transposed: the operand enters as x.mT of a leaf, so its strides are not contiguous
     rng = np.random.default_rng(seed)
     ta, tb = (t and len(s) >= 2 for t, s in zip(transposed, shapes))
-    arrays = [rand(rng, _mt(shapes[0]) if ta else shapes[0], dtype), rand(rng, _mt(shapes[1]) if tb else shapes[1], dtype)]
+    arrays = [rand(rng, _mt(shapes[0]) if ta else shapes[0], dtype),
+              rand(rng, _mt(shapes[1]) if tb else shapes[1], dtype)]
     check(lambda T, a, b: (a.mT if ta else a) @ (b.mT if tb else b), arrays, requires_grad=list(grads), seed=seed)
 
 
@@ -511,6 +512,16 @@ LINALG = {
     "mv_fn": (lambda T, a, b: T.mv(a, b), (3, 4), (4,)),
     "linear": (lambda T, a, b: F(T).linear(a, b), (3, 4), (2, 4)),
     "linear_bias": (lambda T, a, b: F(T).linear(a, b, b[:, 0]), (3, 4), (2, 4)),
+    "linear_3d_bias": (lambda T, a, b: F(T).linear(a.reshape(3, 2, 2), b[:, :2], b[:, 0]), (3, 4), (2, 4)),
+    "linear_1d_bias": (lambda T, a, b: F(T).linear(a[0], b, b[:, 1]), (3, 4), (2, 4)),
+    "linear_noncontig_bias": (lambda T, a, b: F(T).linear(a.t()[:2].reshape(2, 1, 3).transpose(0, 1), b[:, :3],
+                                                           b[:, 0]), (3, 4), (2, 4)),
+    "linear_no_bias": (lambda T, a, b: F(T).linear(a, b), (3, 4), (2, 4)),
+    "linear_3d_contiguous_bias": (lambda T, a, b: F(T).linear(a.reshape(3, 2, 2), b[:, :2], b[1, :2] * 1), (3, 4),
+                                  (2, 4)),
+    "linear_1d_contiguous_bias": (lambda T, a, b: F(T).linear(a[0], b, b[1, :2] * 1), (3, 4), (2, 4)),
+    "linear_expanded_bias": (lambda T, a, b: F(T).linear(a.reshape(2, 3, 2), b[:, :2], b[0, :1].expand(2)), (3, 4),
+                             (2, 4)),
     "mlp": (lambda T, a, b: (a @ b.t()).relu().sum(1).mean(), (3, 4), (2, 4)),
 }
 
@@ -846,17 +857,13 @@ GRAD_CASES["prod_dim_with_zero"] = (lambda T, a: (a * T.tensor([[1.0, 0.0, 1.0]]
 GRAD_CASES["std_all_equal_free"] = (lambda T, a: a.std(0) + a.var(1), _fixed((3, 3)))
 GRAD_CASES["softmax_chain"] = (lambda T, a: (a.softmax(1) * a).sum(1).log_softmax(0), _fixed((3, 4)))
 
-# torch has no second derivative for these (their backward is not itself differentiable in torch)
-NO_DOUBLE_BACKWARD: set[str] = set()
-
-
 @pytest.mark.parametrize("name", list(GRAD_CASES))
 def test_gradcheck(name):
     fn, make = GRAD_CASES[name]
     gradcheck(fn, make(np.random.default_rng(11)))
 
 
-@pytest.mark.parametrize("name", [n for n in GRAD_CASES if n not in NO_DOUBLE_BACKWARD])
+@pytest.mark.parametrize("name", list(GRAD_CASES))
 def test_second_derivatives(name):
     fn, make = GRAD_CASES[name]
     gradgradcheck(fn, make(np.random.default_rng(12)))
@@ -958,7 +965,6 @@ ERRORS = {
     "index_tensor_dim1": (lambda T, a: a[:, T.tensor([5])], [_a(2, 3)]),
     "index_too_many": (lambda T, a: a[0, 0, 0], [_a(2, 3)]),
     "index_0d": (lambda T, a: a[0], [_a()]),
-    "index_two_ellipsis": (lambda T, a: a[..., ...], [_a(2, 3)]),
     "index_float_tensor": (lambda T, a: a[T.tensor([0.0])], [_a(2, 3)]),
     "index_mask_shape": (lambda T, a: a[T.tensor([True, False, True])], [_a(2, 3)]),
     "index_zero_step": (lambda T, a: a[::0], [_a(2, 3)]),
@@ -1028,7 +1034,7 @@ def test_backward_accumulates_over_two_calls():
     rng = np.random.default_rng(10)
     arrays = [rand(rng, (2, 3))]
     t_in, e_in = leaves(arrays)
-    for lib, (x,) in ((torch, t_in), (E, e_in)):
+    for (x,) in (t_in, e_in):
         (x * x).sum().backward()
         (x.exp()).sum().backward()
     np.testing.assert_allclose(np.asarray(e_in[0].grad._data), t_in[0].grad.numpy(), rtol=1e-12)
@@ -1049,9 +1055,43 @@ def test_floor_divide_has_no_derivative(scalar):
     arrays = [rand(rng, (3,)), rand(rng, (3,), domain="positive")]
     fn = (lambda T, a, b: a // 2) if scalar else (lambda T, a, b: a // b)
     t_out, e_out = check(fn, arrays, backward=False)
-    raises_same(lambda T, o: o.sum().backward(), t_out.detach())  # (no graph: torch and engine agree)
     with pytest.raises(RuntimeError) as t_err:
         t_out.sum().backward()
     with pytest.raises(RuntimeError) as e_err:
         e_out.sum().backward()
     assert str(e_err.value) == str(t_err.value)
+
+
+EMPTY = {
+    "sum": lambda T, a: a.sum(),
+    "sum_dim": lambda T, a: a.sum(0),
+    "sum_other_dim": lambda T, a: a.sum(1, keepdim=True),
+    "mean": lambda T, a: a.mean(),
+    "mean_dim": lambda T, a: a.mean(0),
+    "var_dim": lambda T, a: a.var(0),
+    "std": lambda T, a: a.std(),
+    "prod": lambda T, a: a.prod(),
+    "prod_dim": lambda T, a: a.prod(0),
+    "norm": lambda T, a: a.norm(),
+    "amax_dim": lambda T, a: a.amax(1),
+    "max_dim": lambda T, a: a.max(1),
+    "softmax": lambda T, a: a.softmax(1),
+    "log_softmax": lambda T, a: a.log_softmax(0),
+    "matmul": lambda T, a: a @ a.t(),
+    "matmul_inner_zero": lambda T, a: a.t() @ a,
+    "cat": lambda T, a: T.cat([a, a], 0),
+    "stack": lambda T, a: T.stack([a, a], 2),
+    "reshape": lambda T, a: a.reshape(0, 3, 1),
+    "index_empty_list": lambda T, a: a[:, []],
+    "mask": lambda T, a: a[a > 0],
+    "unbind": lambda T, a: a.unbind(0),
+    "expand": lambda T, a: a.expand(2, 0, 3),
+    "exp_mul": lambda T, a: (a.exp() * a).sum(0),
+    "mse": lambda T, a: F(T).mse_loss(a, a * 2),
+}
+
+
+@pytest.mark.parametrize("name", list(EMPTY))
+def test_empty_tensors(name):
+    # a (0, 3) input: reductions over nothing, products with nothing, gradients of shape (0, 3)
+    check(EMPTY[name], [np.zeros((0, 3), dtype="float32")])

@@ -1,6 +1,8 @@
 """Fixtures: one live server process for the session (started as a user starts it), sessions on it."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import remote_autograd as ra
 from remote_helpers import RawStub, ServerProcess
@@ -22,9 +24,24 @@ def address(server_process) -> str:
     return server_process.address
 
 
+# Every test of a session runs in both client modes: lazy (commands queued until a sync point)
+# and eager (each command sent at once). REMOTE_AUTOGRAD_TEST_MODES=lazy (or eager) picks one.
+MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,eager").split(",") if m.strip()]
+
+
+@pytest.fixture(params=MODES)
+def session_mode(request, monkeypatch) -> str:
+    """The client mode of this test: ``ra.connect`` without ``eager=`` (in the test, or in a child
+    process it starts) follows REMOTE_AUTOGRAD_EAGER, set here."""
+    assert request.param in ("lazy", "eager"), f"unknown client mode {request.param!r}"
+    monkeypatch.setenv("REMOTE_AUTOGRAD_EAGER", "1" if request.param == "eager" else "0")
+    return request.param
+
+
 @pytest.fixture
-def t(address):
+def t(address, session_mode):
     session = ra.connect(address)
+    assert session.eager == (session_mode == "eager")
     yield session
     session.close()
 

@@ -20,10 +20,11 @@ from remote_autograd.protos import autograd_pb2 as pb
 from remote_helpers import RawStub, fetch_command, rpc_error, running_server
 
 
-def test_two_sessions_are_isolated(address, raw):
+def test_two_sessions_are_isolated(address, raw, session_mode):
     with ra.connect(address) as a, ra.connect(address) as b:
         xa = a.tensor([1.0, 2.0], requires_grad=True)
         ya = xa * 3
+        a.synchronize()  # lazy: ya exists on the server now, so the checks below mean something
         # b's token does not open a's session, nor the other way round
         for session_id, token in ((a.session_id, b.token), (b.session_id, a.token)):
             err = rpc_error(raw(session_id=session_id, token=token).execute, fetch_command(xa._id))
@@ -44,7 +45,7 @@ def test_two_sessions_are_isolated(address, raw):
         assert ya.tolist() == [3.0, 6.0] and (xb + 1).tolist() == [2.0, 2.0]
 
 
-def test_seeded_sessions_do_not_disturb_each_other(address):
+def test_seeded_sessions_do_not_disturb_each_other(address, session_mode):
     with ra.connect(address) as a, ra.connect(address) as b:
         a.manual_seed(5)
         b.manual_seed(5)
@@ -54,7 +55,7 @@ def test_seeded_sessions_do_not_disturb_each_other(address):
         assert b.rand(3).tolist() == first_a
 
 
-def test_with_block_closes_the_session(address, raw):
+def test_with_block_closes_the_session(address, raw, session_mode):
     with ra.connect(address) as t:
         x = t.ones(2)
         session_id, token, tid = t.session_id, t.token, x._id
@@ -66,7 +67,7 @@ def test_with_block_closes_the_session(address, raw):
     t.close()  # closing twice is harmless
 
 
-def test_a_lost_session_raises_session_lost(address):
+def test_a_lost_session_raises_session_lost(address, session_mode):
     t = ra.connect(address)
     other = RawStub(address, t.session_id, t.token)
     try:
@@ -75,12 +76,14 @@ def test_a_lost_session_raises_session_lost(address):
         other.close()
     with pytest.raises(ra.SessionLost):
         t.ones(2)
+        t.synchronize()  # lazy: only the server can tell, when the command reaches it
     t.close()
 
 
 def test_dropped_tensor_is_released_on_the_server(t, raw):
     x = t.ones(2)
     tid = x._id
+    t.synchronize()  # lazy: the factory is queued until a sync point
     assert raw(t).execute(fetch_command(tid)).results[0].value.tensor.shape == [2]
     del x
     gc.collect()
@@ -89,7 +92,7 @@ def test_dropped_tensor_is_released_on_the_server(t, raw):
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_a_loop_holds_no_more_than_it_keeps():
+def test_a_loop_holds_no_more_than_it_keeps(session_mode):
     # 6 live tensors at most: every temporary of the loop must be released as the user drops it
     with running_server("--max-tensors", "12") as server, ra.connect(server.address) as t:
         w = t.ones(3, requires_grad=True)
@@ -182,7 +185,7 @@ def test_64_mib_round_trip_is_exact(t, raw):
     assert np.array_equal(w.grad.numpy(), np.full_like(host, 3))
 
 
-def test_server_stops_cleanly_on_sigterm_with_streams_open():
+def test_server_stops_cleanly_on_sigterm_with_streams_open(session_mode):
     with running_server() as server:
         t = ra.connect(server.address)
         watcher = ra.watch(server.address, t.session_id, t.token)
@@ -207,5 +210,6 @@ def test_server_stops_cleanly_on_sigterm_with_streams_open():
         assert ended.wait(10), "the watch did not end when the server stopped"
         with pytest.raises(ra.ServerUnavailable):
             t.ones(2)
+            t.synchronize()  # lazy: the queued factory finds no server at the sync point
         t.close()
         assert server.read_log().rstrip().endswith("stopped")

@@ -1,0 +1,146 @@
+"""Remote sessions against local torch and raw gRPC, side by side in one run (issue: local speed).
+
+    python benchmarks/remote_vs_local.py [--quick]
+
+Starts a server process on this machine, then measures:
+  chain     100 tiny elementwise ops + backward + read the grad: remote (lazy) / local torch
+  mlp       SGD step X 256x512, W1 512x512, relu, W2 512x10, mse, loss.item(): remote / local torch
+  transfer  upload + download of a 64 MiB float32 tensor: throughput / raw gRPC bytes echo
+  eager     one tiny op in eager mode / raw gRPC unary ping
+  scaling   1, 4 and 16 client processes running the MLP step on one server: aggregate steps/s
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import time
+
+import grpc
+import numpy as np
+import torch
+
+import remote_autograd as ra
+from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
+
+from _server import local_server
+
+
+def median_time(fn, repeat: int, inner: int = 1) -> float:
+    for _ in range(2):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+def chain_program(lib):
+    x0 = lib.tensor(np.linspace(-1, 1, 16).astype(np.float32).tolist(), requires_grad=True)
+
+    def run():
+        x0.grad = None
+        x = x0
+        for _ in range(25):
+            x = x * 1.001
+            x = x + 0.5
+            x = x.sin()
+            x = x - 0.25
+        x.sum().backward()
+        return x0.grad.sum().item()
+    return run
+
+
+def mlp_program(lib):
+    rng = np.random.default_rng(0)
+    X = lib.tensor(rng.standard_normal((256, 512), dtype=np.float32))
+    Y = lib.tensor(rng.standard_normal((256, 10), dtype=np.float32))
+    W1 = lib.tensor(rng.standard_normal((512, 512), dtype=np.float32) * 0.04, requires_grad=True)
+    W2 = lib.tensor(rng.standard_normal((512, 10), dtype=np.float32) * 0.04, requires_grad=True)
+    mse = lib.nn.functional.mse_loss
+
+    def step():
+        loss = mse((X @ W1).relu() @ W2, Y)
+        loss.backward()
+        with lib.no_grad():
+            W1.sub_(0.01 * W1.grad)
+            W2.sub_(0.01 * W2.grad)
+            W1.grad.zero_()
+            W2.grad.zero_()
+        return loss.item()
+    return step
+
+
+def _scaling_worker(address, steps, ready, done):
+    with ra.connect(address) as t:
+        step = mlp_program(t)
+        step()
+        ready.wait()  # every client is connected and warm: start together
+        for _ in range(steps):
+            step()
+        done.wait()
+
+
+def scaling(address, clients: int, steps: int) -> float:
+    """Aggregate MLP steps per second of ``clients`` processes sharing one server."""
+    ctx = mp.get_context("spawn")
+    ready, done = ctx.Barrier(clients + 1), ctx.Barrier(clients + 1)
+    procs = [ctx.Process(target=_scaling_worker, args=(address, steps, ready, done)) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    ready.wait()
+    t0 = time.perf_counter()
+    done.wait()
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    return clients * steps / wall
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, no 16-client run")
+    args = p.parse_args()
+    repeat = 5 if args.quick else 15
+    rows = []
+    with local_server() as address:
+        channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30),
+                                                          ("grpc.max_send_message_length", 1 << 30)])
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        with ra.connect(address) as t:
+            rows.append(("chain: 100 ops + backward + grad", median_time(chain_program(torch), repeat, 10),
+                         median_time(chain_program(t), repeat, 10), "remote / torch", "<= 3x"))
+            rows.append(("mlp: SGD step, loss.item()", median_time(mlp_program(torch), repeat, 2),
+                         median_time(mlp_program(t), repeat, 2), "remote / torch", "<= 1.3x"))
+            host = np.random.default_rng(1).standard_normal(16 << 20, dtype=np.float32)  # 64 MiB
+            blob = pb.Blob(data=host.tobytes())
+
+            def roundtrip():
+                x = t.tensor(host)
+                x.numpy()
+            echo = median_time(lambda: stub.Echo(blob), max(3, repeat // 3))
+            ours = median_time(roundtrip, max(3, repeat // 3))
+            rows.append(("transfer: 64 MiB up + down", echo, ours, "echo throughput / ours", ">= 0.7x"))
+        with ra.connect(address, eager=True) as te:
+            a = te.ones(4, requires_grad=True)
+            ping = median_time(lambda: stub.Ping(pb.Empty()), repeat, 200)
+            op = median_time(lambda: a * 2.0, repeat, 200)
+            rows.append(("eager: one tiny op", ping, op, "op / ping", "<= 1.3x"))
+        counts = (1, 4) if args.quick else (1, 4, 16)
+        rates = [(n, scaling(address, n, 10 if args.quick else 20)) for n in counts]
+        channel.close()
+    print(f"{'workload':36s} {'baseline':>11s} {'remote':>11s} {'ratio':>7s}  target")
+    for name, base, remote, what, target in rows:
+        ratio = remote / base if not what.startswith("echo") else base / remote
+        print(f"{name:36s} {base * 1e3:9.3f}ms {remote * 1e3:9.3f}ms {ratio:6.2f}x  {target} ({what})")
+    print("scaling (MLP step, one server):",
+          ", ".join(f"{n} client{'s' if n > 1 else ''}: {r:.1f} steps/s" for n, r in rates))
+    print(f"(torch threads: {torch.get_num_threads()}; cores: {mp.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()
