@@ -20,11 +20,11 @@ from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
+from .engine.meta import ValueDependentError, factory_meta, infer
 from .engine.size import Size
+from .engine.strides import contiguous_strides
 from .errors import RemoteError, from_rpc_error
 from .function import FunctionCtx, function_base
-from .engine.meta import ValueDependentError, factory_meta, infer
-from .engine.strides import contiguous_strides
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
@@ -343,8 +343,14 @@ class Session:
         if grads is not None:
             grads = tuple(g if g is None or isinstance(g, Tensor) else self.tensor(g) for g in grads)
         inputs = None if inputs is None else _tuple(inputs)
-        self._command(K.BACKWARD, args=(tensors, grads, inputs),
-                      kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph)}, callbacks=True)
+        try:
+            self._command(K.BACKWARD, args=(tensors, grads, inputs),
+                          kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph)}, callbacks=True)
+        except BaseException:
+            # a backward that failed midway (a hook raised) may have accumulated some gradients
+            # already: which, only the server knows
+            self._has_grad.clear()
+            raise
         self._predict_grads(tensors, inputs, bool(create_graph))
 
     def _grad(self, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -407,7 +413,8 @@ class Session:
             return
         if inputs is not None:
             for t in inputs:
-                if (t._grad_fn is None and t._id in reached_leaves) or (t._grad_fn is not None and id(t._grad_fn) in reached_nodes):
+                if (t._grad_fn is None and t._id in reached_leaves) or \
+                        (t._grad_fn is not None and id(t._grad_fn) in reached_nodes):
                     self._has_grad[t._id] = True
             return
         for tid in reached_leaves:
@@ -654,7 +661,16 @@ class Session:
         self._queue.append(cmd)
         self._queue_info.append((what, _user_line(), tuple(outputs)))
         if self.eager or len(self._queue) >= self._max_queue:
-            self._flush()
+            try:
+                self._flush()
+            except Exception:
+                # the user's line raises: what this command does on the client never happens
+                # (as in eager mode), so it is neither sent again nor its target poisoned
+                if self._queue and self._queue[-1] is cmd:
+                    del self._queue[-1], self._queue_info[-1]
+                if cmd.kind == K.CALL_INPLACE:
+                    self._poisoned.pop(cmd.args[0].ref, None)
+                raise
 
     def _flush(self) -> None:
         # queued commands never call back: backward and every command that can are sent at once
@@ -685,9 +701,7 @@ class Session:
                 # commands after it did not run, so their tensors never came to be
                 what, line, _ = info[int(index)]
                 error.add_note(f"(raised by '{what}', issued at {line})")
-                for _, _, outputs in info[int(index):]:
-                    for tid in outputs:
-                        self._poisoned[tid] = f"'{what}' issued at {line} failed: {error}"
+                self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
         else:
             for node_id in reply.released_functions:
                 node = self._functions.pop(node_id, None)
@@ -703,6 +717,24 @@ class Session:
             self._hook_errors.clear()
             raise user_error
         raise error
+
+    def _drop_failed(self, commands, info, reason: str) -> None:
+        """A queued command failed: it and those after it did not run. The tensors they create or
+        write are poisoned; the state changes after it that the client has already made (grad mode,
+        seed, requires_grad, hooks, retained and assigned grads) are queued again, so that the
+        server keeps agreeing with the client."""
+        for i, (cmd, (what, line, outputs)) in enumerate(zip(commands, info)):
+            for tid in outputs:
+                self._poisoned[tid] = reason
+            if cmd.kind == K.CALL_INPLACE:
+                self._poisoned[cmd.args[0].ref] = reason
+            elif i and not outputs:
+                if any(ref in self._poisoned for ref in _refs(cmd)):
+                    if cmd.kind == K.SET_GRAD:  # a gradient never computed: ask the server what .grad is
+                        self._has_grad.pop(cmd.args[0].ref, None)
+                    continue
+                self._queue.append(cmd)
+                self._queue_info.append((what, line, outputs))
 
     def _execute_with_callbacks(self, batch):
         """Send a batch that may call back (backward with hooks) and serve its callbacks in order."""
@@ -947,6 +979,18 @@ def _warn_at_user_line(message: str, category: type) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def _refs(cmd):
+    """The tensor ids a command names."""
+    stack = list(cmd.args) + list(cmd.kwargs.values())
+    while stack:
+        v = stack.pop()
+        kind = v.WhichOneof("kind")
+        if kind == "ref":
+            yield v.ref
+        elif kind == "list":
+            stack.extend(v.list.items)
 
 
 class _Ref:

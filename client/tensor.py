@@ -5,8 +5,8 @@ import warnings
 
 from .engine import dtypes, errors
 from .engine.errors import NON_LEAF_GRAD
-from .engine.methods import TensorMethods
 from .engine.meta import Meta
+from .engine.methods import TensorMethods
 from .engine.printing import format_tensor
 from .engine.size import Size
 from .engine.strides import is_contiguous, view_strides

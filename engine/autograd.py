@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 from . import errors, grad_mode
-from .backend import xp
+from .backend import writeable, xp
 from .node import AccumulateGrad
 from .size import Size
 from .tensor import Tensor
@@ -364,7 +364,8 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
     grads = _tensor_pre_hooks(node, grads, create_graph)
     if node._pre_hooks:
         grads = _run_node_pre_hooks(node, grads)
-    if all(g is None for g in grads):
+    # a custom Function's backward runs even then, as in torch (it may want None or zeros)
+    if all(g is None for g in grads) and not hasattr(node, "materialize_grads"):
         if not retain_graph:
             node._release()
         return
@@ -432,7 +433,7 @@ def _accumulate(var: Tensor, g: Tensor, create_graph: bool) -> None:
             var._grad = Tensor._make(xp.array(g._data, copy=True))
     elif create_graph:
         var._grad = old + g
-    elif old._data.flags.writeable:
+    elif writeable(old._data):
         old._data += g._data
         old._vc[0] += 1
     else:

@@ -19,6 +19,13 @@ else:
 ndarray = xp.ndarray
 
 
+def writeable(array) -> bool:
+    """Whether writing into ``array`` is safe: not read-only, and no element shared (a broadcast)."""
+    if BACKEND == "cupy":  # CuPy has no read-only flag; a broadcast shows as a zero stride
+        return array.size <= 1 or 0 not in array.strides
+    return bool(array.flags.writeable)
+
+
 def to_numpy(array) -> numpy.ndarray:
     """Host copy of a backend array (a no-op view for numpy)."""
     if BACKEND == "cupy":

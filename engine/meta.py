@@ -477,6 +477,21 @@ def factory_meta(name: str, args, kwargs):
             return None
         shape = (max(0, math.ceil((end - start) / step)),)
         dt = dt or (int64 if all(isinstance(v, int) for v in (start, end, step)) else float32)
+    elif name == "randint" and len(args) == 3:
+        low, high, size = args
+        if size is None:  # randint(high, size)
+            low, high, size = 0, low, high
+        elif high is None:
+            low, high = 0, low
+        if not isinstance(size, (tuple, list)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+            return None
+        shape, dt = _size((tuple(size),)), dt or int64
+        if shape is None:
+            return None
+    elif name == "randperm" and len(args) == 1 and isinstance(args[0], int) and not isinstance(args[0], bool) \
+            and args[0] >= 0:
+        shape, dt = (args[0],), dt or int64
     elif name == "linspace" and len(args) == 3 and isinstance(args[2], int) and args[2] >= 0:
         shape, dt = (args[2],), dt or float32
     elif name == "eye" and args and isinstance(args[0], int) and args[0] >= 0:

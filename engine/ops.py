@@ -397,16 +397,12 @@ def _var_backward(g, c):
     return scale * g * (x - x.mean(dim=_dims(dim, len(shape)), keepdim=True))
 
 
-def _var_vjp(g, c):
-    return _var_backward(g, c)
-
-
 def _std_vjp(g, c):
     # torch's std_backward: grad / (2 std), zero where std is zero, then var_backward
     return _var_backward(where(c.out == 0, 0.0, g / (c.out * 2)), c)
 
 
-op("var", "VarBackward0", _var, (_var_vjp,), save=(0,))
+op("var", "VarBackward0", _var, (_var_backward,), save=(0,))
 op("std", "StdBackward0", lambda a, **p: xp.sqrt(_var(a, **p)), (_std_vjp,), save=(0,), save_output=True)
 
 

@@ -5,7 +5,7 @@ import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
-from .backend import ndarray, to_numpy, xp
+from .backend import ndarray, to_numpy, writeable, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
 from .node import _STRIP, AccumulateGrad, add_hook, node_class
@@ -402,7 +402,7 @@ def _write(self, out, op) -> None:
         if src._category > dst._category:
             raise RuntimeError(f"result type {errors.scalar_name(src)} can't be cast to the desired "
                                f"output type {errors.scalar_name(dst)}")
-    if not data.flags.writeable:
+    if not writeable(data):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")

@@ -32,6 +32,7 @@ def _start_replica(state_dir: str):
                              "--state-dir", state_dir, "--log-level", "WARNING"],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
+    proc.stdout.close()  # the server prints nothing else there
     assert line.startswith("listening on"), line
     return proc, int(line.rsplit(":", 1)[1])
 
@@ -54,19 +55,21 @@ def stack():
     servers = "".join(f"    server 127.0.0.1:{p} max_fails=0;\n" for _, p in replicas)
     (prefix / "upstreams.conf").write_text(
         "upstream replicas {\n    hash $route_key consistent;\n" + servers + "    keepalive 16;\n}\n")
+    log = open(prefix / "gateway.log", "w")  # noqa: SIM115  (closed at teardown)
     gw = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=log)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
-        assert gw.poll() is None, gw.stderr.read()
+        assert gw.poll() is None, (prefix / "gateway.log").read_text()
         time.sleep(0.1)
     yield {"address": address, "replicas": replicas}
     gw.send_signal(signal.SIGQUIT)
     gw.wait(20)
+    log.close()
     for proc, _ in replicas:
         if proc.poll() is None:
             proc.terminate()

@@ -337,7 +337,7 @@ def test_create_graph_double_backward(t):
     np.testing.assert_allclose(r_out[1].tolist(), 36 * arrays[0] ** 3, rtol=1e-12)
 
 
-def test_backward_create_graph_warns_at_the_users_line():
+def test_backward_create_graph_warns_at_the_users_line(session_mode):
     # a fresh server: the engine warns once per process, as torch does
     with running_server() as server, ra.connect(server.address) as t:
         x = t.tensor([1.0, 2.0], requires_grad=True)
