@@ -18,13 +18,11 @@ import time
 
 import grpc
 import numpy as np
-import torch
-
 import remote_autograd as ra
+import torch
+from _server import local_server
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
-
-from _server import local_server
 
 
 def median_time(fn, repeat: int, inner: int = 1) -> float:

@@ -159,11 +159,10 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             try:
                 session.want_meta = cmd.describe
                 HANDLERS[cmd.kind](session, cmd, results.add())
-            except KeyError as e:
-                if cmd.kind not in HANDLERS:
-                    e = NotImplementedError(f"command kind {cmd.kind} is unknown to this server "
-                                            "(a client newer than the server?)")
-                raise CommandError(i, e) from e
+            except KeyError as missing:
+                error = missing if cmd.kind in HANDLERS else NotImplementedError(
+                    f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
+                raise CommandError(i, error) from missing
             except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
                 raise CommandError(i, e) from e
         if session.released_functions:

@@ -23,10 +23,6 @@ import function_programs as programs  # noqa: E402
 REMOTE_GAPS = {
     "saved_tensor_modified": "the client does not know tensor versions: the FUNCTION command would have to name "
                              "the saved tensors (server/commands.py) for the server to check them at backward",
-    "scalar_jvps": "client/session.py _like() passes *input.shape, i.e. no size at all, for a 0-d tensor: "
-                   "zeros_like/ones_like of a scalar fail",
-    "jacobian_of_a_matrix": "the client infers contiguous strides for m.t() * 2 (torch: (1, 2), as the server's "
-                            "array has), so reshape(-1) is sent as a view, which the server refuses",
     "backward_twice_through_a_function_saving_nothing": "the server's release of a Function node drops its ctx on "
                                                         "the client (released_functions means both 'saved tensors "
                                                         "freed' and 'node gone'), so a second backward fails",
@@ -96,11 +92,6 @@ def test_a_backward_that_raises_reraises_that_very_exception(t):
 # ---------------------------------------------------------------- a client that does not answer in time
 
 def test_a_client_that_does_not_answer_in_time(session_mode, request):
-    if session_mode == "eager":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "client/session.py: an eager command sent from the late backward goes through _flush() -> "
-            "_execute(callbacks=True), whose nested event loop takes the abandoned backward's done marker "
-            "(AttributeError on WhichOneof); _flush needs callbacks=False, as _reply does")))
     with running_server("--callback-timeout", "1") as server:
         t = ra.connect(server.address)
         try:
