@@ -1,4 +1,4 @@
-"""Per-op round trip of a tiny remote op against a raw gRPC unary ping, side by side in one run.
+"""Per-op round trip of a tiny remote op (eager mode) against a raw gRPC unary ping, in one run.
 
     python benchmarks/remote_op_vs_ping.py [--n 2000]
 """
@@ -36,7 +36,8 @@ def main() -> None:
         stub = pb_grpc.RemoteAutogradStub(channel)
         empty = pb.Empty()
         ping = per_call(lambda: stub.Ping(empty), args.n)
-        with ra.connect(address) as t:
+        # eager: every op is its own round trip (the lazy default would only queue it)
+        with ra.connect(address, eager=True) as t:
             a = t.ones(4, requires_grad=True)
             op = per_call(lambda: a * 2.0, args.n)
         channel.close()
