@@ -804,8 +804,8 @@ class Session:
     def _reply(self, reply) -> None:
         # what the callback queued (a replacement gradient, say) must exist before the server goes on.
         # Queued commands never call back: a plain Execute, as a nested wait for events would take
-        # the events (the end) of the call this callback serves.
-        if self._queue or self._releases:
+        # the events (the end) of the call this callback serves. Releases alone can wait.
+        if self._queue:
             try:
                 self._execute([])
             except Exception as e:  # noqa: BLE001  (the server must still hear back, or it waits out its deadline)
