@@ -21,6 +21,8 @@ import numpy as np
 import remote_autograd as ra
 import torch
 from _server import local_server
+from engine_vs_torch import make_chain as chain_program
+from engine_vs_torch import make_mlp as mlp_program
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
 
@@ -35,42 +37,6 @@ def median_time(fn, repeat: int, inner: int = 1) -> float:
             fn()
         samples.append((time.perf_counter() - t0) / inner)
     return statistics.median(samples)
-
-
-def chain_program(lib):
-    x0 = lib.tensor(np.linspace(-1, 1, 16).astype(np.float32).tolist(), requires_grad=True)
-
-    def run():
-        x0.grad = None
-        x = x0
-        for _ in range(25):
-            x = x * 1.001
-            x = x + 0.5
-            x = x.sin()
-            x = x - 0.25
-        x.sum().backward()
-        return x0.grad.sum().item()
-    return run
-
-
-def mlp_program(lib):
-    rng = np.random.default_rng(0)
-    X = lib.tensor(rng.standard_normal((256, 512), dtype=np.float32))
-    Y = lib.tensor(rng.standard_normal((256, 10), dtype=np.float32))
-    W1 = lib.tensor(rng.standard_normal((512, 512), dtype=np.float32) * 0.04, requires_grad=True)
-    W2 = lib.tensor(rng.standard_normal((512, 10), dtype=np.float32) * 0.04, requires_grad=True)
-    mse = lib.nn.functional.mse_loss
-
-    def step():
-        loss = mse((X @ W1).relu() @ W2, Y)
-        loss.backward()
-        with lib.no_grad():
-            W1.sub_(0.01 * W1.grad)
-            W2.sub_(0.01 * W2.grad)
-            W1.grad.zero_()
-            W2.grad.zero_()
-        return loss.item()
-    return step
 
 
 def _scaling_worker(address, steps, ready, done):
