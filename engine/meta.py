@@ -12,7 +12,7 @@ import numpy
 
 from . import ops
 from .dtypes import DEFAULT_FLOAT, by_name, result_type
-from .strides import contiguous_strides, view_strides
+from .strides import contiguous_strides, is_contiguous, view_strides
 
 _SCALARS = (bool, int, float)
 _BOOL = numpy.dtype(bool)
@@ -53,6 +53,9 @@ class Meta:
 
 def _broadcast(*operands) -> tuple:
     shapes = [() if isinstance(x, _SCALARS) or x is None else x.shape for x in operands]
+    first = max(shapes, key=len)
+    if all(s == first or not s for s in shapes):  # the common case: equal shapes, or scalars
+        return first
     out: list[int] = []
     for i in range(1, max((len(s) for s in shapes), default=0) + 1):
         size = 1
@@ -72,6 +75,20 @@ def _broadcast(*operands) -> tuple:
 
 
 def _dtype(*operands):
+    # the common case, one dtype among the tensors and no scalar of a higher category, is quick
+    dt = None
+    for x in operands:
+        if isinstance(x, Meta):
+            if dt is None:
+                dt = x.dtype
+            elif x.dtype != dt:
+                return result_type(*operands).np
+    if dt is not None and dt.kind == "f":
+        return dt
+    return _slow_dtype(*operands)
+
+
+def _slow_dtype(*operands):
     return result_type(*operands).np
 
 
@@ -424,8 +441,7 @@ def infer(name: str, inputs, params):
     if rule is None:
         raise ValueDependentError
     result = rule(*inputs, **params)
-    if not ops.OPS[name].view and any(isinstance(x, Meta) and (x.strides is None or not _dense(x))
-                                      for x in inputs):
+    if name not in _VIEWS and any(x.__class__ is Meta and (x.strides is None or not _dense(x)) for x in inputs):
         # a computed result follows its inputs' memory layout (numpy's and torch's order 'K'):
         # from a transposed input it is transposed too; only the server knows exactly
         for m in result if isinstance(result, tuple) else (result,):
@@ -434,8 +450,10 @@ def infer(name: str, inputs, params):
 
 
 def _dense(m: Meta) -> bool:
-    from .strides import is_contiguous
-    return is_contiguous(m.shape, m.strides)
+    return m.strides == contiguous_strides(m.shape) or is_contiguous(m.shape, m.strides)
+
+
+_VIEWS = frozenset(name for name, row in ops.OPS.items() if row.view)
 
 
 # ---------------------------------------------------------------- factories
