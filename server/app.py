@@ -9,6 +9,7 @@ import threading
 from concurrent import futures
 
 import grpc
+import numpy
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -74,6 +75,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
+    numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors,
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
