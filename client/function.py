@@ -24,6 +24,8 @@ class FunctionCtx:
     def saved_tensors(self) -> tuple:
         if self._freed:
             raise RuntimeError(errors.SECOND_BACKWARD)
+        if getattr(self, "_saved_error", None):  # the server saw a saved tensor modified in place
+            raise RuntimeError(self._saved_error)
         return tuple(self._to_save)
 
     def mark_non_differentiable(self, *tensors) -> None:

@@ -703,6 +703,11 @@ class Session:
                 error.add_note(f"(raised by '{what}', issued at {line})")
                 self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
         else:
+            for node_id in reply.freed_functions:
+                node = self._functions.get(node_id)
+                if node is not None:
+                    node._to_save = ()
+                    node._freed = True
             for node_id in reply.released_functions:
                 node = self._functions.pop(node_id, None)
                 if node is not None:
@@ -784,6 +789,7 @@ class Session:
         try:
             if node is None:
                 raise RuntimeError(f"function node {call.node} is unknown to this client")
+            node._saved_error = call.saved_error or None
             grads = node._backward_inputs(tuple(self._from_meta(m) if m.id else None for m in call.grads))
             result = node._backward_outputs(node._function.backward(node, *grads))
             items = reply.result.list
@@ -844,7 +850,8 @@ class Session:
         result = self._command(
             K.FUNCTION, args=(tuple(a if t else None for a, t in zip(args, is_tensor)), tuple(tensors)),
             kwargs={"name": node._name, "non_differentiable": tuple(node._non_differentiable),
-                    "materialize_grads": node.materialize_grads},
+                    "materialize_grads": node.materialize_grads,
+                    "saved": tuple(t for t in node._to_save if isinstance(t, Tensor))},
             outputs=alias_ids, node=node._id)
         replaced = {}
         for o, alias, m in zip(tensors, alias_ids, result.outputs):

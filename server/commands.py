@@ -73,7 +73,7 @@ def function(session, cmd, result):
     args, outputs = _args(session, cmd)[:2]
     kw = _kwargs(session, cmd)
     results = apply_function(session, cmd.node, kw["name"], args, outputs, kw.get("non_differentiable") or (),
-                             bool(kw.get("materialize_grads", True)))
+                             bool(kw.get("materialize_grads", True)), kw.get("saved") or ())
     for k, (ref, t) in enumerate(zip(cmd.args[1].list.items, results)):
         tid = cmd.outputs[k] if k < len(cmd.outputs) and cmd.outputs[k] else ref.ref
         session.bind(tid, t)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import weakref
 
-from ..engine import errors
 from ..engine.backend import xp
 from ..engine.function import check_gradient_shapes, returned_gradients
-from ..engine.node import Node
+from ..engine.node import Node, _modified_message
 from ..engine.tensor import Tensor, _edge
 
 _classes: dict[str, type] = {}
@@ -16,14 +15,14 @@ class RemoteFunctionNode(Node):
     """Named as torch names the Function's node (``MultiplyAddBackward``); the client runs backward."""
 
     __slots__ = ("_session", "_node_id", "_arg_is_tensor", "_out_meta", "_input_meta",
-                 "materialize_grads", "_freed")
+                 "materialize_grads", "_freed", "_saved")
     _node_name = "FunctionBackward"
 
     def _apply(self, grads: list, create_graph: bool) -> list:
-        if self._freed:
-            # the client let go of this application's ctx (saved tensors) when the node was released
-            raise RuntimeError(errors.SECOND_BACKWARD)
-        result = self._session.call_function(self._node_id, grads, self._node_name)
+        # a second backward is fine if the Function's backward reads no saved tensor; reading one
+        # raises torch's error on the client, which freed them after the first
+        saved_error = next((_modified_message(t, v) for t, v in self._saved if t._vc[0] != v), "")
+        result = self._session.call_function(self._node_id, grads, self._node_name, saved_error)
         # the client checked what its backward returned; a raw client is held to the same rules
         grads_in = returned_gradients(self._node_name, tuple(result), self._arg_is_tensor, Tensor)
         check_gradient_shapes(self._node_name, grads_in, self.next_functions, self._input_meta)
@@ -32,7 +31,8 @@ class RemoteFunctionNode(Node):
     def _release(self) -> None:
         if not self._freed:
             self._freed = True
-            self._session.function_released(self._node_id)
+            self._saved = ()
+            self._session.freed_functions.append(self._node_id)
 
 
 def node_class(name: str) -> type:
@@ -44,12 +44,15 @@ def node_class(name: str) -> type:
     return cls
 
 
-def apply_function(session, node_id: int, name: str, args, outputs, non_differentiable, materialize: bool):
+def apply_function(session, node_id: int, name: str, args, outputs, non_differentiable, materialize: bool,
+                   saved=()):
     """Connect a Function's outputs (computed by the client without history) to a new node."""
     is_tensor = tuple(isinstance(a, Tensor) for a in args)
     node = node_class(name).__new__(node_class(name))
     node._init_node(tuple(_edge(a) for a, t in zip(args, is_tensor) if t))
     node._session = session
+    # the versions the saved tensors had after forward; checked when backward reads them
+    node._saved = tuple((t, t._vc[0]) for t in saved)
     node._node_id = node_id
     node._arg_is_tensor = is_tensor
     node._input_meta = tuple(tuple(a._data.shape) for a, t in zip(args, is_tensor) if t)

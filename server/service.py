@@ -168,6 +168,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         if session.released_functions:
             reply.released_functions.extend(session.released_functions)
             session.released_functions.clear()
+        if session.freed_functions:
+            reply.freed_functions.extend(session.freed_functions)
+            session.freed_functions.clear()
 
     @handle_errors
     def Upload(self, request_iterator, context):

@@ -61,6 +61,7 @@ class Session:
         self._call_ids = itertools.count(1)
         self.pending: dict[int, PendingCall] = {}
         self.released_functions: list[int] = []
+        self.freed_functions: list[int] = []
         self.controller: queue.Queue | None = None
         self.watchers: list[queue.Queue] = []
         self.last_used = time.monotonic()
@@ -191,10 +192,12 @@ class Session:
             w.put(watch)
         return self._await_client(event, event.hook, f"hook {hook_id}")
 
-    def call_function(self, node_id: int, grads: list, name: str = "a custom Function") -> tuple:
+    def call_function(self, node_id: int, grads: list, name: str = "a custom Function",
+                      saved_error: str = "") -> tuple:
         """Run a custom Function's backward on the client; returns its gradients (tensors or None)."""
         event = pb.Event()
         event.function.node = node_id
+        event.function.saved_error = saved_error
         event.function.grad_enabled = engine_grad_mode._enabled.get()
         for g in grads:
             meta = event.function.grads.add()

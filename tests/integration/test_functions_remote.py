@@ -21,11 +21,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
 import function_programs as programs  # noqa: E402
 
 REMOTE_GAPS = {
-    "saved_tensor_modified": "the client does not know tensor versions: the FUNCTION command would have to name "
-                             "the saved tensors (server/commands.py) for the server to check them at backward",
-    "backward_twice_through_a_function_saving_nothing": "the server's release of a Function node drops its ctx on "
-                                                        "the client (released_functions means both 'saved tensors "
-                                                        "freed' and 'node gone'), so a second backward fails",
 }
 
 
