@@ -121,7 +121,7 @@ def function_base(session):
 def once_differentiable(fn):
     """torch's decorator for a remote Function's backward: its ops run without recording a graph.
 
-    (Bind it as ``t.autograd.function.once_differentiable``; the engine's runs in the engine's grad mode.)
+    (``t.autograd.function.once_differentiable``; the engine's own runs in the engine's grad mode.)
     """
     @functools.wraps(fn)
     def wrapper(ctx, *grads):

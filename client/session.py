@@ -24,7 +24,7 @@ from .engine.meta import ValueDependentError, factory_meta, infer
 from .engine.size import Size
 from .engine.strides import contiguous_strides
 from .errors import RemoteError, from_rpc_error
-from .function import FunctionCtx, function_base
+from .function import FunctionCtx, function_base, once_differentiable
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
@@ -176,7 +176,8 @@ class Session:
             gradgradcheck=functools.partial(gradchecks.gradgradcheck, self),
             functional=types.SimpleNamespace(**{name: functools.partial(getattr(gradchecks, name), self)
                                                 for name in ("jacobian", "hessian", "vjp", "jvp")}))
-        self.autograd.function = types.SimpleNamespace(Function=self.autograd.Function, FunctionCtx=FunctionCtx)
+        self.autograd.function = types.SimpleNamespace(Function=self.autograd.Function, FunctionCtx=FunctionCtx,
+                                                       once_differentiable=once_differentiable)
 
     def __enter__(self) -> Session:
         return self
