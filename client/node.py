@@ -9,7 +9,8 @@ class Node:
 
     # _edges: for nodes the client named, what each input was (a node, a leaf Tensor, or None):
     # next_functions and the leaves a backward reaches are then known here, without a round trip
-    __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "__weakref__")
+    # _saves/_spent: whether the server's node keeps saved values, and whether a backward freed them
+    __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "_saves", "_spent", "__weakref__")
 
     def name(self) -> str:
         return self._name
@@ -54,7 +55,7 @@ def make_node(session, ref) -> Node:
     return new_node(session, ref.id, ref.name, ref.type)
 
 
-def new_node(session, node_id: int, name: str, type_name: str, edges=None) -> Node:
+def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False) -> Node:
     node = node_class(type_name).__new__(node_class(type_name))
     node._session = session
     node._id = node_id
@@ -62,6 +63,8 @@ def new_node(session, node_id: int, name: str, type_name: str, edges=None) -> No
     node._next = None
     node._edges = edges
     node._retained = None
+    node._saves = saves
+    node._spent = False
     return node
 
 

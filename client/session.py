@@ -344,15 +344,35 @@ class Session:
         if grads is not None:
             grads = tuple(g if g is None or isinstance(g, Tensor) else self.tensor(g) for g in grads)
         inputs = None if inputs is None else _tuple(inputs)
+        kwargs = {"retain_graph": retain_graph, "create_graph": bool(create_graph)}
+        if not (self.eager or self._hooks or self._functions or create_graph) and inputs is None and \
+                self._backward_will_run(tensors):
+            # nothing of the client's runs during this backward, and the mirror knows it will not fail
+            # on a spent graph: it rides the next batch like any command, after the engine's checks
+            _check_backward(tensors, grads, inputs)
+            self._enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
+            self._spend_graph(tensors, retain_graph, False)
+            for t in inputs or ():
+                if t._grad_fn is not None:
+                    self._retained.add(t._id)  # the engine retains a non-leaf input's gradient
+            self._predict_grads(tensors, inputs, False)
+            return
         try:
-            self._command(K.BACKWARD, args=(tensors, grads, inputs),
-                          kwargs={"retain_graph": retain_graph, "create_graph": bool(create_graph)}, callbacks=True)
+            # sent at once: the server raises at this line (after what torch would have done first)
+            self._command(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs, callbacks=True)
         except BaseException:
             # a backward that failed midway (a hook raised) may have accumulated some gradients
             # already: which, only the server knows
             self._has_grad.clear()
             raise
+        if inputs is None:
+            self._spend_graph(tensors, retain_graph, create_graph)
         self._predict_grads(tensors, inputs, bool(create_graph))
+
+    def _backward_will_run(self, roots) -> bool:
+        """True when the mirror shows every node this backward reaches, and none of them spent."""
+        nodes, _, exact = self._walk_mirror(roots)
+        return exact and not any(getattr(n, "_spent", False) for n in nodes.values())
 
     def _grad(self, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
               only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
@@ -389,12 +409,11 @@ class Session:
             return False if t._id not in self._retained else None
         return False if not t._requires_grad else None
 
-    def _predict_grads(self, roots, inputs, create_graph: bool) -> None:
-        """After a backward: which leaves (and retained tensors) now hold a gradient, from the mirror."""
-        if create_graph:
-            self._grad_exact = False  # gradients with history: let the server describe them
-            return
-        reached_nodes, reached_leaves, exact = set(), {}, True
+    @staticmethod
+    def _walk_mirror(roots):
+        """Nodes and leaves a backward from ``roots`` reaches, as far as the mirrored graph knows;
+        ``exact`` is False where it reached a node made elsewhere (a custom Function, the server)."""
+        reached_nodes, reached_leaves, exact = {}, {}, True
         stack = [t._grad_fn if t._grad_fn is not None else t for t in roots]
         while stack:
             x = stack.pop()
@@ -403,12 +422,28 @@ class Session:
                 continue
             if id(x) in reached_nodes:
                 continue
-            reached_nodes.add(id(x))
+            reached_nodes[id(x)] = x
             edges = getattr(x, "_edges", None)
             if edges is None:
-                exact = False  # a node made elsewhere (a custom Function, the server): unknown inputs
+                exact = False
                 continue
             stack.extend(target for target, _ in edges if target is not None)
+        return reached_nodes, reached_leaves, exact
+
+    def _spend_graph(self, roots, retain_graph, create_graph) -> None:
+        """After a backward that frees buffers: the mirrored nodes that held saved values are spent."""
+        if retain_graph or (retain_graph is None and create_graph):
+            return
+        for node in self._walk_mirror(roots)[0].values():
+            if getattr(node, "_saves", False):
+                node._spent = True
+
+    def _predict_grads(self, roots, inputs, create_graph: bool) -> None:
+        """After a backward: which leaves (and retained tensors) now hold a gradient, from the mirror."""
+        if create_graph:
+            self._grad_exact = False  # gradients with history: let the server describe them
+            return
+        reached_nodes, reached_leaves, exact = self._walk_mirror(roots)
         if not exact:
             self._grad_exact = False
             return
@@ -510,7 +545,7 @@ class Session:
             if any(isinstance(inputs[i], Tensor) and inputs[i]._requires_grad for i in diff) and \
                     any(m.dtype.kind == "f" for m in metas):
                 node = new_node(self, next(self._ids), op.node, short_name(op.node),
-                                tuple(_edge(inputs[i]) for i in diff))
+                                tuple(_edge(inputs[i]) for i in diff), _saves(op))
         ids = tuple(next(self._ids) for _ in metas)
         self._enqueue(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids, node=node._id if node else 0)
         flags = op.differentiable_outputs if len(op.differentiable_outputs) == len(metas) else \
@@ -550,7 +585,7 @@ class Session:
         if track and target._dtype.is_floating_point:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
             node = new_node(self, next(self._ids), op.node, short_name(op.node),
-                            tuple(_edge(inputs[i]) for i in diff))
+                            tuple(_edge(inputs[i]) for i in diff), _saves(op))
         self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node._id if node else 0)
         if node is not None:
             target._grad_fn = node
@@ -730,6 +765,10 @@ class Session:
         seed, requires_grad, hooks, retained and assigned grads) are queued again, so that the
         server keeps agreeing with the client."""
         for i, (cmd, (what, line, outputs)) in enumerate(zip(commands, info)):
+            if cmd.kind == K.BACKWARD:
+                # a backward that did not run: the gradients predicted from it are not there
+                self._has_grad.clear()
+                continue
             for tid in outputs:
                 self._poisoned[tid] = reason
             if cmd.kind == K.CALL_INPLACE:
@@ -968,6 +1007,32 @@ def _check_inplace(target: Tensor, meta) -> None:
     if src._category > dst._category:
         raise RuntimeError(f"result type {engine_errors.scalar_name(src)} can't be cast to the desired "
                            f"output type {engine_errors.scalar_name(dst)}")
+
+
+def _saves(op) -> bool:
+    """Whether the engine's node for ``op`` keeps saved values that a backward frees (engine/tensor.py _record)."""
+    return bool(op.save) or op.save_tail is not None or op.save_output
+
+
+def _check_backward(tensors, grads, inputs) -> None:
+    """The checks engine/autograd.py backward() makes before it runs, in its order and words."""
+    grads = (None,) * len(tensors) if grads is None else grads
+    if len(grads) < len(tensors):
+        raise RuntimeError(f"got {len(tensors)} tensors and {len(grads)} gradients")
+    for i, t in enumerate(tensors):
+        if not t.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    if inputs is not None and not inputs:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    for i, (t, g) in enumerate(zip(tensors, grads)):
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if not t.dtype.is_floating_point:
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
+        elif g._shape != t._shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g._shape)} and "
+                               f"output[{i}] has a shape of {Size(t._shape)}.")
 
 
 def _user_line() -> str:

@@ -180,6 +180,7 @@ def test_second_backward_status_is_failed_precondition(t, raw):
     x = t.ones(2, requires_grad=True)
     y = (x * x).sum()
     y.backward()
+    t.synchronize()  # the raw call below must come after the SDK's backward has run
     stub = raw(t)
     cmd = pb.Command(kind=pb.Kind.BACKWARD)
     refs = cmd.args.add()
@@ -192,6 +193,7 @@ def test_second_backward_status_is_failed_precondition(t, raw):
     assert err.details().startswith("Trying to backward through the graph a second time")
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
         y.backward()
+        t.synchronize()  # lazy: a backward's server-side error surfaces at the next sync point
     assert x.grad.tolist() == [2.0, 2.0]
     assert_usable(t)
 

@@ -249,13 +249,14 @@ def test_state_changes_queued_after_a_failure_still_hold(lazy):
     assert seen == [[1.0] * 3]
 
 
-def test_a_server_error_in_a_backward_batch_is_raised_by_backward(lazy):
+def test_a_server_error_before_a_queued_backward_surfaces_at_the_next_sync(lazy):
     t = lazy
     x = t.ones(2, 3, requires_grad=True)
     line = inspect.currentframe().f_lineno + 1
     loss = t.nn.functional.nll_loss(x, t.tensor([0, 5]))
+    loss.backward()  # no hook or Function of the client's runs in it: it is queued with the nll_loss
     with pytest.raises(IndexError) as info:
-        loss.backward()  # a sync point: the queued nll_loss fails first, the backward never runs
+        t.synchronize()  # the nll_loss fails first; the backward after it never runs
     assert info.value.__notes__ == [f"(raised by 'nll_loss', issued at {__file__}:{line})"]
     assert x.grad is None
     (x * 2).sum().backward()
@@ -273,8 +274,9 @@ def test_a_failed_in_place_write_poisons_its_target_in_lazy_mode(lazy):
     y = x * 2
     y[lazy.tensor([5])] = 1.0  # index 5 of 3: only the server sees the value
     assert y.grad_fn.name() == "IndexPutBackward0"  # the client recorded the write...
+    y.sum().backward()  # queued behind the write
     with pytest.raises(IndexError) as info:
-        y.sum().backward()
+        lazy.synchronize()
     assert str(info.value) == str(_torch_index_put_error())
     with pytest.raises(RuntimeError, match="never computed: 'index_put' issued at .* failed: index 5"):
         y.tolist()  # ...which never happened: y's value is unknown, not silently stale
