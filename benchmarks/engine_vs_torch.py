@@ -56,7 +56,8 @@ def make_mlp(lib):
     return step
 
 
-def timeit(fn, repeat: int, inner: int) -> float:
+def timeit(fn, repeat: int, inner: int = 1) -> float:
+    """Median seconds per call over ``repeat`` samples of ``inner`` calls, after warm-up calls."""
     for _ in range(3):
         fn()
     samples = []

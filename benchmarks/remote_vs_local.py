@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import statistics
 import time
 
 import grpc
@@ -23,20 +22,9 @@ import torch
 from _server import local_server
 from engine_vs_torch import make_chain as chain_program
 from engine_vs_torch import make_mlp as mlp_program
+from engine_vs_torch import timeit
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
-
-
-def median_time(fn, repeat: int, inner: int = 1) -> float:
-    for _ in range(2):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
 
 
 def _scaling_worker(address, steps, ready, done):
@@ -76,23 +64,23 @@ def main() -> None:
                                                           ("grpc.max_send_message_length", 1 << 30)])
         stub = pb_grpc.RemoteAutogradStub(channel)
         with ra.connect(address) as t:
-            rows.append(("chain: 100 ops + backward + grad", median_time(chain_program(torch), repeat, 10),
-                         median_time(chain_program(t), repeat, 10), "remote / torch", "<= 3x"))
-            rows.append(("mlp: SGD step, loss.item()", median_time(mlp_program(torch), repeat, 2),
-                         median_time(mlp_program(t), repeat, 2), "remote / torch", "<= 1.3x"))
+            rows.append(("chain: 100 ops + backward + grad", timeit(chain_program(torch), repeat, 10),
+                         timeit(chain_program(t), repeat, 10), "remote / torch", "<= 3x"))
+            rows.append(("mlp: SGD step, loss.item()", timeit(mlp_program(torch), repeat, 2),
+                         timeit(mlp_program(t), repeat, 2), "remote / torch", "<= 1.3x"))
             host = np.random.default_rng(1).standard_normal(16 << 20, dtype=np.float32)  # 64 MiB
             blob = pb.Blob(data=host.tobytes())
 
             def roundtrip():
                 x = t.tensor(host)
                 x.numpy()
-            echo = median_time(lambda: stub.Echo(blob), max(3, repeat // 3))
-            ours = median_time(roundtrip, max(3, repeat // 3))
+            echo = timeit(lambda: stub.Echo(blob), max(3, repeat // 3))
+            ours = timeit(roundtrip, max(3, repeat // 3))
             rows.append(("transfer: 64 MiB up + down", echo, ours, "echo throughput / ours", ">= 0.7x"))
         with ra.connect(address, eager=True) as te:
             a = te.ones(4, requires_grad=True)
-            ping = median_time(lambda: stub.Ping(pb.Empty()), repeat, 200)
-            op = median_time(lambda: a * 2.0, repeat, 200)
+            ping = timeit(lambda: stub.Ping(pb.Empty()), repeat, 200)
+            op = timeit(lambda: a * 2.0, repeat, 200)
             rows.append(("eager: one tiny op", ping, op, "op / ping", "<= 1.3x"))
         counts = (1, 4) if args.quick else (1, 4, 16)
         rates = [(n, scaling(address, n, 10 if args.quick else 20)) for n in counts]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 from .engine import errors
-from .engine.function import returned_gradients
+from .engine.function import FunctionStubs, returned_gradients
 from .node import Node
 from .tensor import Tensor
 
@@ -96,17 +96,8 @@ def function_base(session):
             cls._node_cls = type(f"{name}Backward", (FunctionNode,),
                                  {"__slots__": (), "_function": cls, "__module__": "torch.autograd.function"})
 
-    class Function(metaclass=FunctionMeta):
+    class Function(FunctionStubs, metaclass=FunctionMeta):
         """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)``; call ``apply``."""
-
-        @staticmethod
-        def forward(ctx, *args, **kwargs):
-            raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
-
-        @staticmethod
-        def backward(ctx, *grad_outputs):
-            raise NotImplementedError("You must implement either the backward or vjp method for your custom "
-                                      "autograd.Function to use it with backward mode AD.")
 
         @classmethod
         def apply(cls, *args, **kwargs):

@@ -798,54 +798,58 @@ class Session:
             elif kind == "function":
                 self._run_function(event.function)
 
-    def _run_hook(self, call) -> None:
+    def _serve_callback(self, call, run) -> None:
+        """Answer one of the server's callbacks: ``run(reply)`` fills the answer. It runs in the
+        backward's grad mode (the server runs its calls in it too); what it raises goes back to
+        the server and is re-raised from backward() with the user's traceback."""
         reply = pb.CallbackReply(call_id=call.call_id)
-        fn = self._hooks.get(call.hook)
-        # the server runs the hook's calls in the backward's grad mode: know it here too
         outer_mode, self._grad_enabled = self._grad_enabled, call.grad_enabled
+        keep = None  # what run() answered with stays referenced until the server has it
         try:
-            if fn is None:
-                raise RuntimeError(f"hook {call.hook} is not registered in this client")
-            result = fn(self._from_meta(call.grad))
-            if result is not None:
-                if not isinstance(result, Tensor):
-                    raise TypeError(f"hook returned an object of type {type(result).__name__}; "
-                                    "expected a Tensor or None")
-                reply.result.ref = self._ref_of(result)
-            else:
-                reply.result.none = True
+            keep = run(reply)
         except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
             self._hook_errors.append(e)
             reply.error = f"{type(e).__name__}: {e}"
         finally:
             self._grad_enabled = outer_mode
         self._reply(reply)
+        del keep
+
+    def _run_hook(self, call) -> None:
+        def run(reply):
+            fn = self._hooks.get(call.hook)
+            if fn is None:
+                raise RuntimeError(f"hook {call.hook} is not registered in this client")
+            result = fn(self._from_meta(call.grad))
+            if result is None:
+                reply.result.none = True
+            elif isinstance(result, Tensor):
+                reply.result.ref = self._ref_of(result)
+            else:
+                raise TypeError(f"hook returned an object of type {type(result).__name__}; "
+                                "expected a Tensor or None")
+            return result
+        self._serve_callback(call, run)
 
     def _run_function(self, call) -> None:
         """The server's backward reached a custom Function applied here: run its backward."""
-        reply = pb.CallbackReply(call_id=call.call_id)
-        node = self._functions.get(call.node)
-        outer_mode, self._grad_enabled = self._grad_enabled, call.grad_enabled
-        try:
+        def run(reply):
+            node = self._functions.get(call.node)
             if node is None:
                 raise RuntimeError(f"function node {call.node} is unknown to this client")
             node._saved_error = call.saved_error or None
             grads = node._backward_inputs(tuple(self._from_meta(m) if m.id else None for m in call.grads))
             result = node._backward_outputs(node._function.backward(node, *grads))
             items = reply.result.list
-            reply.result.list.SetInParent()
+            items.SetInParent()
             for g in result:
                 item = items.items.add()
                 if g is None:
                     item.none = True
                 else:
                     item.ref = self._ref_of(g)
-        except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
-            self._hook_errors.append(e)
-            reply.error = f"{type(e).__name__}: {e}"
-        finally:
-            self._grad_enabled = outer_mode
-        self._reply(reply)
+            return grads, result
+        self._serve_callback(call, run)
 
     def _reply(self, reply) -> None:
         # what the callback queued (a replacement gradient, say) must exist before the server goes on.

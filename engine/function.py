@@ -136,8 +136,8 @@ class FunctionMeta(type):
                                   "__module__": "torch.autograd.function"})
 
 
-class Function(metaclass=FunctionMeta):
-    """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)``; call ``apply``."""
+class FunctionStubs:
+    """What a Function subclass must override, with torch's errors; shared by local and remote Functions."""
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -149,6 +149,10 @@ class Function(metaclass=FunctionMeta):
                                   "autograd.Function to use it with backward mode AD.")
 
     vjp = backward
+
+
+class Function(FunctionStubs, metaclass=FunctionMeta):
+    """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)``; call ``apply``."""
 
     @classmethod
     def apply(cls, *args, **kwargs):
