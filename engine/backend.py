@@ -1,6 +1,7 @@
 """The one place the engine reaches its array library: numpy, or CuPy when asked for."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy
@@ -26,6 +27,13 @@ def writeable(array) -> bool:
     return bool(array.flags.writeable)
 
 
+def errstate(**kwargs):
+    """numpy's floating-point error state; CuPy raises no such warnings, so there it is a no-op."""
+    if BACKEND == "cupy":
+        return contextlib.nullcontext()
+    return numpy.errstate(**kwargs)
+
+
 def to_numpy(array) -> numpy.ndarray:
     """Host copy of a backend array (a no-op view for numpy)."""
     if BACKEND == "cupy":
@@ -35,6 +43,9 @@ def to_numpy(array) -> numpy.ndarray:
 
 def from_numpy(array: numpy.ndarray):
     """Backend array from a host array (no copy for numpy)."""
-    if BACKEND == "cupy":
-        return xp.asarray(array)
+    if BACKEND == "cupy":  # a raw copy of the bytes (CuPy's asarray of a 0-d array loses -0.0's sign)
+        out = xp.empty(array.shape, dtype=array.dtype)
+        if array.size:
+            out.set(numpy.ascontiguousarray(array))
+        return out
     return array

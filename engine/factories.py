@@ -312,14 +312,15 @@ def _float_dtype(dtype, name):
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator_=None, **kw) -> Tensor:
     shape = _size_or_kw("rand", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "check_uniform_bounds")
-    array = generator().random(shape, dtype=xp.float64 if dt.np.itemsize == 8 else xp.float32)
+    array = to_backend(generator().random(shape, dtype=numpy.float64 if dt.np.itemsize == 8 else numpy.float32))
     return _make(array.astype(dt.np, copy=False), dt, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, **kw) -> Tensor:
     shape = _size_or_kw("randn", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "normal_kernel_cpu")
-    array = generator().standard_normal(shape, dtype=xp.float64 if dt.np.itemsize == 8 else xp.float32)
+    wide = numpy.float64 if dt.np.itemsize == 8 else numpy.float32
+    array = to_backend(generator().standard_normal(shape, dtype=wide))
     return _make(array.astype(dt.np, copy=False), dt, requires_grad)
 
 
@@ -335,13 +336,13 @@ def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dt = _dtype(dtype, dtypes.int64)
-    array = generator().integers(low, high, size=shape)
+    array = to_backend(generator().integers(low, high, size=shape))
     return _make(array.astype(dt.np), dt, requires_grad)
 
 
 def randperm(n: int, *, dtype=None, requires_grad: bool = False) -> Tensor:
     dt = _dtype(dtype, dtypes.int64)
-    return _make(generator().permutation(n).astype(dt.np), dt, requires_grad)
+    return _make(to_backend(generator().permutation(n).astype(dt.np)), dt, requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import xp
+from .backend import errstate, xp
 from .dtypes import DEFAULT_FLOAT, FLOAT, of_array, result_type
 from .grad_mode import is_grad_enabled
 from .opdef import NOT_DIFF, OpDef
@@ -308,8 +308,8 @@ def _isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
 
 
 op("isclose", None, _isclose, (NOT_DIFF, NOT_DIFF))
-op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
-op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=dim, keepdims=keepdim), (NOT_DIFF,))
+op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
+op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
 op("argmax", None, lambda a, dim=None, keepdim=False: _arg(xp.argmax, a, dim, keepdim), (NOT_DIFF,))
 op("argmin", None, lambda a, dim=None, keepdim=False: _arg(xp.argmin, a, dim, keepdim), (NOT_DIFF,))
 
@@ -318,7 +318,16 @@ def _arg(fn, a, dim, keepdim):
     if dim is None:
         r = fn(a)
         return xp.asarray(r).reshape((1,) * a.ndim) if keepdim else xp.asarray(r)
-    return fn(a, axis=dim, keepdims=keepdim)
+    return fn(a, axis=_axis(a, dim), keepdims=keepdim)
+
+
+def _axis(a, dim):
+    """A reduction's dim (an int or a tuple) as an array axis, checked torch's way; a 0-d tensor
+    takes dim 0 or -1 and reduces over nothing (CuPy, unlike numpy, refuses axis 0 there)."""
+    if dim is None:
+        return None
+    axis = _check_reduce_dims(a, dim if isinstance(dim, tuple) else (dim,))
+    return axis if isinstance(dim, tuple) or axis is None else axis[0]
 
 
 # ---------------------------------------------------------------- reductions
@@ -376,7 +385,7 @@ def _var(a, dim=None, correction=1, keepdim=False):
     if _count(a.shape, dim) - correction > 0:
         return xp.var(a, axis=axis, ddof=correction, keepdims=keepdim)
     # torch warns and divides by max(0, n - correction): inf, or nan where all values are equal
-    with xp.errstate(divide="ignore", invalid="ignore"):
+    with errstate(divide="ignore", invalid="ignore"):
         squares = xp.sum(xp.square(a - a.mean(axis=axis, keepdims=True)), axis=axis, keepdims=keepdim)
         return squares / a.dtype.type(0)
 
@@ -1237,8 +1246,8 @@ def _nll(logp, target, reduction="mean", ignore_index=-100):
         raise IndexError(f"Target {bad} is out of bounds.")
     picked = -xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * valid
     if reduction == "mean":
-        with xp.errstate(invalid="ignore", divide="ignore"):  # every target ignored: nan, as in torch
-            return picked.sum() / logp.dtype.type(valid.sum())
+        with errstate(invalid="ignore", divide="ignore"):  # every target ignored: nan, as in torch
+            return picked.sum() / valid.sum().astype(logp.dtype)
     if reduction == "sum":
         return picked.sum()
     if reduction == "none":

@@ -1,9 +1,12 @@
-"""Random numbers from a generator per session/thread (a contextvar), seeded by manual_seed."""
+"""Random numbers from a generator per session/thread (a contextvar), seeded by manual_seed.
+
+Drawn on the host with numpy on every backend, so a seed gives the same values on a CPU and a
+GPU server (CuPy's generator has other streams and no permutation)."""
 from __future__ import annotations
 
 import contextvars
 
-from .backend import xp
+import numpy
 
 _generator: contextvars.ContextVar = contextvars.ContextVar("generator", default=None)
 
@@ -11,7 +14,7 @@ _generator: contextvars.ContextVar = contextvars.ContextVar("generator", default
 def generator():
     gen = _generator.get()
     if gen is None:
-        gen = xp.random.default_rng()
+        gen = numpy.random.default_rng()
         _generator.set(gen)
     return gen
 
@@ -22,11 +25,11 @@ def manual_seed(seed: int):
     if not -(1 << 63) <= seed < (1 << 64):
         raise ValueError("Overflow when unpacking long long")
     seed %= 1 << 64  # torch keeps a uint64: -1 is 2**64 - 1
-    gen = xp.random.default_rng(seed)
+    gen = numpy.random.default_rng(seed)
     _generator.set(gen)
     return gen
 
 
 def fresh_generator() -> None:
     """Give the current context a generator of its own (a server does this per session)."""
-    _generator.set(xp.random.default_rng())
+    _generator.set(numpy.random.default_rng())

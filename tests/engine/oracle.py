@@ -55,7 +55,7 @@ def assert_same_value(t, e, what="output", tol=None) -> None:
     assert tuple(e.shape) == tuple(t.shape), f"{what}: shape engine {tuple(e.shape)} != torch {tuple(t.shape)}"
     assert isinstance(e.shape, E.Size)
     want = t.detach().numpy(force=True)  # force: torch's second derivatives may be ZeroTensors
-    got = np.asarray(e._data)
+    got = e.numpy(force=True)
     assert got.dtype == want.dtype, f"{what}: array dtype {got.dtype} != {want.dtype}"
     if t.dtype.is_floating_point:
         rtol, atol = tol or TOL[str(t.dtype)[6:]]
@@ -181,7 +181,7 @@ def _scalar_fn(fn, arrays, vs):
     total = 0.0
     for o, v in zip(outs, vs):
         if v is not None:
-            total += float(np.sum(np.asarray(o._data) * v))
+            total += float(np.sum(o.numpy(force=True) * v))
     return total
 
 
@@ -202,7 +202,7 @@ def gradcheck(fn, arrays, diff=None, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0) -> 
         if not d:
             continue
         a = arrays[i]
-        got = np.zeros_like(a) if analytic[k] is None else np.asarray(analytic[k]._data)
+        got = np.zeros_like(a) if analytic[k] is None else analytic[k].numpy(force=True)
         assert got.shape == a.shape
         num = np.zeros_like(a)
         for j in np.ndindex(a.shape):

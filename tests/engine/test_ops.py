@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
-from oracle import check, check_outputs, gradcheck, gradgradcheck, leaves, raises_same
+from oracle import TOL, check, check_outputs, gradcheck, gradgradcheck, leaves, raises_same
 
 # torch warns for std/var with no degrees of freedom and for broadcasting mse_loss; both sides see it
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
@@ -803,7 +803,9 @@ def test_mse_loss_broadcasts_with_warning():
 def test_bce_logits_mixed_dtypes():
     rng = np.random.default_rng(7)
     check(lambda T, x, y: F(T).binary_cross_entropy_with_logits(x, y),
-          [rand(rng, (3,), "float32"), rng.uniform(0, 1, 3)])
+          # torch computes log_sigmoid in x's float32, so float64's tolerance would ask more than
+          # float32 gives (a GPU's float32 exp differs from the CPU's in the last ulp)
+          [rand(rng, (3,), "float32"), rng.uniform(0, 1, 3)], tol=TOL["float32"])
 
 
 # ==================================================================== finite differences and second order
@@ -1070,7 +1072,7 @@ def test_backward_accumulates_over_two_calls():
     for (x,) in (t_in, e_in):
         (x * x).sum().backward()
         (x.exp()).sum().backward()
-    np.testing.assert_allclose(np.asarray(e_in[0].grad._data), t_in[0].grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(e_in[0].grad.numpy(), t_in[0].grad.numpy(), rtol=1e-12)
 
 
 def test_warnings_do_not_leak_as_errors():

@@ -1354,6 +1354,8 @@ def test_conversion_errors(expr, error):
     same(lambda t: eval(expr, {"t": t}), raises=error)
 
 
+@pytest.mark.skipif(E.BACKEND != "numpy", reason="a GPU array has no host memory to share: numpy() is a copy "
+                    "(torch refuses numpy() on CUDA tensors; a remote client always gets a copy)")
 def test_numpy_shares_memory():
     def f(t):
         a = t.tensor([1., 2.])
