@@ -42,6 +42,11 @@ CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB mes
 CREATE_ATTEMPTS = 4
 # Commands queued before the client sends them anyway (a bound on memory and on lost work).
 MAX_QUEUE = 1024
+# Queued commands sent ahead, without waiting, while the user's program goes on: the server
+# runs them while the client builds the next ones. Batches are numbered, so the server runs them
+# in order; an error is raised at the next sync point, as a queued command's error is.
+SEND_AHEAD = 32
+MAX_IN_FLIGHT = 8  # batches sent ahead and not yet collected; past it the client waits for the oldest
 
 
 class RemovableHandle:
@@ -102,14 +107,27 @@ class Session:
     """``t = ra.connect(address)``: use ``t`` as you would use ``torch``; every value lives on the server."""
 
     def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None,
-                 eager: bool | None = None, max_queue: int = MAX_QUEUE) -> None:
+                 eager: bool | None = None, max_queue: int = MAX_QUEUE, send_ahead: int | None = None) -> None:
         """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
-        slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does)."""
+        slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
+        Otherwise commands queue until a sync point or ``max_queue``; once ``send_ahead`` are
+        queued (0: never) they are sent without waiting, so the server works while the client
+        builds the next batch (REMOTE_AUTOGRAD_SEND_AHEAD sets it from the environment)."""
         self.address = address
         if eager is None:
             eager = os.environ.get("REMOTE_AUTOGRAD_EAGER", "").strip().lower() in ("1", "true", "yes", "on")
         self.eager = bool(eager)
         self._max_queue = max(1, int(max_queue))
+        if send_ahead is None:
+            send_ahead = int(os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or SEND_AHEAD)
+        self._send_ahead = max(0, int(send_ahead))
+        self._inflight: list = []  # (future, commands, info) of each batch sent ahead, oldest first
+        self._seq = itertools.count(1)  # every batch is numbered: the server runs them in order
+        self._resume = False  # a numbered batch failed: the next one tells the server it was seen
+        self._ahead_failed = False
+        # serving a server's callback: its batch is still running there, so what the callback sends
+        # goes unnumbered (run at once) and nothing is sent ahead
+        self._in_callback = 0
         # commands sent without waiting: they ride the next batch, at the next sync point
         self._queue: list = []
         self._queue_info: list = []
@@ -190,6 +208,9 @@ class Session:
             return
         self._closed = True
         self._queue, self._queue_info = [], []
+        inflight, self._inflight = self._inflight, []
+        for future, _, _ in inflight:
+            future.exception()  # let them finish: the session is closed after them, not under them
         try:
             self._stub.CloseSession(pb.Empty(), metadata=self._md, timeout=10)
         except grpc.RpcError:
@@ -696,7 +717,11 @@ class Session:
             raise RemoteError("this session is closed")
         self._queue.append(cmd)
         self._queue_info.append((what, _user_line(), tuple(outputs)))
-        if self.eager or len(self._queue) >= self._max_queue:
+        n = len(self._queue)
+        if n >= self._send_ahead and self._send_ahead and not (self.eager or self._in_callback) and \
+                n < self._max_queue:
+            self._maybe_send_ahead()
+        elif self.eager or n >= self._max_queue:
             try:
                 self._flush()
             except Exception:
@@ -708,49 +733,97 @@ class Session:
                     self._poisoned.pop(cmd.args[0].ref, None)
                 raise
 
-    def _flush(self) -> None:
-        # queued commands never call back: backward and every command that can are sent at once
-        if self._queue or self._releases:
-            self._execute([], callbacks=False)
-
-    def _execute(self, commands, callbacks: bool = False):
-        if self._closed:
-            raise RemoteError("this session is closed")
-        queued, info = self._queue, self._queue_info
+    def _maybe_send_ahead(self) -> None:
+        """Send the queue without waiting for it. With MAX_IN_FLIGHT batches out, wait for the
+        oldest first; once one is known to have failed, nothing more is sent ahead (the server
+        would refuse it): commands queue until the next sync point, which raises the error."""
+        if self._ahead_failed:
+            return
+        if len(self._inflight) >= MAX_IN_FLIGHT:
+            if self._inflight[0][0].exception() is not None:
+                self._ahead_failed = True
+                return
+            future, _, _ = self._inflight.pop(0)
+            self._accept(future.result())
+        batch = self._batch(self._queue)
+        future = self._stub.Execute.future(batch, metadata=self._md, timeout=self._timeout)
+        self._inflight.append((future, self._queue, self._queue_info))
         self._queue, self._queue_info = [], []
-        batch = pb.Batch(commands=queued + list(commands) if queued else commands)
+
+    def _batch(self, commands) -> pb.Batch:
+        """The next numbered batch: the commands, and the ids released since the last one."""
+        batch = pb.Batch(commands=commands, seq=0 if self._in_callback else next(self._seq))
+        if self._resume:
+            batch.resume, self._resume = True, False
         if self._releases:
             released, self._releases = self._releases, []
             batch.release.extend(released)
             for tid in released:
                 self._has_grad.pop(tid, None)
+        return batch
+
+    def _settle(self, later=(), later_info=()):
+        """Collect every batch sent ahead, in order (the server ran them before anything sent since).
+        The first one that failed gives the error to raise (returned); the commands after the
+        failing one, in later batches and in ``later``, did not run and are dropped."""
+        inflight, self._inflight = self._inflight, []
+        self._ahead_failed = False
+        failure = None
+        for future, sent, info in inflight:
+            if failure is not None:
+                failure[1].extend(sent)
+                failure[2].extend(info)
+                continue
+            try:
+                self._accept(future.result())
+            except grpc.RpcError as e:
+                failure = (e, list(sent), list(info))
+        if failure is None:
+            return None
+        e, sent, info = failure
+        self._resume = True
+        return self._failed(e, sent + list(later), info + list(later_info))
+
+    def _flush(self) -> None:
+        # queued commands never call back: backward and every command that can are sent at once
+        if self._queue or self._releases:
+            self._execute([], callbacks=False)
+        elif self._inflight:
+            error = self._settle()
+            if error is not None:
+                raise error
+
+    def _execute(self, commands, callbacks: bool = False):
+        if self._closed:
+            raise RemoteError("this session is closed")
+        if callbacks and self._inflight:
+            # a batch that calls back is served while it runs: nothing sent before may still be running
+            later, later_info = self._queue, self._queue_info
+            self._queue, self._queue_info = [], []
+            error = self._settle(later, later_info)
+            if error is not None:
+                raise error
+            self._queue, self._queue_info = later, later_info
+        queued, info = self._queue, self._queue_info
+        self._queue, self._queue_info = [], []
+        batch = self._batch(queued + list(commands) if queued else commands)
         try:
             if callbacks and self._events is not None:
                 reply = self._execute_with_callbacks(batch)
             else:
                 reply = self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
         except grpc.RpcError as e:
-            error = from_rpc_error(e, self.address)
-            index = dict(e.trailing_metadata() or ()).get("x-error-index")
-            if index is not None and int(index) < len(queued):
-                # a queued command failed: say which, and where the user issued it; the
-                # commands after it did not run, so their tensors never came to be
-                what, line, _ = info[int(index)]
-                error.add_note(f"(raised by '{what}', issued at {line})")
-                self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
+            # the batches sent ahead ran first: if one failed, this one was refused (ABORTED)
+            error = self._settle(queued, info) if self._inflight else None
+            if error is None:
+                self._resume = True
+                error = self._failed(e, queued, info)
         else:
-            for node_id in reply.freed_functions:
-                node = self._functions.get(node_id)
-                if node is not None:
-                    node._to_save = ()
-                    node._freed = True
-            for node_id in reply.released_functions:
-                node = self._functions.pop(node_id, None)
-                if node is not None:
-                    node._to_save = ()
-                    node._freed = True
-            for w in reply.warnings:
-                _warn_at_user_line(w.message, _WARNING_TYPES.get(w.category, UserWarning))
+            if self._inflight:
+                error = self._settle()  # all ran before this reply came; none can have failed
+                if error is not None:
+                    raise error
+            self._accept(reply)
             return reply.results[len(queued):]
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
@@ -758,6 +831,32 @@ class Session:
             self._hook_errors.clear()
             raise user_error
         raise error
+
+    def _failed(self, e: grpc.RpcError, queued, info) -> Exception:
+        """The error a batch met, to raise; if a queued command failed, say which, and where the
+        user issued it. The commands after it did not run, so their tensors never came to be."""
+        error = from_rpc_error(e, self.address)
+        index = dict(e.trailing_metadata() or ()).get("x-error-index")
+        if index is not None and int(index) < len(queued):
+            what, line, _ = info[int(index)]
+            error.add_note(f"(raised by '{what}', issued at {line})")
+            self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
+        return error
+
+    def _accept(self, reply) -> None:
+        """What a batch's reply tells besides its results: Functions freed, warnings raised."""
+        for node_id in reply.freed_functions:
+            node = self._functions.get(node_id)
+            if node is not None:
+                node._to_save = ()
+                node._freed = True
+        for node_id in reply.released_functions:
+            node = self._functions.pop(node_id, None)
+            if node is not None:
+                node._to_save = ()
+                node._freed = True
+        for w in reply.warnings:
+            _warn_at_user_line(w.message, _WARNING_TYPES.get(w.category, UserWarning))
 
     def _drop_failed(self, commands, info, reason: str) -> None:
         """A queued command failed: it and those after it did not run. The tensors they create or
@@ -805,14 +904,18 @@ class Session:
         reply = pb.CallbackReply(call_id=call.call_id)
         outer_mode, self._grad_enabled = self._grad_enabled, call.grad_enabled
         keep = None  # what run() answered with stays referenced until the server has it
+        self._in_callback += 1
         try:
-            keep = run(reply)
-        except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
-            self._hook_errors.append(e)
-            reply.error = f"{type(e).__name__}: {e}"
+            try:
+                keep = run(reply)
+            except BaseException as e:  # noqa: BLE001  (handed to the server, re-raised from backward)
+                self._hook_errors.append(e)
+                reply.error = f"{type(e).__name__}: {e}"
+            finally:
+                self._grad_enabled = outer_mode
+            self._reply(reply)
         finally:
-            self._grad_enabled = outer_mode
-        self._reply(reply)
+            self._in_callback -= 1
         del keep
 
     def _run_hook(self, call) -> None:

@@ -21,6 +21,10 @@ class ResourceExhausted(Exception):  # noqa: N818  (named after the gRPC status)
     """A server or session limit was reached."""
 
 
+class Skipped(Exception):  # noqa: N818  (a condition of the pipeline, not a torch error)
+    """A numbered batch sent ahead after one that failed: nothing of it ran."""
+
+
 class CommandError(Exception):
     """A command of a batch failed: carries its index and the original exception."""
 
@@ -34,6 +38,7 @@ STATUS = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (UnknownTensor, grpc.StatusCode.NOT_FOUND),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Skipped, grpc.StatusCode.ABORTED),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
     (IndexError, grpc.StatusCode.INVALID_ARGUMENT),
     (TypeError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -55,7 +60,7 @@ def status_of(error: BaseException) -> grpc.StatusCode:
 def type_name(error: BaseException) -> str | None:
     """The torch exception type a client re-raises; None for the service's own conditions (an unknown
     session, a limit), which a client reports by their status code instead."""
-    if isinstance(error, (Unauthenticated, ResourceExhausted)):
+    if isinstance(error, (Unauthenticated, ResourceExhausted, Skipped)):
         return None
     if isinstance(error, UnknownTensor):
         return "RuntimeError"

@@ -138,7 +138,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def Execute(self, request, context):
         session = self.registry.get(context)
         reply = pb.BatchResult()
-        with relay.collect() as warned, session.lock, session.active():
+        with session.turn(request.seq, request.resume), relay.collect() as warned, session.lock, session.active():
             session.dirty = True
             session.releasing = frozenset(request.release)
             try:

@@ -17,12 +17,14 @@ from ..engine.backend import to_numpy, xp
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import encode_array
-from .errors import ResourceExhausted, Unauthenticated, UnknownTensor
+from .errors import ResourceExhausted, Skipped, Unauthenticated, UnknownTensor
 
 # Server-named ids (gradients handed to hooks) live above the client's id range.
 SERVER_ID_BASE = 1 << 62
 # Gradients up to this many elements travel inside a hook event (no extra round trip to print them).
 INLINE_VALUE_ELEMENTS = 1 << 16
+# How long a numbered batch waits for the batches numbered before it to arrive.
+SEQ_WAIT_SECONDS = 60.0
 
 
 def hash_token(token: str) -> bytes:
@@ -66,6 +68,11 @@ class Session:
         self.watchers: list[queue.Queue] = []
         self.last_used = time.monotonic()
         self.closed = False
+        # numbered batches run in order: the next number to run (0: whatever comes next, as after
+        # a restore), and whether a numbered batch failed since the client last said `resume`
+        self.next_seq = 1
+        self.broken = False
+        self._turn = threading.Condition()
 
     # ------------------------------------------------------------ access
     def check_token(self, token: str) -> None:
@@ -104,6 +111,39 @@ class Session:
             return self._node_by_id[nid]
         except KeyError:
             raise UnknownTensor(f"graph node {nid} no longer exists") from None
+
+    # ------------------------------------------------------------ numbered batches
+    @contextlib.contextmanager
+    def turn(self, seq: int, resume: bool):
+        """Run a numbered batch in its turn: after every batch numbered before it. After a failure,
+        later numbered batches are refused unless the client says it has seen the failure."""
+        if not seq:
+            yield
+            return
+        deadline = time.monotonic() + SEQ_WAIT_SECONDS
+        with self._turn:
+            while self.next_seq and seq > self.next_seq and not self.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"batch {seq} waited for batch {self.next_seq} of this session, "
+                                       "which never came (a client that sends batches ahead died?)")
+                self._turn.wait(min(left, 1.0))
+            if self.next_seq and seq < self.next_seq:
+                raise ValueError(f"batch {seq} of this session was already run or refused")
+        ok = False
+        try:
+            if resume:
+                self.broken = False
+            elif self.broken:
+                raise Skipped(f"batch {seq} not run: an earlier batch of this session failed")
+            yield
+            ok = True
+        finally:
+            if not ok:
+                self.broken = True
+            with self._turn:
+                self.next_seq = seq + 1
+                self._turn.notify_all()
 
     # ------------------------------------------------------------ engine state per command
     @contextlib.contextmanager

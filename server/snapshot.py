@@ -73,6 +73,7 @@ def _load(path: str, limits) -> Session:
     if manifest.get("format") != FORMAT:
         raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
     session = Session(limits, manifest["id"], bytes.fromhex(manifest["token_sha256"]))
+    session.next_seq = 0  # the client numbered on past the snapshot: its next batch runs whatever its number
     session.grad_mode = bool(manifest.get("grad_mode", True))
     for entry in manifest["tensors"]:
         tid = int(entry["id"])

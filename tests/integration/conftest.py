@@ -24,17 +24,21 @@ def address(server_process) -> str:
     return server_process.address
 
 
-# Every test of a session runs in both client modes: lazy (commands queued until a sync point)
-# and eager (each command sent at once). REMOTE_AUTOGRAD_TEST_MODES=lazy (or eager) picks one.
-MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,eager").split(",") if m.strip()]
+# Every test of a session runs in three client modes: lazy (commands queued until a sync point,
+# long queues sent ahead), ahead (every command sent ahead at once, without waiting: the
+# pipeline at its finest) and eager (each command sent and waited for).
+# REMOTE_AUTOGRAD_TEST_MODES=lazy (or ahead, eager, or a list) picks some.
+MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,ahead,eager").split(",")
+         if m.strip()]
 
 
 @pytest.fixture(params=MODES)
 def session_mode(request, monkeypatch) -> str:
     """The client mode of this test: ``ra.connect`` without ``eager=`` (in the test, or in a child
     process it starts) follows REMOTE_AUTOGRAD_EAGER, set here."""
-    assert request.param in ("lazy", "eager"), f"unknown client mode {request.param!r}"
+    assert request.param in ("lazy", "ahead", "eager"), f"unknown client mode {request.param!r}"
     monkeypatch.setenv("REMOTE_AUTOGRAD_EAGER", "1" if request.param == "eager" else "0")
+    monkeypatch.setenv("REMOTE_AUTOGRAD_SEND_AHEAD", "1" if request.param == "ahead" else "")
     return request.param
 
 
@@ -42,6 +46,7 @@ def session_mode(request, monkeypatch) -> str:
 def t(address, session_mode):
     session = ra.connect(address)
     assert session.eager == (session_mode == "eager")
+    assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.SEND_AHEAD)
     yield session
     session.close()
 

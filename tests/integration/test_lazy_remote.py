@@ -7,11 +7,14 @@ and the place where an error only the server can detect is raised.
 from __future__ import annotations
 
 import inspect
+import struct
+import time
 
 import grpc
 import pytest
 import remote_autograd as ra
 import torch
+from remote_autograd.protos import autograd_pb2 as pb
 from remote_helpers import RawStub, fetch_command, rpc_error, run_program
 
 
@@ -26,8 +29,12 @@ class StubSpy:
         return _SpiedMethod(self, name, getattr(self._stub, name))
 
     def batches(self) -> list[int]:
-        """The number of commands of each Execute sent so far."""
-        return [len(request.commands) for name, request in self.calls if name == "Execute"]
+        """The number of commands of each Execute sent so far (waited for or sent ahead)."""
+        return [len(request.commands) for name, request in self.calls if name in ("Execute", "Execute.future")]
+
+    def waits(self) -> list[str]:
+        """The calls the client waited for: round trips the user's program sat through."""
+        return [name for name, _ in self.calls if not name.endswith(".future")]
 
 
 class _SpiedMethod:
@@ -38,8 +45,8 @@ class _SpiedMethod:
         self._spy.calls.append((self._name, request))
         return self._method(request, *args, **kwargs)
 
-    def future(self, request, *args, **kwargs):  # backward with hooks waits on a future
-        self._spy.calls.append((self._name, request))
+    def future(self, request, *args, **kwargs):  # batches sent ahead, and backward with hooks
+        self._spy.calls.append((self._name + ".future", request))
         return self._method.future(request, *args, **kwargs)
 
 
@@ -404,7 +411,11 @@ def test_a_long_chain_costs_few_round_trips(lazy):
         y = y * 1.01 if i % 2 else y + 0.5
     y.sum().backward()
     grad = x.grad.tolist()
-    assert len(spy.calls) <= 3, [name for name, _ in spy.calls]
+    assert spy.waits() == ["Execute"]  # one round trip waited for: the grad read
+    # the rest went ahead while the program ran, numbered so that the server ran them in order
+    # 105 commands: the upload, 100 ops, sum, backward, the grad and its fetch
+    assert spy.batches()[:-1] == [ra.session.SEND_AHEAD] * 3 and sum(spy.batches()) == 105
+    assert [request.seq for _, request in spy.calls] == sorted(request.seq for _, request in spy.calls)
     assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
     expected = torch.tensor([1.0, 2.0, 3.0])
     for i in range(100):
@@ -421,3 +432,79 @@ def test_a_raw_stub_sees_nothing_before_a_sync_point(lazy, address):
         assert stub.execute(fetch_command(x._id)).results[0].value.tensor.shape == [2]
     finally:
         stub.close()
+
+
+# ---------------------------------------------------------------- (g) batches sent ahead
+
+def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address):
+    with ra.connect(address, send_ahead=2) as t:
+        spy = spy_on(t)
+        x = t.ones(2, 3, requires_grad=True)
+        before = (x * 3).sum(1)
+        w = t.ones(2)
+        line = inspect.currentframe().f_lineno + 1
+        loss = t.nn.functional.nll_loss(x.log_softmax(1), t.tensor([0, 5]))  # fails on the server
+        after = [loss * k for k in range(6)]  # several more batches go ahead meanwhile
+        w.requires_grad_()  # a state change the client has made: it must hold on the server too
+        assert spy.waits() == [] and len(spy.batches()) >= 4  # nothing waited for, nothing raised yet
+        with pytest.raises(IndexError) as info:
+            t.synchronize()
+        assert str(info.value) == str(_torch_nll_error())
+        assert info.value.__notes__ == [f"(raised by 'nll_loss', issued at {__file__}:{line})"]
+        assert before.tolist() == [9.0, 9.0]  # sent ahead before the failure: it ran
+        for poisoned in (loss, *after):
+            with pytest.raises(RuntimeError, match="never computed: 'nll_loss' issued at"):
+                poisoned.tolist()
+        (w * 2).sum().backward()  # the server agrees that w requires grad
+        assert w.grad.tolist() == [2.0, 2.0]
+        loss = t.nn.functional.nll_loss(x.log_softmax(1), t.tensor([0, 2]))
+        loss.backward()
+        assert loss.item() == pytest.approx(float(torch.log(torch.tensor(3.0))))
+
+
+def test_a_full_pipeline_waits_for_its_oldest_batch(address):
+    with ra.connect(address, send_ahead=1) as t:
+        spy = spy_on(t)
+        y = t.ones(3)
+        for _ in range(3 * ra.session.MAX_IN_FLIGHT):
+            y = y + 1
+        assert len(t._inflight) <= ra.session.MAX_IN_FLIGHT
+        assert spy.waits() == []
+        assert y.tolist() == [25.0] * 3
+
+
+def _numbered(*commands, seq, resume=False):
+    return pb.Batch(commands=commands, seq=seq, resume=resume)
+
+
+def test_numbered_batches_run_in_their_order_whatever_order_they_arrive_in(address, raw):
+    with ra.connect(address) as t:
+        stub = raw(t)
+        make = pb.Command(kind=pb.Kind.FACTORY, name="ones", outputs=[7])
+        make.args.add().list.items.add().i = 2
+        double = pb.Command(kind=pb.Kind.CALL, name="mul", outputs=[8])
+        double.args.add().ref = 7
+        double.args.add().f = 2.0
+        second = stub.stub.Execute.future(_numbered(double, fetch_command(8), seq=2), metadata=stub.md, timeout=10)
+        time.sleep(0.2)  # batch 2 is at the server first, and waits for batch 1
+        assert not second.done()
+        stub.stub.Execute(_numbered(make, seq=1), metadata=stub.md, timeout=10)
+        assert second.result().results[1].value.tensor.data == struct.pack("<2f", 2.0, 2.0)
+
+
+def test_after_a_failed_batch_later_ones_are_refused_until_the_client_resumes(address, raw):
+    with ra.connect(address) as t:
+        stub = raw(t)
+        bad = pb.Command(kind=pb.Kind.CALL, name="no_such_op", outputs=[5])
+        make = pb.Command(kind=pb.Kind.FACTORY, name="zeros", outputs=[6])
+        make.args.add().list.items.add().i = 1
+
+        def send(batch):
+            return stub.stub.Execute(batch, metadata=stub.md, timeout=10)
+        assert rpc_error(send, _numbered(bad, seq=1)).code() == grpc.StatusCode.UNIMPLEMENTED
+        error = rpc_error(send, _numbered(make, seq=2))
+        assert error.code() == grpc.StatusCode.ABORTED and "earlier batch" in error.details()
+        assert rpc_error(stub.execute, fetch_command(6)).code() == grpc.StatusCode.NOT_FOUND  # nothing of it ran
+        assert rpc_error(send, _numbered(make, seq=2)).code() == grpc.StatusCode.INVALID_ARGUMENT  # no replays
+        send(_numbered(make, seq=3, resume=True))
+        assert stub.execute(fetch_command(6)).results[0].value.tensor.shape == [1]
