@@ -1130,3 +1130,20 @@ EMPTY = {
 def test_empty_tensors(name):
     # a (0, 3) input: reductions over nothing, products with nothing, gradients of shape (0, 3)
     check(EMPTY[name], [np.zeros((0, 3), dtype="float32")])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_relu_backward_passes_or_zeroes_every_gradient_bit_exactly(dtype):
+    # the backward selects by bit mask: nan and inf where the input is positive pass, elsewhere
+    # they become +0 (not nan, not -0), exactly as torch's threshold_backward
+    x = np.array([[1.0, -1.0, 0.0, 2.0], [-0.0, 3.0, -2.0, 0.5]], dtype=dtype)
+    g = np.array([[np.nan, np.nan, np.inf, -np.inf], [-1.5, -0.0, -3.0, 2.0]], dtype=dtype)
+    grads = []
+    for lib in (torch, E):
+        xt = lib.tensor(x, requires_grad=True)
+        xt.relu().backward(lib.tensor(g))
+        grads.append(xt.grad.numpy())
+    want, got = grads
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
