@@ -47,6 +47,7 @@ MAX_QUEUE = 1024
 # in order; an error is raised at the next sync point, as a queued command's error is.
 SEND_AHEAD = 32
 MAX_IN_FLIGHT = 8  # batches sent ahead and not yet collected; past it the client waits for the oldest
+META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
 
 
 class RemovableHandle:
@@ -128,6 +129,7 @@ class Session:
         # serving a server's callback: its batch is still running there, so what the callback sends
         # goes unnumbered (run at once) and nothing is sent ahead
         self._in_callback = 0
+        self._metas: dict = {}
         # commands sent without waiting: they ride the next batch, at the next sync point
         self._queue: list = []
         self._queue_info: list = []
@@ -553,9 +555,24 @@ class Session:
         return tuple(out)
 
     # ------------------------------------------------------------ ops
+    def _infer(self, name: str, inputs, params):
+        """The op table's meta rule for these inputs, remembered: a program repeats its ops with the
+        same shapes and dtypes (a training step), and a lookup is cheaper than the rule."""
+        key = _meta_key(name, inputs, params)
+        if key is not None:
+            metas = self._metas.get(key)
+            if metas is not None:
+                return metas
+        metas = infer(name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+        if key is not None:
+            if len(self._metas) >= META_MEMO:
+                self._metas.clear()
+            self._metas[key] = metas
+        return metas
+
     def _call(self, op, inputs, params):
         try:
-            metas = infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+            metas = self._infer(op.name, inputs, params)
         except ValueDependentError:
             return self._call_now(op, inputs, params)
         single = not isinstance(metas, tuple)
@@ -593,7 +610,7 @@ class Session:
     def _call_inplace(self, op, inputs, params):
         target = inputs[0]
         try:
-            meta = infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+            meta = self._infer(op.name, inputs, params)
         except ValueDependentError:
             meta = None
         if meta is not None:
@@ -838,7 +855,8 @@ class Session:
         error = from_rpc_error(e, self.address)
         index = dict(e.trailing_metadata() or ()).get("x-error-index")
         if index is not None and int(index) < len(queued):
-            what, line, _ = info[int(index)]
+            what, where, _ = info[int(index)]
+            line = _line_text(where)
             error.add_note(f"(raised by '{what}', issued at {line})")
             self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
         return error
@@ -1116,6 +1134,28 @@ def _check_inplace(target: Tensor, meta) -> None:
                            f"output type {engine_errors.scalar_name(dst)}")
 
 
+_PLAIN = (int, float, bool, str, type(None), dtypes.dtype)
+
+
+def _meta_key(name: str, inputs, params):
+    """A hashable key of what an op's meta rule reads, or None when an argument is not plain data
+    (a tensor inside a list, say: keeping it in a key would keep it alive)."""
+    key = [name]
+    for x in inputs:
+        if isinstance(x, Tensor):
+            key.append((x._shape, x._dtype, x._strides))
+        elif isinstance(x, _PLAIN):
+            key.append((x.__class__, x))
+        else:
+            return None
+    if params:
+        for k, v in params.items():
+            if not (isinstance(v, _PLAIN) or (isinstance(v, tuple) and all(isinstance(i, _PLAIN) for i in v))):
+                return None
+            key.append((k, v.__class__, tuple((i.__class__, i) for i in v) if isinstance(v, tuple) else v))
+    return tuple(key)
+
+
 def _saves(op) -> bool:
     """Whether the engine's node for ``op`` keeps saved values that a backward frees (engine/tensor.py _record)."""
     return bool(op.save) or op.save_tail is not None or op.save_output
@@ -1142,14 +1182,19 @@ def _check_backward(tensors, grads, inputs) -> None:
                                f"output[{i}] has a shape of {Size(t._shape)}.")
 
 
-def _user_line() -> str:
-    """Where the user issued a command: the first frame outside this package."""
+def _user_line():
+    """Where the user issued a command: the first frame outside this package, as (code, line);
+    made text only when an error names it (most commands never fail)."""
     frame = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("remote_autograd"):
         frame = frame.f_back
     if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        return None
+    return frame.f_code, frame.f_lineno
+
+
+def _line_text(where) -> str:
+    return "<unknown>" if where is None else f"{where[0].co_filename}:{where[1]}"
 
 
 def _warn_at_user_line(message: str, category: type) -> None:

@@ -508,3 +508,17 @@ def test_after_a_failed_batch_later_ones_are_refused_until_the_client_resumes(ad
         assert rpc_error(send, _numbered(make, seq=2)).code() == grpc.StatusCode.INVALID_ARGUMENT  # no replays
         send(_numbered(make, seq=3, resume=True))
         assert stub.execute(fetch_command(6)).results[0].value.tensor.shape == [1]
+
+
+def test_remembered_metas_tell_apart_what_the_rule_reads(lazy):
+    """The client remembers each op's inferred meta per (shapes, dtypes, strides, scalar types and
+    values, params): equal-looking scalars of other types, and transposed inputs, are not mixed up."""
+    for _ in range(2):  # the second round reads what the first remembered
+        for lib in (lazy, torch):
+            i = lib.tensor([[1, 2], [3, 4]])
+            f = lib.ones(2, 2)
+            got = [i * 2, i * 2.0, i * True, f * 2, i.t() + 1, i + 1, f.sum(0), f.sum(1, keepdim=True)]
+            if lib is lazy:
+                mine = [(str(x.dtype), tuple(x.shape), x.stride()) for x in got]
+            else:
+                assert mine == [(str(x.dtype), tuple(x.shape), x.stride()) for x in got]
