@@ -348,6 +348,10 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
         if track:
             _check_inplace(self, op)
     if not track:
+        into = _INTO.get(op.name)
+        if into is not None and into(self._data, inputs, params):
+            self._vc[0] += 1
+            return self
         out = op.forward(*[x._data if x.__class__ is Tensor else x for x in inputs], **params)
         _write(self, out, op)
         return self
@@ -363,6 +367,38 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
         alias = self._alias()
         node._saved_out = ((alias, self._vc[0]),)
     return self
+
+
+def _ufunc_into(ufunc):
+    """x.add_(y) and the like written straight into x's memory (no temporary, no copy), when
+    nothing can differ from the general path: float x, y a Python number or an array of x's dtype
+    and shape, no alpha. Anything else returns False and takes the general path (and its errors)."""
+    def into(data, inputs, params) -> bool:
+        if params and params.get("alpha", 1) != 1 or len(inputs) != 2 or data.dtype.kind != "f":
+            return False
+        other = inputs[1]
+        if other.__class__ is Tensor:
+            other = other._data
+            if other.dtype != data.dtype or other.shape != data.shape:
+                return False
+        elif not (other.__class__ is float or other.__class__ is int and -(1 << 31) < other < (1 << 31)):
+            return False
+        if not writeable(data):
+            return False
+        ufunc(data, other, out=data)  # numpy buffers overlapping operands (x.add_(x))
+        return True
+    return into
+
+
+def _fill_zero(data, inputs, params) -> bool:
+    if len(inputs) != 1 or params or not writeable(data):
+        return False
+    data.fill(0)
+    return True
+
+
+_INTO = {"add": _ufunc_into(xp.add), "sub": _ufunc_into(xp.subtract), "mul": _ufunc_into(xp.multiply),
+         "zero_": _fill_zero}
 
 
 def _check_inplace(self, op) -> None:

@@ -1454,3 +1454,31 @@ def test_return_types_max_repr():
         values, indices = a.min(dim=0, keepdim=True)
         return repr(r), str(r), r.values, r.indices, r[0], values, indices
     same(f)
+
+
+# ====================================================================== in-place arithmetic without a graph
+
+
+@pytest.mark.parametrize("expr", [
+    "x.add_(1.5)", "x.sub_(2)", "x.mul_(0.25)", "x.add_(y)", "x.sub_(y)", "x.mul_(y)", "x.add_(x)",
+    "x.mul_(x)", "x.sub_(y, alpha=2)", "x.add_(3, alpha=2)", "x.add_(y[0])", "x.t().mul_(y.t())", "x.mul_(y.t())",
+    "x.add_(2**40)",
+    "x.add_(True)", "x.add_(yd)", "x.zero_()", "x[1].mul_(10)", "x.t().sub_(y.t())", "x.add_(z)", "z.add_(x)",
+    "x.expand(2, 2, 3).add_(1)", "xi.mul_(2)", "xi.add_(0.5)", "xi.zero_()", "x.add_(t.ones(4))",
+])
+def test_in_place_arithmetic_without_a_graph(expr):
+    # the engine writes these straight into x's memory when nothing can differ: values, dtype,
+    # the base of a view, version counters and errors must still be torch's
+    def f(t):
+        x = t.tensor([[1., -2., 3.], [4., 5., -6.]])
+        y = t.tensor([[0.5, 1., 2.], [-1., 3., 0.25]])
+        yd = y.double()
+        z = t.tensor([[0.5, 1., 2.]])
+        xi = t.tensor([[1, 2, 3], [4, 5, 6]])
+        before = x._version
+        with t.no_grad():
+            r = eval(expr, {"t": t, "x": x, "y": y, "yd": yd, "z": z, "xi": xi})
+        return r, x, xi, x._version - before
+    raises = RuntimeError if expr in ("z.add_(x)", "x.expand(2, 2, 3).add_(1)", "x.add_(t.ones(4))", "xi.add_(0.5)",
+                                      "x.mul_(y.t())") else None
+    same(f, raises=raises)
