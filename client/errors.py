@@ -23,11 +23,19 @@ _TORCH_TYPES = {"RuntimeError": RuntimeError, "IndexError": IndexError, "TypeErr
 def from_rpc_error(err: grpc.RpcError, address: str) -> BaseException:
     """The exception a torch user expects for a failed call (looked up by name, never evaluated)."""
     md = dict(err.trailing_metadata() or ())
-    details = err.details() or ""
-    cls = _TORCH_TYPES.get(md.get("x-error-type", ""))
+    return _exception(err.code(), md.get("x-error-type", ""), err.details() or "", address)
+
+
+def from_batch_error(err, address: str) -> BaseException:
+    """The same for a batch's BatchError (an answer on the batch stream)."""
+    code = grpc.StatusCode.__members__.get(err.code, grpc.StatusCode.UNKNOWN)  # a name from the wire: looked up
+    return _exception(code, err.type, err.message, address)
+
+
+def _exception(code: grpc.StatusCode, type_name: str, details: str, address: str) -> BaseException:
+    cls = _TORCH_TYPES.get(type_name)
     if cls is not None:
         return cls(details)
-    code = err.code()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ServerUnavailable(f"remote-autograd server at {address} is unavailable ({code.name}): {details}")
     if code == grpc.StatusCode.UNAUTHENTICATED:

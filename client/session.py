@@ -23,7 +23,7 @@ from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import ValueDependentError, factory_meta, infer
 from .engine.size import Size
 from .engine.strides import contiguous_strides
-from .errors import RemoteError, from_rpc_error
+from .errors import RemoteError, from_batch_error, from_rpc_error
 from .function import FunctionCtx, function_base, once_differentiable
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
@@ -42,11 +42,15 @@ CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB mes
 CREATE_ATTEMPTS = 4
 # Commands queued before the client sends them anyway (a bound on memory and on lost work).
 MAX_QUEUE = 1024
-# Queued commands sent ahead, without waiting, while the user's program goes on: the server
-# runs them while the client builds the next ones. Batches are numbered, so the server runs them
-# in order; an error is raised at the next sync point, as a queued command's error is.
-SEND_AHEAD = 32
-MAX_IN_FLIGHT = 8  # batches sent ahead and not yet collected; past it the client waits for the oldest
+# Batches travel on one stream per session (ExecuteStream; unary Execute where a server refuses
+# it). With send_ahead=N, every N queued commands are sent ahead, without waiting, while the
+# user's program goes on: the server runs them while the client builds the next ones. Batches
+# are numbered, so the server runs them in order; an error is raised at the next sync point, as
+# a queued command's error is. Off by default: measured on one 2-core machine holding both
+# client and server it did not pay (benchmarks/RESULTS.md): the two share the cores, and the
+# stream's sender thread contends with the user's program for the client's interpreter lock.
+SEND_AHEAD = 0
+MAX_IN_FLIGHT = 8  # batches sent and not yet answered; past it the client waits for the oldest
 META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
 
 
@@ -122,7 +126,10 @@ class Session:
         if send_ahead is None:
             send_ahead = int(os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or SEND_AHEAD)
         self._send_ahead = max(0, int(send_ahead))
-        self._inflight: list = []  # (future, commands, info) of each batch sent ahead, oldest first
+        self._inflight: list = []  # (batch, queued commands, their info) of each unanswered batch, oldest first
+        self._stream = None  # (requests, replies) of the open ExecuteStream; None: not open; False: refused
+        self._stream_answered = False
+        self._answered = None  # the answer of the oldest unanswered batch, when read early
         self._seq = itertools.count(1)  # every batch is numbered: the server runs them in order
         self._resume = False  # a numbered batch failed: the next one tells the server it was seen
         self._ahead_failed = False
@@ -210,9 +217,14 @@ class Session:
             return
         self._closed = True
         self._queue, self._queue_info = [], []
-        inflight, self._inflight = self._inflight, []
-        for future, _, _ in inflight:
-            future.exception()  # let them finish: the session is closed after them, not under them
+        if self._inflight:
+            try:
+                self._settle()  # let them finish: the session is closed after them, not under them
+            except Exception:  # noqa: BLE001  (closing: nobody is left to tell)
+                pass
+        if self._stream:
+            self._stream[0].put(None)  # the end of the batch stream
+            self._stream = None
         try:
             self._stub.CloseSession(pb.Empty(), metadata=self._md, timeout=10)
         except grpc.RpcError:
@@ -751,20 +763,24 @@ class Session:
                 raise
 
     def _maybe_send_ahead(self) -> None:
-        """Send the queue without waiting for it. With MAX_IN_FLIGHT batches out, wait for the
-        oldest first; once one is known to have failed, nothing more is sent ahead (the server
-        would refuse it): commands queue until the next sync point, which raises the error."""
-        if self._ahead_failed:
+        """Send the queue on the stream without waiting for it. With MAX_IN_FLIGHT batches out,
+        read the oldest answer first; once one failed, nothing more is sent ahead (the server would
+        refuse it): commands queue until the next sync point, which raises the error."""
+        if self._ahead_failed or not self._open_stream():
             return
         if len(self._inflight) >= MAX_IN_FLIGHT:
-            if self._inflight[0][0].exception() is not None:
+            batch, sent, info = self._inflight[0]
+            try:
+                reply = self._reply_of(batch)
+            except grpc.RpcError as e:
+                reply = self._reply_from_error(e)
+            if reply.HasField("error"):
                 self._ahead_failed = True
+                self._answered = reply  # kept for the next sync point, which raises it
                 return
-            future, _, _ = self._inflight.pop(0)
-            self._accept(future.result())
-        batch = self._batch(self._queue)
-        future = self._stub.Execute.future(batch, metadata=self._md, timeout=self._timeout)
-        self._inflight.append((future, self._queue, self._queue_info))
+            self._inflight.pop(0)
+            self._accept(reply)
+        self._send(self._batch(self._queue), self._queue, self._queue_info)
         self._queue, self._queue_info = [], []
 
     def _batch(self, commands) -> pb.Batch:
@@ -779,34 +795,98 @@ class Session:
                 self._has_grad.pop(tid, None)
         return batch
 
-    def _settle(self, later=(), later_info=()):
-        """Collect every batch sent ahead, in order (the server ran them before anything sent since).
-        The first one that failed gives the error to raise (returned); the commands after the
-        failing one, in later batches and in ``later``, did not run and are dropped."""
-        inflight, self._inflight = self._inflight, []
-        self._ahead_failed = False
-        failure = None
-        for future, sent, info in inflight:
-            if failure is not None:
-                failure[1].extend(sent)
-                failure[2].extend(info)
-                continue
+    # ------------------------------------------------------------ the batch stream
+    def _open_stream(self):
+        """The session's batch stream, opened on first use; None where the server refused one."""
+        if self._stream is None:
+            requests = queue.SimpleQueue()
+
+            def outgoing():
+                while (batch := requests.get()) is not None:
+                    yield batch
+            self._stream = (requests, self._stub.ExecuteStream(outgoing(), metadata=self._md))
+            self._stream_answered = False
+        return self._stream or None
+
+    def _send(self, batch, queued, info) -> None:
+        """Put a batch on its way: on the stream (answered later, in order), or, without a stream,
+        kept to be sent by unary Execute when its answer is asked for."""
+        if self._stream:
+            self._stream[0].put(batch)
+        self._inflight.append((batch, queued, info))
+
+    def _reply_of(self, batch):
+        """The answer to the oldest unanswered batch. A stream the server refused (its first answer
+        is RESOURCE_EXHAUSTED or UNIMPLEMENTED) is given up for good: its batches go by Execute."""
+        if self._stream:
             try:
-                self._accept(future.result())
+                reply = next(self._stream[1])
             except grpc.RpcError as e:
-                failure = (e, list(sent), list(info))
+                refused = not self._stream_answered and e.code() in (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED)
+                if not refused:
+                    self._stream = None  # broken: the next batch opens a new one
+                    raise
+                self._stream = False
+            except StopIteration:
+                self._stream = None
+                raise RemoteError(f"the server at {self.address} ended this session's batch stream") from None
+            else:
+                self._stream_answered = True
+                return reply
+        return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
+
+    def _reply_from_error(self, e: grpc.RpcError):
+        """A unary call's failure as the answer a stream would have given (BatchResult.error)."""
+        reply = pb.BatchResult()
+        reply.error.code = e.code().name
+        md = dict(e.trailing_metadata() or ())
+        reply.error.type = md.get("x-error-type", "")
+        reply.error.message = e.details() or ""
+        if "x-error-index" in md:
+            reply.error.has_index, reply.error.index = True, int(md["x-error-index"])
+        return reply
+
+    def _settle(self, later=(), later_info=()):
+        """Read the answer of every unanswered batch, in order. Returns (error, last answer): the
+        first failure gives the error to raise, and the commands after the failing one (in later
+        batches and in ``later``) did not run and are dropped."""
+        inflight, self._inflight = self._inflight, []
+        kept, self._answered = self._answered, None
+        self._ahead_failed = False
+        failure, last = None, None
+        for batch, sent, info in inflight:
+            if kept is not None:
+                reply, kept = kept, None
+            else:
+                try:
+                    reply = self._reply_of(batch)
+                except grpc.RpcError as e:
+                    if self._stream is None:  # the stream broke: no more answers will come
+                        error = from_rpc_error(e, self.address)
+                        return (error if failure is None else self._failed_at(failure)), None
+                    reply = self._reply_from_error(e)
+            if failure is not None:
+                failure[2].extend(sent)
+                failure[3].extend(info)
+            elif reply.HasField("error"):
+                failure = (reply.error, None, list(sent), list(info))
+            else:
+                self._accept(reply)
+                last = reply
         if failure is None:
-            return None
-        e, sent, info = failure
+            return None, last
         self._resume = True
-        return self._failed(e, sent + list(later), info + list(later_info))
+        failure[2].extend(later)
+        failure[3].extend(later_info)
+        return self._failed_at(failure), None
 
     def _flush(self) -> None:
         # queued commands never call back: backward and every command that can are sent at once
         if self._queue or self._releases:
             self._execute([], callbacks=False)
         elif self._inflight:
-            error = self._settle()
+            error, _ = self._settle()
             if error is not None:
                 raise error
 
@@ -817,30 +897,25 @@ class Session:
             # a batch that calls back is served while it runs: nothing sent before may still be running
             later, later_info = self._queue, self._queue_info
             self._queue, self._queue_info = [], []
-            error = self._settle(later, later_info)
+            error, _ = self._settle(later, later_info)
             if error is not None:
                 raise error
             self._queue, self._queue_info = later, later_info
         queued, info = self._queue, self._queue_info
         self._queue, self._queue_info = [], []
         batch = self._batch(queued + list(commands) if queued else commands)
-        try:
-            if callbacks and self._events is not None:
+        if callbacks and self._events is not None:
+            try:
                 reply = self._execute_with_callbacks(batch)
-            else:
-                reply = self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
-        except grpc.RpcError as e:
-            # the batches sent ahead ran first: if one failed, this one was refused (ABORTED)
-            error = self._settle(queued, info) if self._inflight else None
-            if error is None:
-                self._resume = True
-                error = self._failed(e, queued, info)
+            except grpc.RpcError as e:
+                reply = self._reply_from_error(e)
+            self._inflight.append((batch, queued, info))
+            self._answered = reply
         else:
-            if self._inflight:
-                error = self._settle()  # all ran before this reply came; none can have failed
-                if error is not None:
-                    raise error
-            self._accept(reply)
+            self._open_stream()
+            self._send(batch, queued, info)
+        error, reply = self._settle()
+        if error is None:
             return reply.results[len(queued):]
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
@@ -849,16 +924,16 @@ class Session:
             raise user_error
         raise error
 
-    def _failed(self, e: grpc.RpcError, queued, info) -> Exception:
-        """The error a batch met, to raise; if a queued command failed, say which, and where the
-        user issued it. The commands after it did not run, so their tensors never came to be."""
-        error = from_rpc_error(e, self.address)
-        index = dict(e.trailing_metadata() or ()).get("x-error-index")
-        if index is not None and int(index) < len(queued):
-            what, where, _ = info[int(index)]
+    def _failed_at(self, failure) -> Exception:
+        """The exception for a failed batch's answer; if a queued command failed, say which, and
+        where the user issued it. It and the commands after it did not run: they are dropped."""
+        answer, _, queued, info = failure
+        error = from_batch_error(answer, self.address)
+        if answer.has_index and answer.index < len(queued):
+            what, where, _ = info[answer.index]
             line = _line_text(where)
             error.add_note(f"(raised by '{what}', issued at {line})")
-            self._drop_failed(queued[int(index):], info[int(index):], f"'{what}' issued at {line} failed: {error}")
+            self._drop_failed(queued[answer.index:], info[answer.index:], f"'{what}' issued at {line} failed: {error}")
         return error
 
     def _accept(self, reply) -> None:

@@ -49,6 +49,11 @@ class RemoteAutogradStub:
                 request_serializer=autograd__pb2.Batch.SerializeToString,
                 response_deserializer=autograd__pb2.BatchResult.FromString,
                 _registered_method=True)
+        self.ExecuteStream = channel.stream_stream(
+                '/remote_autograd.v1.RemoteAutograd/ExecuteStream',
+                request_serializer=autograd__pb2.Batch.SerializeToString,
+                response_deserializer=autograd__pb2.BatchResult.FromString,
+                _registered_method=True)
         self.Upload = channel.stream_unary(
                 '/remote_autograd.v1.RemoteAutograd/Upload',
                 request_serializer=autograd__pb2.TensorChunk.SerializeToString,
@@ -98,6 +103,16 @@ class RemoteAutogradServicer:
 
     def Execute(self, request, context):
         """Runs a batch of commands in order; stops at the first failing command.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecuteStream(self, request_iterator, context):
+        """The same over one stream per session: batches run in the order sent, one result per batch
+        in that order, and a client may send batches without waiting for their results (pipelining).
+        A batch's failure is its result's `error` (the stream goes on); only the stream's own
+        failures end it. A server may refuse a stream (RESOURCE_EXHAUSTED): use Execute then.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +174,11 @@ def add_RemoteAutogradServicer_to_server(servicer, server):
             ),
             'Execute': grpc.unary_unary_rpc_method_handler(
                     servicer.Execute,
+                    request_deserializer=autograd__pb2.Batch.FromString,
+                    response_serializer=autograd__pb2.BatchResult.SerializeToString,
+            ),
+            'ExecuteStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecuteStream,
                     request_deserializer=autograd__pb2.Batch.FromString,
                     response_serializer=autograd__pb2.BatchResult.SerializeToString,
             ),
@@ -272,6 +292,33 @@ class RemoteAutograd:
             request,
             target,
             '/remote_autograd.v1.RemoteAutograd/Execute',
+            autograd__pb2.Batch.SerializeToString,
+            autograd__pb2.BatchResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/remote_autograd.v1.RemoteAutograd/ExecuteStream',
             autograd__pb2.Batch.SerializeToString,
             autograd__pb2.BatchResult.FromString,
             options,

@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=_env("PORT", 50051), help="0 picks a free port")
     p.add_argument("--workers", type=int, default=_env("WORKERS", 64), help="RPC worker threads")
     p.add_argument("--max-sessions", type=int, default=_env("MAX_SESSIONS", 1000))
+    p.add_argument("--max-streams", type=int, default=_env("MAX_STREAMS", -1),
+                   help="open batch streams (each holds a worker thread; past it clients use unary "
+                        "calls); -1: (workers - 4) / 2, which leaves threads for callbacks and replies")
     p.add_argument("--max-tensors", type=int, default=_env("MAX_TENSORS", 1_000_000),
                    help="tensors one session may hold")
     p.add_argument("--session-ttl", type=float, default=_env("SESSION_TTL", 3600.0),
@@ -78,7 +81,8 @@ def main(argv=None) -> None:
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
     numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors,
+    max_streams = max(0, (args.workers - 4) // 2) if args.max_streams < 0 else args.max_streams
+    limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors, max_streams=max_streams,
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
     server, port = build(args.host, args.port, limits, args.workers)

@@ -70,6 +70,18 @@ def type_name(error: BaseException) -> str | None:
     return "RuntimeError"
 
 
+def describe_failure(failure: BaseException) -> tuple[grpc.StatusCode, str | None, str, int | None]:
+    """(status code, torch type name or None, message, index of the failing command or None)."""
+    index = None
+    if isinstance(failure, CommandError):
+        index, failure = failure.index, failure.error
+    code = status_of(failure)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("internal error", exc_info=failure)
+    message = failure.args[0] if len(failure.args) == 1 and isinstance(failure.args[0], str) else str(failure)
+    return code, type_name(failure), message or type(failure).__name__, index
+
+
 def handle_errors(method):
     """Turn exceptions into status codes with the torch exception type in trailing metadata.
 
@@ -81,17 +93,10 @@ def handle_errors(method):
             return method(self, request, context)
         except Exception as e:  # noqa: BLE001  (mapped to a status below, never swallowed)
             failure = e
-        index = None
-        if isinstance(failure, CommandError):
-            index, failure = failure.index, failure.error
-        code = status_of(failure)
-        if code == grpc.StatusCode.INTERNAL:
-            log.exception("internal error in %s", method.__name__, exc_info=failure)
-        kind = type_name(failure)
+        code, kind, message, index = describe_failure(failure)
         trailing = [] if kind is None else [("x-error-type", kind)]
         if index is not None:
             trailing.append(("x-error-index", str(index)))
         context.set_trailing_metadata(trailing)
-        message = failure.args[0] if len(failure.args) == 1 and isinstance(failure.args[0], str) else str(failure)
-        context.abort(code, message or type(failure).__name__)
+        context.abort(code, message)
     return wrapper

@@ -18,7 +18,7 @@ from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import check_header, decode_value, encode_array
 from . import relay, snapshot
 from .commands import HANDLERS
-from .errors import CommandError, ResourceExhausted, Unauthenticated, handle_errors
+from .errors import CommandError, ResourceExhausted, Unauthenticated, describe_failure, handle_errors
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
@@ -34,6 +34,9 @@ class Limits:
     session_ttl: float = 3600.0
     callback_timeout: float = 60.0
     state_dir: str | None = None
+    # ExecuteStream holds a worker thread for as long as it is open: past this many open streams
+    # a new one is refused and its client uses Execute (unary) instead
+    max_streams: int = 32
 
 
 class Registry:
@@ -43,6 +46,7 @@ class Registry:
         self.limits = limits
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
+        self.streams: dict = {}  # open ExecuteStreams: context -> session
         if limits.state_dir:
             os.makedirs(limits.state_dir, exist_ok=True)
             for s in snapshot.load_all(limits.state_dir, limits):
@@ -74,6 +78,9 @@ class Registry:
     def close(self, s: Session, reason: str = "closed") -> None:
         with self.lock:
             self.sessions.pop(s.id, None)
+            streams = [context for context, owner in self.streams.items() if owner is s]
+        for context in streams:  # an expired session's stream frees its worker thread
+            context.cancel()
         s.close(reason)
         if self.limits.state_dir:
             snapshot.remove(s.id, self.limits.state_dir)
@@ -97,9 +104,25 @@ class Registry:
         return saved
 
     def end_streams(self) -> None:
-        """Stopping: end every session's event streams (the sessions themselves stay, for a snapshot)."""
+        """Stopping: end every session's event and batch streams (the sessions themselves stay, for a
+        snapshot). A batch running on a stream completes; only its answer is lost."""
         for s in list(self.sessions.values()):
             s.end_streams()
+        with self.lock:
+            streams = list(self.streams)
+        for context in streams:
+            context.cancel()
+
+    def open_stream(self, context, session) -> bool:
+        with self.lock:
+            if len(self.streams) >= self.limits.max_streams:
+                return False
+            self.streams[context] = session
+            return True
+
+    def close_stream(self, context) -> None:
+        with self.lock:
+            self.streams.pop(context, None)
 
     def reap(self) -> None:
         now = time.monotonic()
@@ -136,7 +159,35 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Execute(self, request, context):
-        session = self.registry.get(context)
+        return self._execute(self.registry.get(context), request)
+
+    def ExecuteStream(self, request_iterator, context):
+        """Batches of one session over one stream, answered in order; a batch's failure is its
+        answer's error, and the stream goes on."""
+        try:
+            session = self.registry.get(context)
+        except Unauthenticated as e:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        if not self.registry.open_stream(context, session):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open batch streams; use Execute")
+        try:
+            for request in request_iterator:
+                try:
+                    if session.closed:
+                        raise Unauthenticated("unknown session or bad token")
+                    session.last_used = time.monotonic()
+                    reply = self._execute(session, request)
+                except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
+                    code, kind, message, index = describe_failure(e)
+                    reply = pb.BatchResult()
+                    reply.error.code, reply.error.type, reply.error.message = code.name, kind or "", message
+                    if index is not None:
+                        reply.error.has_index, reply.error.index = True, index
+                yield reply
+        finally:
+            self.registry.close_stream(context)
+
+    def _execute(self, session, request):
         reply = pb.BatchResult()
         with session.turn(request.seq, request.resume), relay.collect() as warned, session.lock, session.active():
             session.dirty = True

@@ -24,8 +24,8 @@ def address(server_process) -> str:
     return server_process.address
 
 
-# Every test of a session runs in three client modes: lazy (commands queued until a sync point,
-# long queues sent ahead), ahead (every command sent ahead at once, without waiting: the
+# Every test of a session runs in three client modes: lazy (commands queued until a sync point),
+# ahead (every command sent ahead at once, without waiting: the
 # pipeline at its finest) and eager (each command sent and waited for).
 # REMOTE_AUTOGRAD_TEST_MODES=lazy (or ahead, eager, or a list) picks some.
 MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,ahead,eager").split(",")

@@ -15,26 +15,44 @@ import pytest
 import remote_autograd as ra
 import torch
 from remote_autograd.protos import autograd_pb2 as pb
-from remote_helpers import RawStub, fetch_command, rpc_error, run_program
+from remote_helpers import RawStub, fetch_command, rpc_error, run_program, running_server
 
 
 class StubSpy:
-    """A session's stub, recording every call made through it: (method name, request)."""
+    """A session's stub, recording what goes through it: ("Execute", batch) for every batch (on the
+    batch stream or unary), ("answer", None) for every answer the client read off the stream, and
+    (method name, request) for every other call."""
 
     def __init__(self, stub) -> None:
         self._stub = stub
         self.calls: list = []
 
     def __getattr__(self, name):
+        if name == "ExecuteStream":
+            return self._stream
         return _SpiedMethod(self, name, getattr(self._stub, name))
 
-    def batches(self) -> list[int]:
-        """The number of commands of each Execute sent so far (waited for or sent ahead)."""
-        return [len(request.commands) for name, request in self.calls if name in ("Execute", "Execute.future")]
+    def _stream(self, requests, **kwargs):
+        def sent():
+            for batch in requests:
+                self.calls.append(("Execute", batch))
+                yield batch
+        answers = self._stub.ExecuteStream(sent(), **kwargs)
 
-    def waits(self) -> list[str]:
-        """The calls the client waited for: round trips the user's program sat through."""
-        return [name for name, _ in self.calls if not name.endswith(".future")]
+        def read():
+            for answer in answers:
+                self.calls.append(("answer", None))
+                yield answer
+        return read()
+
+    def batches(self) -> list[int]:
+        """The number of commands of each batch sent so far."""
+        return [len(request.commands) for name, request in self.calls if name == "Execute"]
+
+    def answers_before_the_last_batch(self) -> int:
+        """Answers the client read before it sent its last batch: each one a wait mid-program."""
+        last = max(i for i, (name, _) in enumerate(self.calls) if name == "Execute")
+        return sum(1 for name, _ in self.calls[:last] if name == "answer")
 
 
 class _SpiedMethod:
@@ -45,12 +63,17 @@ class _SpiedMethod:
         self._spy.calls.append((self._name, request))
         return self._method(request, *args, **kwargs)
 
-    def future(self, request, *args, **kwargs):  # batches sent ahead, and backward with hooks
-        self._spy.calls.append((self._name + ".future", request))
+    def future(self, request, *args, **kwargs):  # backward with hooks
+        self._spy.calls.append((self._name, request))
         return self._method.future(request, *args, **kwargs)
 
 
 def spy_on(session) -> StubSpy:
+    """Spy on a session's calls from now on (its batch stream is opened again, through the spy)."""
+    session.synchronize()
+    if session._stream:
+        session._stream[0].put(None)
+        session._stream = None
     spy = StubSpy(session._stub)
     session._stub = spy
     return spy
@@ -134,7 +157,7 @@ def test_lazy_and_eager_give_the_same_results(lazy, eager, capsys, program):
     assert got[2] == want[2]  # warnings, each attributed alike
     assert "Raised" not in repr(got[0])
     # lazy mode really batched: fewer round trips than eager mode's one per command
-    assert len(lazy_spy.calls) < len(eager_spy.calls), (len(lazy_spy.calls), len(eager_spy.calls))
+    assert len(lazy_spy.batches()) < len(eager_spy.batches()), (lazy_spy.batches(), eager_spy.batches())
 
 
 # ---------------------------------------------------------------- (b) errors the client can tell: at their line
@@ -402,25 +425,28 @@ def test_eager_mode_from_the_environment(address, monkeypatch):
 
 # ---------------------------------------------------------------- (f) round trips
 
-def test_a_long_chain_costs_few_round_trips(lazy):
-    t = lazy
-    spy = spy_on(t)
-    x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    y = x
-    for i in range(100):
-        y = y * 1.01 if i % 2 else y + 0.5
-    y.sum().backward()
-    grad = x.grad.tolist()
-    assert spy.waits() == ["Execute"]  # one round trip waited for: the grad read
-    # the rest went ahead while the program ran, numbered so that the server ran them in order
-    # 105 commands: the upload, 100 ops, sum, backward, the grad and its fetch
-    assert spy.batches()[:-1] == [ra.session.SEND_AHEAD] * 3 and sum(spy.batches()) == 105
-    assert [request.seq for _, request in spy.calls] == sorted(request.seq for _, request in spy.calls)
-    assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
-    expected = torch.tensor([1.0, 2.0, 3.0])
-    for i in range(100):
-        expected = expected * 1.01 if i % 2 else expected + 0.5
-    assert y.tolist() == pytest.approx(expected.tolist(), rel=1e-5)
+@pytest.mark.parametrize("send_ahead", [0, 32])
+def test_a_long_chain_costs_one_wait(address, send_ahead):
+    with ra.connect(address, send_ahead=send_ahead) as t:
+        spy = spy_on(t)
+        x = t.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x
+        for i in range(100):
+            y = y * 1.01 if i % 2 else y + 0.5
+        y.sum().backward()
+        grad = x.grad.tolist()
+        assert spy.answers_before_the_last_batch() == 0  # one wait, at the grad read
+        # 105 commands: the upload, 100 ops, sum, backward, the grad and its fetch; sent at the
+        # grad read in one batch, or (send_ahead) most of them while the program ran, numbered so
+        # that the server ran them in order
+        assert spy.batches() == ([105] if not send_ahead else [send_ahead] * 3 + [105 - 3 * send_ahead])
+        seqs = [request.seq for name, request in spy.calls if name == "Execute"]
+        assert seqs == sorted(seqs)
+        assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
+        expected = torch.tensor([1.0, 2.0, 3.0])
+        for i in range(100):
+            expected = expected * 1.01 if i % 2 else expected + 0.5
+        assert y.tolist() == pytest.approx(expected.tolist(), rel=1e-5)
 
 
 def test_a_raw_stub_sees_nothing_before_a_sync_point(lazy, address):
@@ -438,7 +464,6 @@ def test_a_raw_stub_sees_nothing_before_a_sync_point(lazy, address):
 
 def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address):
     with ra.connect(address, send_ahead=2) as t:
-        spy = spy_on(t)
         x = t.ones(2, 3, requires_grad=True)
         before = (x * 3).sum(1)
         w = t.ones(2)
@@ -446,7 +471,7 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
         loss = t.nn.functional.nll_loss(x.log_softmax(1), t.tensor([0, 5]))  # fails on the server
         after = [loss * k for k in range(6)]  # several more batches go ahead meanwhile
         w.requires_grad_()  # a state change the client has made: it must hold on the server too
-        assert spy.waits() == [] and len(spy.batches()) >= 4  # nothing waited for, nothing raised yet
+        assert len(t._inflight) >= 4  # sent ahead; nothing waited for, nothing raised yet
         with pytest.raises(IndexError) as info:
             t.synchronize()
         assert str(info.value) == str(_torch_nll_error())
@@ -464,12 +489,19 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
 
 def test_a_full_pipeline_waits_for_its_oldest_batch(address):
     with ra.connect(address, send_ahead=1) as t:
-        spy = spy_on(t)
+        unanswered = []
+        send = t._send
+
+        def counting(*args):
+            send(*args)
+            unanswered.append(len(t._inflight))
+        t._send = counting
         y = t.ones(3)
         for _ in range(3 * ra.session.MAX_IN_FLIGHT):
             y = y + 1
-        assert len(t._inflight) <= ra.session.MAX_IN_FLIGHT
-        assert spy.waits() == []
+        # every command went ahead at once, and the client never let more than the bound go unanswered
+        assert len(unanswered) == 3 * ra.session.MAX_IN_FLIGHT + 1
+        assert max(unanswered) == ra.session.MAX_IN_FLIGHT
         assert y.tolist() == [25.0] * 3
 
 
@@ -522,3 +554,21 @@ def test_remembered_metas_tell_apart_what_the_rule_reads(lazy):
                 mine = [(str(x.dtype), tuple(x.shape), x.stride()) for x in got]
             else:
                 assert mine == [(str(x.dtype), tuple(x.shape), x.stride()) for x in got]
+
+
+def test_a_server_that_refuses_batch_streams_gets_unary_calls(address):
+    """A server at its --max-streams refuses a session's batch stream: the batches sent on it are
+    sent again by unary Execute, in order, and the session goes on without a stream."""
+    with running_server("--max-streams", "0") as server, ra.connect(server.address, send_ahead=2) as t:
+        x = t.ones(3, requires_grad=True)
+        y = x
+        for _ in range(9):
+            y = y * 2  # several batches go out on the stream before its refusal is read
+        y.sum().backward()
+        assert x.grad.tolist() == [512.0] * 3
+        assert t._stream is False
+        z = x * 3
+        assert z.tolist() == [3.0] * 3
+        with pytest.raises(IndexError):
+            t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5])).tolist()
+        assert (x + 1).tolist() == [2.0] * 3
