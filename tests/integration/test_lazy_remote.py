@@ -19,31 +19,30 @@ from remote_helpers import RawStub, fetch_command, rpc_error, run_program, runni
 
 
 class StubSpy:
-    """A session's stub, recording what goes through it: ("Execute", batch) for every batch (on the
-    batch stream or unary), ("answer", None) for every answer the client read off the stream, and
-    (method name, request) for every other call."""
+    """What a session sends, in the order it does: ("Execute", batch) for every batch it sends (on
+    its batch stream, or unary), ("answer", None) for every batch answer it reads, and (method
+    name, request) for every other call."""
 
-    def __init__(self, stub) -> None:
-        self._stub = stub
+    def __init__(self, session) -> None:
+        self._stub = session._stub
         self.calls: list = []
+        send, reply_of = session._send, session._reply_of
+
+        def sending(batch, *args):
+            self.calls.append(("Execute", batch))
+            return send(batch, *args)
+
+        def answering(batch):
+            answer = reply_of(batch)
+            self.calls.append(("answer", None))
+            return answer
+        session._send, session._reply_of = sending, answering
 
     def __getattr__(self, name):
-        if name == "ExecuteStream":
-            return self._stream
-        return _SpiedMethod(self, name, getattr(self._stub, name))
-
-    def _stream(self, requests, **kwargs):
-        def sent():
-            for batch in requests:
-                self.calls.append(("Execute", batch))
-                yield batch
-        answers = self._stub.ExecuteStream(sent(), **kwargs)
-
-        def read():
-            for answer in answers:
-                self.calls.append(("answer", None))
-                yield answer
-        return read()
+        method = getattr(self._stub, name)
+        if name in ("Execute", "ExecuteStream"):
+            return _SpiedMethod(self, name, method, record=False)  # batches are recorded as sent
+        return _SpiedMethod(self, name, method)
 
     def batches(self) -> list[int]:
         """The number of commands of each batch sent so far."""
@@ -56,25 +55,23 @@ class StubSpy:
 
 
 class _SpiedMethod:
-    def __init__(self, spy: StubSpy, name: str, method) -> None:
-        self._spy, self._name, self._method = spy, name, method
+    def __init__(self, spy: StubSpy, name: str, method, record: bool = True) -> None:
+        self._spy, self._name, self._method, self._record = spy, name, method, record
 
     def __call__(self, request, *args, **kwargs):
-        self._spy.calls.append((self._name, request))
+        if self._record:
+            self._spy.calls.append((self._name, request))
         return self._method(request, *args, **kwargs)
 
-    def future(self, request, *args, **kwargs):  # backward with hooks
+    def future(self, request, *args, **kwargs):  # backward with hooks: a batch sent by itself
         self._spy.calls.append((self._name, request))
         return self._method.future(request, *args, **kwargs)
 
 
 def spy_on(session) -> StubSpy:
-    """Spy on a session's calls from now on (its batch stream is opened again, through the spy)."""
+    """Spy on a session's calls from now on."""
     session.synchronize()
-    if session._stream:
-        session._stream[0].put(None)
-        session._stream = None
-    spy = StubSpy(session._stub)
+    spy = StubSpy(session)
     session._stub = spy
     return spy
 
