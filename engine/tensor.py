@@ -285,13 +285,13 @@ def dispatch(op, inputs: tuple, params: dict):
 
 
 def _record(op, inputs, params, results) -> None:
-    node = node_class(op.node).__new__(node_class(op.node))
+    cls = node_class(op.node)
+    node = cls.__new__(cls)
     diff = range(len(inputs)) if op.variadic else op.diff_inputs
-    node._init_node(tuple(_edge(inputs[i]) for i in diff))
+    node._init_node(tuple([_edge(inputs[i]) for i in diff]))
     node._op = op
     node._params = params
-    node._input_meta = tuple(tuple(inputs[i]._data.shape) if inputs[i].__class__ is Tensor else ()
-                             for i in diff)
+    node._input_meta = tuple([inputs[i]._data.shape if inputs[i].__class__ is Tensor else () for i in diff])
     node._freed = False
     save, tail = op.save, op.save_tail
     if save or tail is not None:
@@ -314,14 +314,20 @@ def _record(op, inputs, params, results) -> None:
     else:
         node._saved = None
         node._saved_versions = ()
-    node._out_meta = tuple((r._data.shape, r._data.dtype) for r in results)
+    node._out_meta = tuple([(r._data.shape, r._data.dtype) for r in results])
+    flags = _diff_outputs(op, len(results))
     if op.save_output:
         # an alias without grad_fn: saving the output itself would make a reference cycle
-        node._saved_out = tuple((r._alias(), r._vc[0]) if diff_ok else (r, r._vc[0])
-                                for r, diff_ok in zip(results, _diff_outputs(op, len(results))))
+        node._saved_out = tuple([(r._alias(), r._vc[0]) if diff_ok else (r, r._vc[0])
+                                 for r, diff_ok in zip(results, flags)])
     else:
         node._saved_out = None
-    flags = _diff_outputs(op, len(results))
+    if len(results) == 1:
+        r = results[0]
+        if flags[0] and r._data.dtype.kind == "f":
+            r.grad_fn = node
+            r._output_nr = 0
+        return
     for nr, (r, d) in enumerate(zip(results, flags)):
         if d and r._data.dtype.kind == "f":
             r.grad_fn = node

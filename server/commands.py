@@ -49,10 +49,34 @@ def _op(name: str):
 
 
 def call(session, cmd, result):
-    out = dispatch(_op(cmd.name), tuple(_args(session, cmd)), _kwargs(session, cmd))
-    outs = out if isinstance(out, tuple) else (out,)
-    _name_node(session, cmd, outs[0])
-    _bind_outputs(session, cmd, outs, result)
+    # the hot path of every batch: tensor refs and floats decoded inline, one output bound directly
+    op = OPS.get(cmd.name)
+    if op is None:
+        raise NotImplementedError(f"unknown op {cmd.name!r}")
+    tensors = session.tensors
+    args = []
+    for v in cmd.args:
+        kind = v.WhichOneof("kind")
+        if kind == "ref":
+            t = tensors.get(v.ref)
+            args.append(t if t is not None else session.tensor(v.ref))
+        elif kind == "f":
+            args.append(v.f)
+        else:
+            args.append(decode_value(v, session.tensor, dtypes.by_name))
+    out = dispatch(op, tuple(args), _kwargs(session, cmd) if cmd.kwargs else {})
+    if out.__class__ is Tensor:
+        if cmd.node and out.grad_fn is not None:
+            session.bind_node(cmd.node, out.grad_fn)
+        outputs = cmd.outputs
+        if len(outputs) == 1 and not session.want_meta and outputs[0] not in tensors and \
+                len(tensors) < session.limits.max_tensors:
+            tensors[outputs[0]] = out
+            return
+        _bind_outputs(session, cmd, (out,), result)
+        return
+    _name_node(session, cmd, out[0])
+    _bind_outputs(session, cmd, out, result)
 
 
 def call_inplace(session, cmd, result):
