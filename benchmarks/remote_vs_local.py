@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import statistics
 import time
 
 import grpc
@@ -22,7 +23,6 @@ import torch
 from _server import local_server
 from engine_vs_torch import make_chain as chain_program
 from engine_vs_torch import make_mlp as mlp_program
-from engine_vs_torch import timeit
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
 
@@ -53,35 +53,58 @@ def scaling(address, clients: int, steps: int) -> float:
     return clients * steps / wall
 
 
+SETTLE = 0.3  # seconds: longer than OpenBLAS's and libgomp's spin-wait after a call
+
+
+def paired(base, remote, rounds: int, inner: int) -> tuple[float, float]:
+    """Median seconds per call of each side, measured in alternating rounds: this machine's speed
+    drifts over seconds, and interleaving keeps both sides under the same conditions. Each sample
+    starts after a pause: BLAS and OpenMP worker threads spin for a while after their last call,
+    and those of one side must not eat the cores the other side is measured on."""
+    for _ in range(3):
+        base()
+        remote()
+    b, r = [], []
+    for _ in range(rounds):
+        for fn, out in ((base, b), (remote, r)):
+            time.sleep(SETTLE)
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            out.append((time.perf_counter() - t0) / inner)
+    return statistics.median(b), statistics.median(r)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="fewer repetitions, no 16-client run")
     args = p.parse_args()
-    repeat = 5 if args.quick else 15
+    rounds = 7 if args.quick else 21
     rows = []
     with local_server() as address:
         channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30),
                                                           ("grpc.max_send_message_length", 1 << 30)])
         stub = pb_grpc.RemoteAutogradStub(channel)
-        with ra.connect(address) as t:
-            rows.append(("chain: 100 ops + backward + grad", timeit(chain_program(torch), repeat, 10),
-                         timeit(chain_program(t), repeat, 10), "remote / torch", "<= 3x"))
-            rows.append(("mlp: SGD step, loss.item()", timeit(mlp_program(torch), repeat, 2),
-                         timeit(mlp_program(t), repeat, 2), "remote / torch", "<= 1.3x"))
+        with ra.connect(address) as t, ra.connect(address, send_ahead=32) as ahead:
+            rows.append(("chain: 100 ops + backward + grad",
+                         *paired(chain_program(torch), chain_program(t), rounds, 10), "remote / torch", "<= 3x"))
+            rows.append(("  the same, send_ahead=32",
+                         *paired(chain_program(torch), chain_program(ahead), rounds, 10), "remote / torch", ""))
+            rows.append(("mlp: SGD step, loss.item()",
+                         *paired(mlp_program(torch), mlp_program(t), rounds, 3), "remote / torch", "<= 1.3x"))
             host = np.random.default_rng(1).standard_normal(16 << 20, dtype=np.float32)  # 64 MiB
             blob = pb.Blob(data=host.tobytes())
 
             def roundtrip():
                 x = t.tensor(host)
                 x.numpy()
-            echo = timeit(lambda: stub.Echo(blob), max(3, repeat // 3))
-            ours = timeit(roundtrip, max(3, repeat // 3))
+            echo, ours = paired(lambda: stub.Echo(blob), roundtrip, max(3, rounds // 3), 1)
             rows.append(("transfer: 64 MiB up + down", echo, ours, "echo throughput / ours", ">= 0.7x"))
         with ra.connect(address, eager=True) as te:
             a = te.ones(4, requires_grad=True)
-            ping = timeit(lambda: stub.Ping(pb.Empty()), repeat, 200)
-            op = timeit(lambda: a * 2.0, repeat, 200)
-            rows.append(("eager: one tiny op", ping, op, "op / ping", "<= 1.3x"))
+            rows.append(("eager: one tiny op", *paired(lambda: stub.Ping(pb.Empty()), lambda: a * 2.0, rounds, 200),
+                         "op / ping", "<= 1.3x"))
         counts = (1, 4) if args.quick else (1, 4, 16)
         rates = [(n, scaling(address, n, 10 if args.quick else 20)) for n in counts]
         channel.close()

@@ -1,6 +1,7 @@
 """A remote session: the ``torch``-like namespace a user gets from ``connect``, and its wire calls."""
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import os
@@ -52,6 +53,20 @@ MAX_QUEUE = 1024
 SEND_AHEAD = 0
 MAX_IN_FLIGHT = 8  # batches sent and not yet answered; past it the client waits for the oldest
 META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
+
+
+# Sessions still open when the program ends are closed before the interpreter stops gRPC's
+# threads (a session's batch stream would otherwise keep the process from exiting).
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_sessions() -> None:
+    for session in list(_LIVE):
+        try:
+            session.close()
+        except Exception:  # noqa: BLE001, S110  (exiting: nobody is left to tell)
+            pass
 
 
 class RemovableHandle:
@@ -166,6 +181,7 @@ class Session:
         self._events: queue.Queue | None = None
         self._event_call = None
         self._closed = False
+        _LIVE.add(self)
         self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self),
                                                   "__module__": "torch"})
         self._install_namespace()
@@ -234,6 +250,8 @@ class Session:
         self._channel.close()
 
     def __del__(self) -> None:
+        if sys.is_finalizing():
+            return  # gRPC's threads are gone: closing would wait forever (atexit closed it already)
         try:
             self.close()
         except Exception:  # noqa: BLE001  (interpreter shutdown: nothing left to tell)
@@ -802,7 +820,18 @@ class Session:
             requests = queue.SimpleQueue()
 
             def outgoing():
-                while (batch := requests.get()) is not None:
+                # gRPC's thread reading this must end when the program does, even if the session
+                # is never closed: the interpreter waits for that thread before it exits
+                main = threading.main_thread()
+                while True:
+                    try:
+                        batch = requests.get(timeout=0.25)
+                    except queue.Empty:
+                        if not main.is_alive():
+                            return
+                        continue
+                    if batch is None:
+                        return
                     yield batch
             self._stream = (requests, self._stub.ExecuteStream(outgoing(), metadata=self._md))
             self._stream_answered = False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import struct
+import subprocess
+import sys
 import time
 
 import grpc
@@ -569,3 +571,19 @@ def test_a_server_that_refuses_batch_streams_gets_unary_calls(address):
         with pytest.raises(IndexError):
             t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5])).tolist()
         assert (x + 1).tolist() == [2.0] * 3
+
+
+@pytest.mark.parametrize("send_ahead", [0, 1])
+def test_a_program_that_never_closes_its_session_still_exits(address, send_ahead):
+    # its batch stream is ended at exit (and what it queued is sent first), not left holding the process
+    program = (f"import remote_autograd as ra\n"
+               f"t = ra.connect({address!r}, send_ahead={send_ahead})\n"
+               f"x = t.ones(3, requires_grad=True)\n"
+               f"print((x * 2).sum().item())\n"
+               f"y = x * 3\n"  # queued (or sent ahead) and never synchronized
+               f"z = y + 1\n")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "6.0"
+    assert time.monotonic() - start < 20
