@@ -46,6 +46,6 @@ def from_numpy(array: numpy.ndarray):
     if BACKEND == "cupy":  # a raw copy of the bytes (CuPy's asarray of a 0-d array loses -0.0's sign)
         out = xp.empty(array.shape, dtype=array.dtype)
         if array.size:
-            out.set(numpy.ascontiguousarray(array))
+            out.set(numpy.asarray(array, order="C"))  # (ascontiguousarray would make a 0-d array 1-d)
         return out
     return array
