@@ -892,22 +892,22 @@ class Session:
                     reply = self._reply_of(batch)
                 except grpc.RpcError as e:
                     if self._stream is None:  # the stream broke: no more answers will come
-                        error = from_rpc_error(e, self.address)
-                        return (error if failure is None else self._failed_at(failure)), None
+                        self._resume = True  # the server may never see some numbers: do not wait for them
+                        return (from_rpc_error(e, self.address) if failure is None else self._failed_at(failure)), None
                     reply = self._reply_from_error(e)
             if failure is not None:
-                failure[2].extend(sent)
-                failure[3].extend(info)
+                failure[1].extend(sent)
+                failure[2].extend(info)
             elif reply.HasField("error"):
-                failure = (reply.error, None, list(sent), list(info))
+                failure = (reply.error, list(sent), list(info))
             else:
                 self._accept(reply)
                 last = reply
         if failure is None:
             return None, last
         self._resume = True
-        failure[2].extend(later)
-        failure[3].extend(later_info)
+        failure[1].extend(later)
+        failure[2].extend(later_info)
         return self._failed_at(failure), None
 
     def _flush(self) -> None:
@@ -956,7 +956,7 @@ class Session:
     def _failed_at(self, failure) -> Exception:
         """The exception for a failed batch's answer; if a queued command failed, say which, and
         where the user issued it. It and the commands after it did not run: they are dropped."""
-        answer, _, queued, info = failure
+        answer, queued, info = failure
         error = from_batch_error(answer, self.address)
         if answer.has_index and answer.index < len(queued):
             what, where, _ = info[answer.index]

@@ -116,13 +116,16 @@ class Session:
     @contextlib.contextmanager
     def turn(self, seq: int, resume: bool):
         """Run a numbered batch in its turn: after every batch numbered before it. After a failure,
-        later numbered batches are refused unless the client says it has seen the failure."""
+        later numbered batches are refused unless the client says it has seen the failure
+        (``resume``), which also means that no batch numbered before it is still to come."""
         if not seq:
             yield
             return
         deadline = time.monotonic() + SEQ_WAIT_SECONDS
         with self._turn:
-            while self.next_seq and seq > self.next_seq and not self.closed:
+            # `resume`: the client has had every earlier batch answered or lost (a broken stream);
+            # it runs now, and a lost one arriving late is refused below
+            while self.next_seq and seq > self.next_seq and not resume and not self.closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise RuntimeError(f"batch {seq} waited for batch {self.next_seq} of this session, "

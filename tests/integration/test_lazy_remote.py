@@ -587,3 +587,22 @@ def test_a_program_that_never_closes_its_session_still_exits(address, send_ahead
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "6.0"
     assert time.monotonic() - start < 20
+
+
+def test_a_resuming_batch_does_not_wait_for_numbers_that_were_lost(address, raw):
+    # after a broken stream the client cannot know which numbers reached the server: its next batch
+    # says resume, runs at once, and a lost batch arriving late is refused rather than run out of order
+    with ra.connect(address) as t:
+        stub = raw(t)
+        make = pb.Command(kind=pb.Kind.FACTORY, name="ones", outputs=[3])
+        make.args.add().list.items.add().i = 2
+
+        def send(batch):
+            return stub.stub.Execute(batch, metadata=stub.md, timeout=10)
+        send(_numbered(seq=1))
+        start = time.monotonic()
+        send(_numbered(make, seq=4, resume=True))  # 2 and 3 never came
+        assert time.monotonic() - start < 5
+        assert stub.execute(fetch_command(3)).results[0].value.tensor.shape == [2]
+        assert rpc_error(send, _numbered(seq=2)).code() == grpc.StatusCode.INVALID_ARGUMENT
+        send(_numbered(seq=5))
