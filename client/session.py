@@ -24,7 +24,7 @@ from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import ValueDependentError, factory_meta, infer
 from .engine.size import Size
 from .engine.strides import contiguous_strides
-from .errors import RemoteError, from_batch_error, from_rpc_error
+from .errors import RemoteError, ServerUnavailable, from_batch_error, from_rpc_error
 from .function import FunctionCtx, function_base, once_differentiable
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
@@ -865,6 +865,18 @@ class Session:
                 return reply
         return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
 
+    def _broken_stream_error(self, e: grpc.RpcError) -> Exception:
+        """Why the batch stream broke. The server cancels the stream of a session it closed (expired,
+        or closed by another client): a unary call then tells a lost session from a lost server."""
+        error = from_rpc_error(e, self.address)
+        if isinstance(error, ServerUnavailable):
+            try:
+                self._stub.Execute(pb.Batch(), metadata=self._md, timeout=5)
+            except grpc.RpcError as probe:
+                if probe.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    return from_rpc_error(probe, self.address)
+        return error
+
     def _reply_from_error(self, e: grpc.RpcError):
         """A unary call's failure as the answer a stream would have given (BatchResult.error)."""
         reply = pb.BatchResult()
@@ -893,7 +905,7 @@ class Session:
                 except grpc.RpcError as e:
                     if self._stream is None:  # the stream broke: no more answers will come
                         self._resume = True  # the server may never see some numbers: do not wait for them
-                        return (from_rpc_error(e, self.address) if failure is None else self._failed_at(failure)), None
+                        return (self._broken_stream_error(e) if failure is None else self._failed_at(failure)), None
                     reply = self._reply_from_error(e)
             if failure is not None:
                 failure[1].extend(sent)

@@ -222,3 +222,17 @@ def test_the_server_tunes_malloc_where_the_c_library_is_glibc():
 
     from remote_autograd.server.app import share_one_malloc_arena
     assert share_one_malloc_arena() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_session_lost_while_its_batch_stream_is_open_raises_session_lost(address, session_mode):
+    t = ra.connect(address)
+    assert (t.ones(2) * 2).tolist() == [2.0, 2.0]  # the batch stream is open now
+    other = RawStub(address, t.session_id, t.token)
+    try:
+        other.stub.CloseSession(pb.Empty(), metadata=other.md, timeout=5)  # the server cancels the stream
+    finally:
+        other.close()
+    with pytest.raises(ra.SessionLost):
+        t.ones(2)
+        t.synchronize()
+    t.close()
