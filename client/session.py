@@ -815,7 +815,10 @@ class Session:
 
     # ------------------------------------------------------------ the batch stream
     def _open_stream(self):
-        """The session's batch stream, opened on first use; None where the server refused one."""
+        """The session's batch stream, opened on first use (and again if it ended while idle: a
+        proxy's idle timeout, say); None where the server refused one."""
+        if self._stream and not self._inflight and self._stream[1].done():
+            self._stream = None
         if self._stream is None:
             requests = queue.SimpleQueue()
 

@@ -236,3 +236,14 @@ def test_a_session_lost_while_its_batch_stream_is_open_raises_session_lost(addre
         t.ones(2)
         t.synchronize()
     t.close()
+
+
+def test_a_batch_stream_ended_while_idle_is_opened_again(t):
+    # a proxy's idle timeout (or any middlebox) may end the session's batch stream between two
+    # sync points: the next batch opens a new one instead of failing
+    x = t.ones(2, requires_grad=True)
+    assert (x * 2).tolist() == [2.0, 2.0]
+    if t._stream:
+        t._stream[1].cancel()
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
