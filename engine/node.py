@@ -41,8 +41,9 @@ def add_hook(hooks: OrderedDict, fn) -> RemovableHandle:
 class Node:
     """A backward function of the graph; ``next_functions`` lists ``(node or None, input_nr)`` per input."""
 
+    # _host_id: an id the engine's host (the server) gives the node; the engine never reads it
     __slots__ = ("next_functions", "_seq", "_tensor_pre_hooks", "_retain_hooks",
-                 "_pre_hooks", "_post_hooks", "metadata", "__weakref__")
+                 "_pre_hooks", "_post_hooks", "metadata", "_host_id", "__weakref__")
     _node_name = "Node"
 
     def name(self) -> str:

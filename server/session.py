@@ -56,9 +56,12 @@ class Session:
         self.grad_mode = True
         self.generator = xp.random.default_rng()
         self.hooks: dict[int, object] = {}
-        self._node_by_id: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-        self._id_of_node: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._node_ids = itertools.count(1)
+        # graph nodes by id: weak references (a node lives as long as its graph), and the id on the
+        # node itself; a plain dict of plain weakrefs, pruned of dead ones as it grows, costs a
+        # fraction of a WeakValueDictionary's insert (one per recorded op)
+        self._node_refs: dict[int, weakref.ref] = {}
+        self._prune_nodes_at = 1024
+        self._node_ids = itertools.count(SERVER_ID_BASE)  # ids the server names: above the client's
         self._server_ids = itertools.count(SERVER_ID_BASE)
         self._call_ids = itertools.count(1)
         self.pending: dict[int, PendingCall] = {}
@@ -99,18 +102,21 @@ class Session:
             self.tensors.pop(tid, None)
 
     def node_id(self, node) -> int:
-        nid = self._id_of_node.get(node)
-        if nid is None:
+        nid = getattr(node, "_host_id", None)
+        if nid is None or self.node_or_none(nid) is not node:
             nid = next(self._node_ids)
-            self._id_of_node[node] = nid
-            self._node_by_id[nid] = node
+            self.bind_node(nid, node)
         return nid
 
+    def node_or_none(self, nid: int):
+        ref = self._node_refs.get(nid)
+        return None if ref is None else ref()
+
     def node(self, nid: int):
-        try:
-            return self._node_by_id[nid]
-        except KeyError:
-            raise UnknownTensor(f"graph node {nid} no longer exists") from None
+        node = self.node_or_none(nid)
+        if node is None:
+            raise UnknownTensor(f"graph node {nid} no longer exists")
+        return node
 
     # ------------------------------------------------------------ numbered batches
     @contextlib.contextmanager
@@ -292,8 +298,13 @@ class Session:
 
     def bind_node(self, node_id: int, node) -> None:
         """Register a node under the id the client named for it."""
-        self._id_of_node[node] = node_id
-        self._node_by_id[node_id] = node
+        node._host_id = node_id
+        refs = self._node_refs
+        refs[node_id] = weakref.ref(node)
+        if len(refs) >= self._prune_nodes_at:
+            for nid in [nid for nid, ref in refs.items() if ref() is None]:
+                del refs[nid]
+            self._prune_nodes_at = max(1024, 2 * len(refs))
 
     def answer(self, call_id: int, result, error: str | None) -> None:
         """The client's answer: ``result`` is a decoded Value (an id, None, or a tuple of them)."""

@@ -247,3 +247,24 @@ def test_a_batch_stream_ended_while_idle_is_opened_again(t):
         t._stream[1].cancel()
     (x * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_nodes_the_server_names_never_take_an_id_the_client_named(t):
+    # a value-dependent op (a boolean mask) is described by the server, which names its node; those
+    # names must not collide with the ids the client gives the nodes it infers itself
+    import torch
+
+    def program(ns):
+        x = ns.tensor([1.0, -2.0, 3.0, -4.0], requires_grad=True)
+        ys, zs = [], []
+        for k in range(6):
+            ys.append((x * (k + 1)).exp())  # nodes the client names
+            zs.append(ys[-1][ys[-1] > 1.0])  # nodes the server names
+        names = [[type(n).__name__ if n is not None else None for n, _ in z.grad_fn.next_functions] +
+                 [type(z.grad_fn.next_functions[0][0].next_functions[0][0]).__name__] for z in zs]
+        # calling a node the client named runs that very node on the server
+        applied = [y.grad_fn(ns.ones(4)).tolist() for y in ys]
+        return names, applied
+    mine, theirs = program(t), program(torch)
+    assert mine[0] == theirs[0]
+    np.testing.assert_allclose(mine[1], theirs[1], rtol=1e-6)
