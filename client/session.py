@@ -1277,7 +1277,13 @@ def _meta_key(name: str, inputs, params):
 
 def _saves(op) -> bool:
     """Whether the engine's node for ``op`` keeps saved values that a backward frees (engine/tensor.py _record)."""
-    return bool(op.save) or op.save_tail is not None or op.save_output
+    saves = _SAVES.get(op.name)
+    if saves is None:
+        saves = _SAVES[op.name] = bool(op.save) or op.save_tail is not None or op.save_output
+    return saves
+
+
+_SAVES: dict = {}
 
 
 def _check_backward(tensors, grads, inputs) -> None:
@@ -1305,11 +1311,18 @@ def _user_line():
     """Where the user issued a command: the first frame outside this package, as (code, line);
     made text only when an error names it (most commands never fail)."""
     frame = sys._getframe(2)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("remote_autograd"):
+    while frame is not None:
+        code = frame.f_code
+        inside = _INSIDE.get(code)
+        if inside is None:
+            inside = _INSIDE[code] = frame.f_globals.get("__name__", "").startswith("remote_autograd")
+        if not inside:
+            return code, frame.f_lineno
         frame = frame.f_back
-    if frame is None:
-        return None
-    return frame.f_code, frame.f_lineno
+    return None
+
+
+_INSIDE: dict = {}  # code object -> whether it is this package's (a frame's module, remembered)
 
 
 def _line_text(where) -> str:
