@@ -5,7 +5,7 @@ import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
-from .backend import ndarray, to_numpy, writeable, xp
+from .backend import BACKEND, ndarray, to_numpy, writeable, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
 from .node import _STRIP, AccumulateGrad, add_hook, node_class
@@ -353,6 +353,12 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
         track = any(x.__class__ is Tensor and x.requires_grad for x in inputs)
         if track:
             _check_inplace(self, op)
+    if op.name not in ("copy_slices", "index_put"):  # those write a part of self: checked by their own rules
+        for x in inputs[1:]:
+            if x.__class__ is Tensor and x._data is not self._data and _partly_overlap(self._data, x._data):
+                raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to "
+                                   "tensor refer to a single memory location. Please clone() the tensor before "
+                                   "performing the operation.")
     if not track:
         into = _INTO.get(op.name)
         if into is not None and into(self._data, inputs, params):
@@ -375,6 +381,36 @@ def dispatch_inplace(op, inputs: tuple, params: dict):
     return self
 
 
+def _dense(a) -> bool:
+    """torch's is_non_overlapping_and_dense: the elements fill their memory span exactly, in some
+    order of the dims (a negative or zero stride is not)."""
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return True
+    expected = a.itemsize
+    for stride, n in sorted((st, n) for st, n in zip(a.strides, a.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _address(a) -> int:
+    return a.data.ptr if BACKEND == "cupy" else a.__array_interface__["data"][0]
+
+
+def _partly_overlap(a, b) -> bool:
+    """torch's MemOverlapStatus::Partial between a written-to array and an input: both dense, their
+    byte spans intersect, and they are not the very same elements in the same layout. (Arrays
+    that are not dense are too hard to tell, and pass, as in torch.)"""
+    if not xp.may_share_memory(a, b) or not (_dense(a) and _dense(b)):
+        return False
+    a0, b0 = _address(a), _address(b)
+    a1, b1 = a0 + a.nbytes, b0 + b.nbytes
+    if a0 == b0 and a1 == b1:
+        return a.strides != b.strides
+    return a0 < b1 and b0 < a1
+
+
 def _ufunc_into(ufunc):
     """x.add_(y) and the like written straight into x's memory (no temporary, no copy), when
     nothing can differ from the general path: float x, y a Python number or an array of x's dtype
@@ -386,6 +422,9 @@ def _ufunc_into(ufunc):
         if other.__class__ is Tensor:
             other = other._data
             if other.dtype != data.dtype or other.shape != data.shape:
+                return False
+            # a partly overlapping operand (x.add_(x.flip(0))): numpy buffers it, CuPy does not
+            if other is not data and xp.may_share_memory(data, other):
                 return False
         elif not (other.__class__ is float or other.__class__ is int and -(1 << 31) < other < (1 << 31)):
             return False

@@ -1465,6 +1465,9 @@ def test_return_types_max_repr():
     "x.add_(2**40)",
     "x.add_(True)", "x.add_(yd)", "x.zero_()", "x[1].mul_(10)", "x.t().sub_(y.t())", "x.add_(z)", "z.add_(x)",
     "x.expand(2, 2, 3).add_(1)", "xi.mul_(2)", "xi.add_(0.5)", "xi.zero_()", "x.add_(t.ones(4))",
+    "x[0].add_(x[0])", "x.view(6)[:3].mul_(x.view(6)[3:])", "x.view(6)[1:].add_(x.view(6)[:5])",
+    "x.view(6)[:4].copy_(x.view(6)[2:])", "x.view(6)[:3].copy_(x.view(6)[3:])", "x.add_(x[0])",
+    "x[:, ::2].add_(x[:, 1::2][:, :2])", "x.add_(x.clone())", "x.t().mul_(x.t())", "x.t().add_(y.t())",
 ])
 def test_in_place_arithmetic_without_a_graph(expr):
     # the engine writes these straight into x's memory when nothing can differ: values, dtype,
@@ -1480,5 +1483,6 @@ def test_in_place_arithmetic_without_a_graph(expr):
             r = eval(expr, {"t": t, "x": x, "y": y, "yd": yd, "z": z, "xi": xi})
         return r, x, xi, x._version - before
     raises = RuntimeError if expr in ("z.add_(x)", "x.expand(2, 2, 3).add_(1)", "x.add_(t.ones(4))", "xi.add_(0.5)",
-                                      "x.mul_(y.t())") else None
+                                      "x.mul_(y.t())", "x.view(6)[1:].add_(x.view(6)[:5])",
+                                      "x.view(6)[:4].copy_(x.view(6)[2:])", "x.add_(x[0])") else None
     same(f, raises=raises)
