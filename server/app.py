@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -78,25 +76,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def share_one_malloc_arena() -> bool:
-    """Let every thread allocate from glibc's main arena. Sessions run on RPC worker threads, and
-    a worker thread's own arena hands out each large array as fresh mmap'd pages and unmaps them on
-    free: every op's result then pays page faults (an MLP step ran ~1.5x slower on a worker thread
-    than on the main one). The main arena keeps freed blocks for reuse. Returns False where the C
-    library is not glibc (nothing to tune there)."""
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    m_arena_max = -8
-    return bool(mallopt(m_arena_max, 1))
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if os.environ.get("REMOTE_AUTOGRAD_MALLOC_ARENAS", "").strip() != "default":
-        share_one_malloc_arena()
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
     numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

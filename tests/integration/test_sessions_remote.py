@@ -215,15 +215,6 @@ def test_server_stops_cleanly_on_sigterm_with_streams_open(session_mode):
         assert server.read_log().rstrip().endswith("stopped")
 
 
-def test_the_server_tunes_malloc_where_the_c_library_is_glibc():
-    # worker threads allocating from the main arena: an MLP step on a worker thread ran ~1.5x slower
-    # without it (fresh mmap'd pages for every large result); elsewhere there is nothing to tune
-    import platform
-
-    from remote_autograd.server.app import share_one_malloc_arena
-    assert share_one_malloc_arena() is (platform.libc_ver()[0] == "glibc")
-
-
 def test_a_session_lost_while_its_batch_stream_is_open_raises_session_lost(address, session_mode):
     t = ra.connect(address)
     assert (t.ones(2) * 2).tolist() == [2.0, 2.0]  # the batch stream is open now
