@@ -24,7 +24,7 @@ from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import ValueDependentError, factory_meta, infer
 from .engine.size import Size
 from .engine.strides import contiguous_strides
-from .errors import RemoteError, ServerUnavailable, from_batch_error, from_rpc_error
+from .errors import RemoteError, ServerUnavailable, SessionLost, from_batch_error, from_rpc_error
 from .function import FunctionCtx, function_base, once_differentiable
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
@@ -791,6 +791,10 @@ class Session:
             try:
                 reply = self._reply_of(batch)
             except grpc.RpcError as e:
+                if self._stream is None:  # the stream broke: the next sync point says why
+                    self._ahead_failed = True
+                    self._answered = e
+                    return
                 reply = self._reply_from_error(e)
             if reply.HasField("error"):
                 self._ahead_failed = True
@@ -869,16 +873,17 @@ class Session:
         return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
 
     def _broken_stream_error(self, e: grpc.RpcError) -> Exception:
-        """Why the batch stream broke. The server cancels the stream of a session it closed (expired,
-        or closed by another client): a unary call then tells a lost session from a lost server."""
-        error = from_rpc_error(e, self.address)
-        if isinstance(error, ServerUnavailable):
-            try:
-                self._stub.Execute(pb.Batch(), metadata=self._md, timeout=5)
-            except grpc.RpcError as probe:
-                if probe.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    return from_rpc_error(probe, self.address)
-        return error
+        """Why the batch stream broke (batches' own errors come as answers: this is the transport).
+        How it ends says little: the server cancels the stream of a session it closed, a gateway
+        resets it (INTERNAL) when the replica behind it dies. A unary call tells a lost session
+        (SessionLost) from a lost server (ServerUnavailable)."""
+        try:
+            self._stub.Execute(pb.Batch(), metadata=self._md, timeout=5)
+        except grpc.RpcError as probe:
+            error = from_rpc_error(probe, self.address)
+            if isinstance(error, (ServerUnavailable, SessionLost)):
+                return error
+        return from_rpc_error(e, self.address)
 
     def _reply_from_error(self, e: grpc.RpcError):
         """A unary call's failure as the answer a stream would have given (BatchResult.error)."""
@@ -900,6 +905,9 @@ class Session:
         self._ahead_failed = False
         failure, last = None, None
         for batch, sent, info in inflight:
+            if isinstance(kept, grpc.RpcError):  # the stream broke while the batches went ahead
+                self._resume = True
+                return self._broken_stream_error(kept), None
             if kept is not None:
                 reply, kept = kept, None
             else:
