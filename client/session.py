@@ -868,6 +868,13 @@ class Session:
                 self._stream = None
                 raise RemoteError(f"the server at {self.address} ended this session's batch stream") from None
             else:
+                if not reply.HasField("error") and len(reply.results) != len(batch.commands):
+                    # not this batch's answer: a gateway that lost its upstream can hand the stream
+                    # an empty message before the status that ends it. The stream is not to be trusted.
+                    self._stream[1].cancel()
+                    self._stream = None
+                    raise _StreamBroken(f"the batch stream answered {len(reply.results)} results for "
+                                        f"{len(batch.commands)} commands")
                 self._stream_answered = True
                 return reply
         return self._stub.Execute(batch, metadata=self._md, timeout=self._timeout)
@@ -1259,6 +1266,23 @@ def _check_inplace(target: Tensor, meta) -> None:
     if src._category > dst._category:
         raise RuntimeError(f"result type {engine_errors.scalar_name(src)} can't be cast to the desired "
                            f"output type {engine_errors.scalar_name(dst)}")
+
+
+class _StreamBroken(grpc.RpcError):
+    """A batch stream that answered out of turn: handled as a transport failure (UNAVAILABLE)."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return self._details
+
+    def trailing_metadata(self):
+        return ()
 
 
 _PLAIN = (int, float, bool, str, type(None), dtypes.dtype)
