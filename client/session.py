@@ -827,18 +827,7 @@ class Session:
             requests = queue.SimpleQueue()
 
             def outgoing():
-                # gRPC's thread reading this must end when the program does, even if the session
-                # is never closed: the interpreter waits for that thread before it exits
-                main = threading.main_thread()
-                while True:
-                    try:
-                        batch = requests.get(timeout=0.25)
-                    except queue.Empty:
-                        if not main.is_alive():
-                            return
-                        continue
-                    if batch is None:
-                        return
+                while (batch := requests.get()) is not None:
                     yield batch
             self._stream = (requests, self._stub.ExecuteStream(outgoing(), metadata=self._md))
             self._stream_answered = False

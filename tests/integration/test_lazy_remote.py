@@ -606,3 +606,17 @@ def test_a_resuming_batch_does_not_wait_for_numbers_that_were_lost(address, raw)
         assert stub.execute(fetch_command(3)).results[0].value.tensor.shape == [2]
         assert rpc_error(send, _numbered(seq=2)).code() == grpc.StatusCode.INVALID_ARGUMENT
         send(_numbered(seq=5))
+
+
+def test_a_session_used_by_a_thread_that_outlives_the_main_one(address):
+    program = (f"import threading, time\n"
+               f"import remote_autograd as ra\n"
+               f"t = ra.connect({address!r})\n"
+               f"def work():\n"
+               f"    time.sleep(0.5)\n"
+               f"    print((t.ones(2) * 5).tolist(), flush=True)\n"
+               f"threading.Thread(target=work).start()\n"
+               f"print((t.ones(2) * 2).tolist(), flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[2.0, 2.0]", "[5.0, 5.0]"]
