@@ -5,26 +5,13 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import grpc
 import remote_autograd as ra
 from _server import local_server
+from engine_vs_torch import timeit
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
-
-
-def per_call(fn, n: int, rounds: int = 5) -> float:
-    for _ in range(50):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - t0) / n)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -35,11 +22,11 @@ def main() -> None:
         channel = grpc.insecure_channel(address)
         stub = pb_grpc.RemoteAutogradStub(channel)
         empty = pb.Empty()
-        ping = per_call(lambda: stub.Ping(empty), args.n)
+        ping = timeit(lambda: stub.Ping(empty), 5, args.n)
         # eager: every op is its own round trip (the lazy default would only queue it)
         with ra.connect(address, eager=True) as t:
             a = t.ones(4, requires_grad=True)
-            op = per_call(lambda: a * 2.0, args.n)
+            op = timeit(lambda: a * 2.0, 5, args.n)
         channel.close()
     print(f"raw gRPC unary ping      {ping * 1e6:8.1f} us")
     print(f"tiny remote op (a * 2.0) {op * 1e6:8.1f} us")

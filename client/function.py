@@ -4,21 +4,15 @@ from __future__ import annotations
 import functools
 
 from .engine import errors
-from .engine.function import FunctionStubs, returned_gradients
+from .engine.function import CtxMethods, FunctionStubs, returned_gradients
 from .node import Node
 from .tensor import Tensor
 
 
-class FunctionCtx:
+class FunctionCtx(CtxMethods):
     """torch's ctx API; in torch (and here) the ctx of an application is its graph node."""
 
     __slots__ = ()
-
-    def save_for_backward(self, *tensors) -> None:
-        self._to_save = tensors
-
-    def save_for_forward(self, *tensors) -> None:
-        self._saved_for_forward = tensors
 
     @property
     def saved_tensors(self) -> tuple:
@@ -33,9 +27,6 @@ class FunctionCtx:
 
     def mark_dirty(self, *tensors) -> None:
         self._dirty = tensors
-
-    def set_materialize_grads(self, value: bool) -> None:
-        self.materialize_grads = bool(value)
 
 
 class FunctionNode(FunctionCtx, Node):

@@ -19,6 +19,7 @@ import numpy
 from .engine import dtypes
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
+from .engine.autograd import EMPTY_INPUTS, check_outputs, check_root, match_grads
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import ValueDependentError, factory_meta, infer
@@ -1309,23 +1310,12 @@ _SAVES: dict = {}
 
 def _check_backward(tensors, grads, inputs) -> None:
     """The checks engine/autograd.py backward() makes before it runs, in its order and words."""
-    grads = (None,) * len(tensors) if grads is None else grads
-    if len(grads) < len(tensors):
-        raise RuntimeError(f"got {len(tensors)} tensors and {len(grads)} gradients")
-    for i, t in enumerate(tensors):
-        if not t.requires_grad:
-            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    grads = match_grads(tensors, (None,) * len(tensors) if grads is None else grads)
+    check_outputs(tensors)
     if inputs is not None and not inputs:
-        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+        raise RuntimeError(EMPTY_INPUTS)
     for i, (t, g) in enumerate(zip(tensors, grads)):
-        if g is None:
-            if t.numel() != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            if not t.dtype.is_floating_point:
-                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
-        elif g._shape != t._shape:
-            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g._shape)} and "
-                               f"output[{i}] has a shape of {Size(t._shape)}.")
+        check_root(i, t, g)
 
 
 def _user_line():

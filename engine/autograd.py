@@ -18,32 +18,42 @@ def _as_tuple(x):
     return tuple(x)
 
 
+EMPTY_INPUTS = "`inputs` argument to `backward()` cannot be empty."
+
+
+def check_root(i: int, out, g) -> None:
+    """torch's checks of output ``i`` of backward/grad and its gradient (None: to be created), in
+    torch's words. Shared with the client, which raises them at the user's line."""
+    if g is None:
+        if out.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        if not out.dtype.is_floating_point:
+            raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {out.dtype}")
+    elif tuple(g.shape) != tuple(out.shape):
+        raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g.shape)} and "
+                           f"output[{i}] has a shape of {Size(out.shape)}.")
+
+
 def _root_grads(outputs, grad_outputs, create_graph):
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
-        if g is None:
-            if out.numel() != 1:
-                raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            if not out.dtype.is_floating_point:
-                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {out.dtype}")
-            g = Tensor._make(xp.ones(out._data.shape, dtype=out._data.dtype))
-        elif not isinstance(g, Tensor):
+        if g is not None and not isinstance(g, Tensor):
             g = Tensor._make(xp.asarray(g, dtype=out._data.dtype))
-        if tuple(g.shape) != tuple(out.shape):
-            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {Size(g.shape)} and "
-                               f"output[{i}] has a shape of {Size(out.shape)}.")
+        check_root(i, out, g)
+        if g is None:
+            g = Tensor._make(xp.ones(out._data.shape, dtype=out._data.dtype))
         grads.append(g)
     return grads
 
 
-def _match_grads(outputs, grads):
+def match_grads(outputs, grads):
     # torch zips outputs with gradients (extra gradients are dropped), then counts
     if len(grads) < len(outputs):
         raise RuntimeError(f"got {len(outputs)} tensors and {len(grads)} gradients")
     return grads[:len(outputs)]
 
 
-def _check_outputs(outputs):
+def check_outputs(outputs):
     for i, out in enumerate(outputs):
         if not out.requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
@@ -57,12 +67,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """torch.autograd.backward: accumulate gradients of ``tensors`` into leaves' ``.grad``."""
     outputs = _as_tuple(tensors)
     grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
-    grads = _match_grads(outputs, grads)
-    _check_outputs(outputs)
+    grads = match_grads(outputs, grads)
+    check_outputs(outputs)
     if inputs is not None:
         inputs = _as_tuple(inputs)
         if not inputs:
-            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+            raise RuntimeError(EMPTY_INPUTS)
     else:
         inputs = ()
     if retain_graph is None:
@@ -92,8 +102,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     single = isinstance(inputs, Tensor)
     inputs = _as_tuple(inputs)
     grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
-    grads = _match_grads(outputs, grads)
-    _check_outputs(outputs)
+    grads = match_grads(outputs, grads)
+    check_outputs(outputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")

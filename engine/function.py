@@ -7,14 +7,23 @@ from .node import Node, _modified_message
 from .tensor import Tensor
 
 
-class FunctionCtx:
-    """What forward and backward share: saved tensors and flags (torch's ctx API)."""
+class CtxMethods:
+    """torch's ctx API where the engine's and a remote client's Functions agree."""
+
+    __slots__ = ()
 
     def save_for_backward(self, *tensors) -> None:
         self._to_save = tensors
 
     def save_for_forward(self, *tensors) -> None:
         self._saved_for_forward = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.materialize_grads = bool(value)
+
+
+class FunctionCtx(CtxMethods):
+    """What forward and backward share: saved tensors and flags (torch's ctx API)."""
 
     @property
     def saved_tensors(self) -> tuple:
@@ -30,9 +39,6 @@ class FunctionCtx:
 
     def mark_dirty(self, *tensors) -> None:
         self._dirty = {id(t) for t in tensors}
-
-    def set_materialize_grads(self, value: bool) -> None:
-        self.materialize_grads = bool(value)
 
 
 class BackwardFunction(FunctionCtx, Node):

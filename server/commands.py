@@ -20,17 +20,35 @@ FACTORIES = {name: getattr(factories, name) for name in (
 
 
 def _args(session, cmd):
-    tensor_of = session.tensor
-    return [decode_value(v, tensor_of, dtypes.by_name) for v in cmd.args]
+    # the hot path of every batch: tensor refs and floats decoded inline, the rest by the codec
+    tensors = session.tensors
+    args = []
+    for v in cmd.args:
+        kind = v.WhichOneof("kind")
+        if kind == "ref":
+            t = tensors.get(v.ref)
+            args.append(t if t is not None else session.tensor(v.ref))  # (it raises for an unknown id)
+        elif kind == "f":
+            args.append(v.f)
+        else:
+            args.append(decode_value(v, session.tensor, dtypes.by_name))
+    return args
 
 
 def _kwargs(session, cmd):
+    if not cmd.kwargs:
+        return {}
     tensor_of = session.tensor
     return {k: decode_value(v, tensor_of, dtypes.by_name) for k, v in cmd.kwargs.items()}
 
 
 def _bind_outputs(session, cmd, tensors, result: pb.CommandResult) -> None:
-    if len(cmd.outputs) != len(tensors):
+    outputs, held = cmd.outputs, session.tensors
+    if len(outputs) == 1 and len(tensors) == 1 and tensors[0] is not None and not session.want_meta and \
+            outputs[0] not in held and len(held) < session.limits.max_tensors:
+        held[outputs[0]] = tensors[0]  # the common case, with nothing for bind() to check
+        return
+    if len(outputs) != len(tensors):
         raise ValueError(f"command {cmd.name or pb.Kind.Name(cmd.kind)} creates {len(tensors)} tensors "
                          f"but {len(cmd.outputs)} ids were named")
     for tid, t in zip(cmd.outputs, tensors, strict=True):
@@ -49,34 +67,10 @@ def _op(name: str):
 
 
 def call(session, cmd, result):
-    # the hot path of every batch: tensor refs and floats decoded inline, one output bound directly
-    op = OPS.get(cmd.name)
-    if op is None:
-        raise NotImplementedError(f"unknown op {cmd.name!r}")
-    tensors = session.tensors
-    args = []
-    for v in cmd.args:
-        kind = v.WhichOneof("kind")
-        if kind == "ref":
-            t = tensors.get(v.ref)
-            args.append(t if t is not None else session.tensor(v.ref))
-        elif kind == "f":
-            args.append(v.f)
-        else:
-            args.append(decode_value(v, session.tensor, dtypes.by_name))
-    out = dispatch(op, tuple(args), _kwargs(session, cmd) if cmd.kwargs else {})
-    if out.__class__ is Tensor:
-        if cmd.node and out.grad_fn is not None:
-            session.bind_node(cmd.node, out.grad_fn)
-        outputs = cmd.outputs
-        if len(outputs) == 1 and not session.want_meta and outputs[0] not in tensors and \
-                len(tensors) < session.limits.max_tensors:
-            tensors[outputs[0]] = out
-            return
-        _bind_outputs(session, cmd, (out,), result)
-        return
-    _name_node(session, cmd, out[0])
-    _bind_outputs(session, cmd, out, result)
+    out = dispatch(_op(cmd.name), tuple(_args(session, cmd)), _kwargs(session, cmd))
+    outs = (out,) if out.__class__ is Tensor else out
+    _name_node(session, cmd, outs[0])
+    _bind_outputs(session, cmd, outs, result)
 
 
 def call_inplace(session, cmd, result):

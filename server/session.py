@@ -103,17 +103,14 @@ class Session:
 
     def node_id(self, node) -> int:
         nid = getattr(node, "_host_id", None)
-        if nid is None or self.node_or_none(nid) is not node:
+        if nid is None:
             nid = next(self._node_ids)
             self.bind_node(nid, node)
         return nid
 
-    def node_or_none(self, nid: int):
-        ref = self._node_refs.get(nid)
-        return None if ref is None else ref()
-
     def node(self, nid: int):
-        node = self.node_or_none(nid)
+        ref = self._node_refs.get(nid)
+        node = None if ref is None else ref()
         if node is None:
             raise UnknownTensor(f"graph node {nid} no longer exists")
         return node
