@@ -152,7 +152,7 @@ class Session:
         # serving a server's callback: its batch is still running there, so what the callback sends
         # goes unnumbered (run at once) and nothing is sent ahead
         self._in_callback = 0
-        self._metas: dict = {}
+        self._plans: dict = {}
         # commands sent without waiting: they ride the next batch, at the next sync point
         self._queue: list = []
         self._queue_info: list = []
@@ -399,18 +399,16 @@ class Session:
             grads = tuple(g if g is None or isinstance(g, Tensor) else self.tensor(g) for g in grads)
         inputs = None if inputs is None else _tuple(inputs)
         kwargs = {"retain_graph": retain_graph, "create_graph": bool(create_graph)}
-        if not (self.eager or self._hooks or self._functions or create_graph) and inputs is None and \
-                self._backward_will_run(tensors):
-            # nothing of the client's runs during this backward, and the mirror knows it will not fail
-            # on a spent graph: it rides the next batch like any command, after the engine's checks
-            _check_backward(tensors, grads, inputs)
-            self._enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
-            self._spend_graph(tensors, retain_graph, False)
-            for t in inputs or ():
-                if t._grad_fn is not None:
-                    self._retained.add(t._id)  # the engine retains a non-leaf input's gradient
-            self._predict_grads(tensors, inputs, False)
-            return
+        if not (self.eager or self._hooks or self._functions or create_graph) and inputs is None:
+            walk = self._walk_mirror(tensors)
+            if walk[2] and not any(getattr(n, "_spent", False) for n in walk[0].values()):
+                # nothing of the client's runs during this backward, and the mirror knows it will not
+                # fail on a spent graph: it rides the next batch like any command, after the engine's checks
+                _check_backward(tensors, grads, inputs)
+                self._enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
+                self._spend_graph(tensors, retain_graph, False, walk)
+                self._predict_grads(tensors, inputs, False, walk)
+                return
         try:
             # sent at once: the server raises at this line (after what torch would have done first)
             self._command(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs, callbacks=True)
@@ -422,11 +420,6 @@ class Session:
         if inputs is None:
             self._spend_graph(tensors, retain_graph, create_graph)
         self._predict_grads(tensors, inputs, bool(create_graph))
-
-    def _backward_will_run(self, roots) -> bool:
-        """True when the mirror shows every node this backward reaches, and none of them spent."""
-        nodes, _, exact = self._walk_mirror(roots)
-        return exact and not any(getattr(n, "_spent", False) for n in nodes.values())
 
     def _grad(self, outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
               only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
@@ -484,20 +477,20 @@ class Session:
             stack.extend(target for target, _ in edges if target is not None)
         return reached_nodes, reached_leaves, exact
 
-    def _spend_graph(self, roots, retain_graph, create_graph) -> None:
+    def _spend_graph(self, roots, retain_graph, create_graph, walk=None) -> None:
         """After a backward that frees buffers: the mirrored nodes that held saved values are spent."""
         if retain_graph or (retain_graph is None and create_graph):
             return
-        for node in self._walk_mirror(roots)[0].values():
+        for node in (walk or self._walk_mirror(roots))[0].values():
             if getattr(node, "_saves", False):
                 node._spent = True
 
-    def _predict_grads(self, roots, inputs, create_graph: bool) -> None:
+    def _predict_grads(self, roots, inputs, create_graph: bool, walk=None) -> None:
         """After a backward: which leaves (and retained tensors) now hold a gradient, from the mirror."""
         if create_graph:
             self._grad_exact = False  # gradients with history: let the server describe them
             return
-        reached_nodes, reached_leaves, exact = self._walk_mirror(roots)
+        reached_nodes, reached_leaves, exact = walk or self._walk_mirror(roots)
         if not exact:
             self._grad_exact = False
             return
@@ -586,45 +579,53 @@ class Session:
         return tuple(out)
 
     # ------------------------------------------------------------ ops
-    def _infer(self, name: str, inputs, params):
-        """The op table's meta rule for these inputs, remembered: a program repeats its ops with the
-        same shapes and dtypes (a training step), and a lookup is cheaper than the rule."""
-        key = _meta_key(name, inputs, params)
+    def _plan(self, op, inputs, params):
+        """What ``_call`` needs to know of this application of ``op``, remembered per op signature:
+        a program repeats its ops with the same shapes and dtypes (a training step), and a lookup
+        is cheaper than the op table's meta rule. Raises ValueDependentError where only the
+        server can tell the result's metadata."""
+        key = _meta_key(op.name, inputs, params)
         if key is not None:
-            metas = self._metas.get(key)
-            if metas is not None:
-                return metas
-        metas = infer(name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params)
+            plan = self._plans.get(key)
+            if plan is not None:
+                return plan
+        plan = _Plan(op, infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params))
         if key is not None:
-            if len(self._metas) >= META_MEMO:
-                self._metas.clear()
-            self._metas[key] = metas
-        return metas
+            if len(self._plans) >= META_MEMO:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     def _call(self, op, inputs, params):
         try:
-            metas = self._infer(op.name, inputs, params)
+            plan = self._plan(op, inputs, params)
         except ValueDependentError:
             return self._call_now(op, inputs, params)
-        single = not isinstance(metas, tuple)
-        metas = (metas,) if single else metas
         node = None
-        if op.node is not None and self._grad_enabled:
+        if plan.node_type is not None and self._grad_enabled:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
-            if any(isinstance(inputs[i], Tensor) and inputs[i]._requires_grad for i in diff) and \
-                    any(m.dtype.kind == "f" for m in metas):
-                node = new_node(self, next(self._ids), op.node, short_name(op.node),
-                                tuple(_edge(inputs[i]) for i in diff), _saves(op))
-        ids = tuple(next(self._ids) for _ in metas)
-        self._enqueue(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids, node=node._id if node else 0)
-        flags = op.differentiable_outputs if len(op.differentiable_outputs) == len(metas) else \
-            (op.differentiable_outputs[0],) * len(metas)
+            for i in diff:
+                x = inputs[i]
+                if isinstance(x, Tensor) and x._requires_grad:
+                    node = new_node(self, next(self._ids), op.node, plan.node_type,
+                                    tuple([_edge(inputs[i]) for i in diff]), plan.saves)
+                    break
+        ids = tuple([next(self._ids) for _ in plan.outs])
+        self._queue_command(self._build(K.CALL, op.name, inputs, params, ids, node._id if node else 0), op.name, ids)
         outs = []
-        for nr, (tid, m, differentiable) in enumerate(zip(ids, metas, flags)):
-            grad_fn = node if node is not None and differentiable and m.dtype.kind == "f" else None
-            outs.append(self._proxy(tid, m.shape, dtypes.of_dtype(m.dtype), grad_fn, grad_fn is not None,
-                                    strides=m.strides, output_nr=nr))
-        return outs[0] if single else tuple(outs)
+        cls = self.Tensor
+        for nr, (tid, (shape, dtype, strides, differentiable)) in enumerate(zip(ids, plan.outs)):
+            t = object.__new__(cls)  # a proxy whose metadata this client inferred itself
+            t._session = self
+            t._id = tid
+            t._shape = shape
+            t._dtype = dtype
+            t._strides = strides
+            t._requires_grad = differentiable and node is not None
+            t._grad_fn = node if differentiable else None
+            t._output_nr = nr
+            outs.append(t)
+        return outs[0] if plan.single else tuple(outs)
 
     def _call_now(self, op, inputs, params):
         """An op whose result's shape depends on values: the server runs it now and describes it."""
@@ -641,7 +642,7 @@ class Session:
     def _call_inplace(self, op, inputs, params):
         target = inputs[0]
         try:
-            meta = self._infer(op.name, inputs, params)
+            meta = self._plan(op, inputs, params).metas
         except ValueDependentError:
             meta = None
         if meta is not None:
@@ -738,14 +739,19 @@ class Session:
 
     # ------------------------------------------------------------ the wire
     def _build(self, kind, name, args, kwargs, outputs, node):
-        cmd = pb.Command(kind=kind, name=name, node=node)
-        ref_of = self._ref_of
+        cmd = pb.Command(kind=kind, name=name, node=node, outputs=outputs)
+        add, cls, ref_of = cmd.args.add, self.Tensor, self._ref_of
         for a in args:
-            encode_value(a, cmd.args.add(), ref_of)
+            # the common arguments inline: this session's tensors (not poisoned) and floats
+            if a.__class__ is cls and a._id not in self._poisoned:
+                add(ref=a._id)
+            elif a.__class__ is float:
+                add(f=a)
+            else:
+                encode_value(a, add(), ref_of)
         if kwargs:
             for k, v in kwargs.items():
                 encode_value(v, cmd.kwargs[k], ref_of)
-        cmd.outputs.extend(outputs)
         return cmd
 
     def _command(self, kind, name: str = "", args=(), kwargs=None, outputs=(), callbacks: bool = False,
@@ -1295,6 +1301,26 @@ def _meta_key(name: str, inputs, params):
                 return None
             key.append((k, v.__class__, tuple((i.__class__, i) for i in v) if isinstance(v, tuple) else v))
     return tuple(key)
+
+
+class _Plan:
+    """An op application's inferred results, in the form ``_call`` uses them: per output its shape,
+    dtype, strides, and whether it is differentiable (a float output the op's node may own)."""
+
+    __slots__ = ("metas", "single", "outs", "node_type", "saves")
+
+    def __init__(self, op, metas) -> None:
+        self.metas = metas
+        self.single = not isinstance(metas, tuple)
+        metas = (metas,) if self.single else metas
+        flags = op.differentiable_outputs
+        if len(flags) != len(metas):
+            flags = (flags[0],) * len(metas)
+        self.outs = tuple((tuple(m.shape), dtypes.of_dtype(m.dtype), None if m.strides is None else tuple(m.strides),
+                           bool(d) and m.dtype.kind == "f") for m, d in zip(metas, flags))
+        floats = any(m.dtype.kind == "f" for m in metas)
+        self.node_type = short_name(op.node) if op.node is not None and floats else None
+        self.saves = _saves(op)
 
 
 def _saves(op) -> bool:

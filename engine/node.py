@@ -6,7 +6,10 @@ import re
 from collections import OrderedDict
 
 from . import errors
+from .backend import ndarray, xp
 
+# engine/tensor.py's Tensor class, set there once it exists (that module imports this one)
+TENSOR: type | None = None
 _sequence = itertools.count()
 # AccumulateGrad runs as soon as it is ready, as torch's does (its sequence_nr is UINT64_MAX).
 _LEAF_SEQUENCE = 1 << 62
@@ -121,6 +124,10 @@ class OpNode(Node):
         if self._freed:
             raise RuntimeError(errors.SECOND_BACKWARD)
         op = self._op
+        if op.array_vjps is not None and not create_graph and grads[0].__class__ is TENSOR:
+            result = self._apply_arrays(op, grads[0]._data)
+            if result is not None:
+                return result
         ctx = VjpContext(self._unpack_inputs(), self._unpack_output(create_graph), self._params,
                          self._input_meta)
         g = grads[0] if op.num_outputs == 1 else grads
@@ -133,6 +140,34 @@ class OpNode(Node):
                 result.append(None)
             else:
                 result.append(vjp(g, ctx))
+        return result
+
+    def _apply_arrays(self, op, g) -> list | None:
+        """The VJPs on arrays (nothing recorded): no Tensor dispatch per step. None where a saved
+        tensor's dtype is not the gradient's: the tensor VJPs then promote as torch does."""
+        dt = g.dtype
+        x = self._unpack_inputs()
+        if x:
+            x = list(x)
+            for i, t in enumerate(x):
+                if t.__class__ is TENSOR:
+                    if t._data.dtype != dt:
+                        return None
+                    x[i] = t._data
+        out = self._unpack_output(False)
+        if out is not None:
+            if out._data.dtype != dt:
+                return None
+            out = out._data
+        ctx = VjpContext(x, out, self._params, self._input_meta)
+        make = TENSOR._make
+        result = []
+        for vjp, nxt in zip(op.array_vjps, self.next_functions):
+            if nxt[0] is None:
+                result.append(None)
+            else:
+                r = vjp(g, ctx)
+                result.append(make(r if r.__class__ is ndarray else xp.asarray(r)))
         return result
 
     def _unpack_inputs(self) -> list:

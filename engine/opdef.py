@@ -26,6 +26,9 @@ class OpDef:
     differentiable_outputs: tuple[bool, ...] = (True,)
     view: bool = False                # output shares storage and version counter with input 0
     variadic: bool = False            # inputs are a list; vjps[0] returns one gradient per input
+    # per differentiable input, the same VJP on arrays: a backward that records nothing runs these
+    # (ops.py array_vjps); None: the op has none
+    array_vjps: tuple | None = None
     diff_vjps: tuple = field(init=False, repr=False)
     diff_inputs: tuple[int, ...] = field(init=False, repr=False)
 

@@ -1291,3 +1291,50 @@ def _nll_vjp(g, c):
 op("nll_loss", "NllLossBackward0", _nll, (_nll_vjp, NOT_DIFF), save=(1,), save_output=True)
 
 FLOAT_CATEGORY = FLOAT
+
+
+# ---------------------------------------------------------------- VJPs on arrays
+
+def _array_vjps(name: str, *vjps) -> None:
+    """The op's VJPs on arrays, for a backward that records nothing (create_graph=False): the
+    formulas above step for step, in the same order and the same numpy calls (so the same bits),
+    without a Tensor dispatch per step, which is most of a tiny op's backward. A node takes them
+    only when every saved tensor has the gradient's dtype: promotion stays the tensor VJPs' job."""
+    row = OPS[name]
+    assert len(vjps) == len(row.diff_vjps) and row.num_outputs == 1 and not row.variadic, name
+    object.__setattr__(row, "array_vjps", vjps)
+
+
+def _scaled(g, factor):
+    return g if factor == 1 else g * factor
+
+
+def _mean_of(g, shape, dims):
+    return xp.true_divide(g, float(max(_count(shape, dims), 1)))
+
+
+def _mse_grad(g, c, two):
+    if c.p.get("reduction", "mean") == "mean":
+        g = _mean_of(g, c.shapes[0], None)
+    return g * two * (c.x[0] - c.x[1])
+
+
+_array_vjps("add", lambda g, c: g, lambda g, c: _scaled(g, c.p.get("alpha", 1)))
+_array_vjps("sub", lambda g, c: g, lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
+_array_vjps("rsub", lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
+_array_vjps("mul", lambda g, c: g * c.x[1], lambda g, c: g * c.x[0])
+_array_vjps("div", lambda g, c: xp.true_divide(g, c.x[1]),
+            lambda g, c: xp.true_divide(-g * c.x[0], c.x[1] * c.x[1]))
+_array_vjps("neg", lambda g, c: -g)
+_array_vjps("sin", lambda g, c: g * xp.cos(c.x[0]))
+_array_vjps("cos", lambda g, c: g * -xp.sin(c.x[0]))
+_array_vjps("exp", lambda g, c: g * c.out)
+_array_vjps("log", lambda g, c: xp.true_divide(g, c.x[0]))
+_array_vjps("tanh", lambda g, c: g * (1 - c.out * c.out))
+_array_vjps("sigmoid", lambda g, c: g * (c.out * (1 - c.out)))
+_array_vjps("relu", lambda g, c: _threshold_backward(g, c.out, 0))
+_array_vjps("pow", lambda g, c: g * 0 if c.p["exponent"] == 0 else
+            g * (xp.power(c.x[0], c.p["exponent"] - 1) * c.p["exponent"]))
+_array_vjps("sum", lambda g, c: xp.broadcast_to(g, c.shapes[0]))
+_array_vjps("mean", lambda g, c: _mean_of(xp.broadcast_to(g, c.shapes[0]), c.shapes[0], None))
+_array_vjps("mse_loss", lambda g, c: _mse_grad(g, c, 2), lambda g, c: _mse_grad(g, c, -2))

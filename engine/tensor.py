@@ -5,6 +5,7 @@ import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
+from . import node as _node
 from .backend import BACKEND, ndarray, to_numpy, writeable, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
@@ -239,6 +240,9 @@ class Tensor(TensorMethods):
 
     def _dispatch_inplace(self, op, inputs, params):
         return dispatch_inplace(op, inputs, params)
+
+
+_node.TENSOR = Tensor
 
 
 def _edge(x):
