@@ -33,7 +33,8 @@ from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array, encode_array, encode_value
 from .tensor import Tensor
 
-K = pb.Kind
+# the command kinds as plain attributes (an enum wrapper's lookup is a Python call per access)
+K = types.SimpleNamespace(**dict(pb.Kind.items()))
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30),
                    # a restarted server or replica is found again within a second, not minutes
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
@@ -971,7 +972,8 @@ class Session:
             self._send(batch, queued, info)
         error, reply = self._settle()
         if error is None:
-            return reply.results[len(queued):]
+            results = reply.results  # (only the answers of ``commands``: a slice would wrap every one)
+            return [results[i] for i in range(len(queued), len(results))]
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
             user_error = self._hook_errors.pop(0)

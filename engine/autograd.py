@@ -364,26 +364,33 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
         return
 
     n_out = len(node._out_meta)
-    grads = [buf.get(i) for i in range(n_out)]
+    grads = [buf.get(0)] if n_out == 1 else [buf.get(i) for i in range(n_out)]
     if capture:
         # a node that runs hands its captured inputs over before its tensor hooks, as torch's does
         for nr in range(n_out):
             for i in capture.get((node, nr), ()):
                 captured[i] = _add(captured[i], grads[nr])
     # tensor hooks, then retain_grad, then node pre-hooks: torch's order
-    grads = _tensor_pre_hooks(node, grads, create_graph)
+    if node._tensor_pre_hooks or node._retain_hooks:
+        grads = _tensor_pre_hooks(node, grads, create_graph)
     if node._pre_hooks:
         grads = _run_node_pre_hooks(node, grads)
-    # a custom Function's backward runs even then, as in torch (it may want None or zeros)
-    if all(g is None for g in grads) and not hasattr(node, "materialize_grads"):
-        if not retain_graph:
-            node._release()
-        return
-    if getattr(node, "materialize_grads", True):  # a custom Function may ask for None instead
-        for i, g in enumerate(grads):
-            if g is None:
-                shape, dt = node._out_meta[i]
-                grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
+    missing = False
+    for g in grads:
+        if g is None:
+            missing = True
+            break
+    if missing:
+        # a custom Function's backward runs even then, as in torch (it may want None or zeros)
+        if all(g is None for g in grads) and not hasattr(node, "materialize_grads"):
+            if not retain_graph:
+                node._release()
+            return
+        if getattr(node, "materialize_grads", True):  # a custom Function may ask for None instead
+            for i, g in enumerate(grads):
+                if g is None:
+                    shape, dt = node._out_meta[i]
+                    grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
     grad_inputs = node._apply(grads, create_graph)
     if not retain_graph:
         node._release()
@@ -398,28 +405,28 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             continue
         if gi.__class__ is not Tensor:
             gi = Tensor._make(xp.asarray(gi))
-        shape = meta[k]
-        if gi._data.shape != shape:
-            gi = _sum_to(gi, shape)
-        want = _input_dtype(nxt, nr)
-        if want is not None and gi._data.dtype != want:
+        data = gi._data
+        if data.shape != meta[k]:
+            gi = _sum_to(gi, meta[k])
+            data = gi._data
+        # the gradient in the dtype of the input it is for (its producer's output, or the leaf)
+        if nxt.__class__ is AccumulateGrad:
+            want = nxt.variable._data.dtype
+        else:
+            want = getattr(nxt, "_out_meta", None)
+            want = want[nr][1] if want else None
+        if want is not None and data.dtype != want:
             gi = gi.to(_dtype_of(want))
-        slot = buffers.setdefault(nxt, {})
-        slot[nr] = _add(slot.get(nr), gi)
+        slot = buffers.get(nxt)
+        if slot is None:
+            buffers[nxt] = {nr: gi}
+        else:
+            slot[nr] = _add(slot.get(nr), gi)
 
 
 def _dtype_of(np_dtype):
     from .dtypes import of_array
     return of_array(xp.empty((), dtype=np_dtype))
-
-
-def _input_dtype(nxt, nr):
-    if nxt.__class__ is AccumulateGrad:
-        return nxt.variable._data.dtype
-    meta = getattr(nxt, "_out_meta", None)
-    if meta:
-        return meta[nr][1]
-    return None
 
 
 def _run_node_pre_hooks(node, grads):

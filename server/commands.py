@@ -1,6 +1,8 @@
 """What each command kind does to a session: parse its Values, call the engine, describe results."""
 from __future__ import annotations
 
+import types
+
 from .. import engine
 from ..engine import autograd as engine_autograd
 from ..engine import dtypes, factories
@@ -13,7 +15,8 @@ from ..protos import autograd_pb2 as pb
 from ..protos.codec import decode_array, decode_value, encode_array, encode_value
 from .function_node import apply_function
 
-K = pb.Kind
+# the command kinds as plain attributes (an enum wrapper's lookup is a Python call per access)
+K = types.SimpleNamespace(**dict(pb.Kind.items()))
 
 FACTORIES = {name: getattr(factories, name) for name in (
     "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
