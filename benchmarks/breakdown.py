@@ -1,0 +1,108 @@
+"""Where a remote step's time goes: client build, transit, server run, client after the answer.
+
+    python benchmarks/breakdown.py [--steps N]
+
+Runs the chain and the MLP step (the programs of engine_vs_torch.py) against a server whose
+batch runs are timed (_timed_server.py), timestamps the client's side of each step, and prints
+the median of each part per step, with local torch's whole step beside it for scale.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import remote_autograd as ra
+import remote_autograd.session as client_session
+import torch
+from engine_vs_torch import make_chain, make_mlp, timeit
+
+PARTS = ("client builds the batch", "batch reaches the server", "server runs the batch",
+         "answer reaches the client", "client after the answer")
+
+
+def breakdown(make, steps: int, times_file: str, server) -> dict:
+    marks: list = []
+    send, reply_of = client_session.Session._send, client_session.Session._reply_of
+
+    def timed_send(self, *args):
+        marks.append(("sent", time.perf_counter()))
+        return send(self, *args)
+
+    def timed_reply_of(self, batch):
+        reply = reply_of(self, batch)
+        marks.append(("answered", time.perf_counter()))
+        return reply
+
+    with ra.connect(server.address) as t:
+        step = make(t)
+        for _ in range(5):
+            step()
+        os.kill(server.pid, signal.SIGUSR1)  # forget the warm-up's batches
+        time.sleep(0.3)
+        client_session.Session._send, client_session.Session._reply_of = timed_send, timed_reply_of
+        try:
+            bounds = []
+            for _ in range(steps):
+                marks.clear()
+                t0 = time.perf_counter()
+                step()
+                bounds.append((t0, dict(marks), time.perf_counter()))
+        finally:
+            client_session.Session._send, client_session.Session._reply_of = send, reply_of
+    os.kill(server.pid, signal.SIGUSR1)
+    time.sleep(0.3)
+    with open(times_file) as f:
+        runs = [tuple(map(float, line.split())) for line in f]
+    if len(runs) != steps:
+        raise RuntimeError(f"expected one batch per step, the server ran {len(runs)} for {steps} steps")
+    parts = {p: [] for p in PARTS + ("whole step",)}
+    for (t0, m, t1), (s0, s1) in zip(bounds, runs):
+        for part, value in zip(PARTS, (m["sent"] - t0, s0 - m["sent"], s1 - s0, m["answered"] - s1,
+                                       t1 - m["answered"])):
+            parts[part].append(value)
+        parts["whole step"].append(t1 - t0)
+    return {p: statistics.median(v) for p, v in parts.items()}
+
+
+class _Server:
+    def __init__(self, times_file: str) -> None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen([sys.executable, os.path.join(here, "_timed_server.py"), times_file,
+                                      "--port", "0", "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on"):
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.address, self.pid = line.split()[-1], self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=100)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = _Server(os.path.join(tmp, "times"))
+        try:
+            for name, make in (("chain: 100 tiny ops + backward + grad read", make_chain),
+                               ("MLP SGD step with loss.item()", make_mlp)):
+                parts = breakdown(make, args.steps, os.path.join(tmp, "times"), server)
+                local = timeit(make(torch), 11, 5)
+                print(f"{name} (median ms per step)")
+                for part, value in parts.items():
+                    print(f"  {part:28s} {value * 1e3:7.3f}")
+                print(f"  {'local torch, whole step':28s} {local * 1e3:7.3f}")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
