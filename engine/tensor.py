@@ -292,10 +292,24 @@ def _record(op, inputs, params, results) -> None:
     cls = node_class(op.node)
     node = cls.__new__(cls)
     diff = range(len(inputs)) if op.variadic else op.diff_inputs
-    node._init_node(tuple([_edge(inputs[i]) for i in diff]))
+    edges, shapes = [], []
+    for i in diff:
+        x = inputs[i]
+        if x.__class__ is Tensor:
+            shapes.append(x._data.shape)
+            if x.grad_fn is not None:
+                edges.append((x.grad_fn, x._output_nr))
+            elif x._requires_grad:
+                edges.append((x._grad_accumulator(), 0))
+            else:
+                edges.append((None, 0))
+        else:
+            shapes.append(())
+            edges.append((None, 0))
+    node._init_node(tuple(edges))
     node._op = op
     node._params = params
-    node._input_meta = tuple([inputs[i]._data.shape if inputs[i].__class__ is Tensor else () for i in diff])
+    node._input_meta = tuple(shapes)
     node._freed = False
     save, tail = op.save, op.save_tail
     if save or tail is not None:
