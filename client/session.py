@@ -30,11 +30,10 @@ from .function import FunctionCtx, function_base, once_differentiable
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
+from .protos.codec import KIND as K
 from .protos.codec import decode_array, encode_array, encode_value
 from .tensor import Tensor
 
-# the command kinds as plain attributes (an enum wrapper's lookup is a Python call per access)
-K = types.SimpleNamespace(**dict(pb.Kind.items()))
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30),
                    # a restarted server or replica is found again within a second, not minutes
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),

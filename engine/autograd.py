@@ -375,22 +375,17 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
         grads = _tensor_pre_hooks(node, grads, create_graph)
     if node._pre_hooks:
         grads = _run_node_pre_hooks(node, grads)
-    missing = False
-    for g in grads:
-        if g is None:
-            missing = True
-            break
+    missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
         # a custom Function's backward runs even then, as in torch (it may want None or zeros)
-        if all(g is None for g in grads) and not hasattr(node, "materialize_grads"):
+        if len(missing) == n_out and not hasattr(node, "materialize_grads"):
             if not retain_graph:
                 node._release()
             return
         if getattr(node, "materialize_grads", True):  # a custom Function may ask for None instead
-            for i, g in enumerate(grads):
-                if g is None:
-                    shape, dt = node._out_meta[i]
-                    grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
+            for i in missing:
+                shape, dt = node._out_meta[i]
+                grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
     grad_inputs = node._apply(grads, create_graph)
     if not retain_graph:
         node._release()

@@ -1305,10 +1305,6 @@ def _array_vjps(name: str, *vjps) -> None:
     object.__setattr__(row, "array_vjps", vjps)
 
 
-def _scaled(g, factor):
-    return g if factor == 1 else g * factor
-
-
 def _mean_of(g, shape, dims):
     return xp.true_divide(g, float(max(_count(shape, dims), 1)))
 
@@ -1319,7 +1315,7 @@ def _mse_grad(g, c, two):
     return g * two * (c.x[0] - c.x[1])
 
 
-_array_vjps("add", lambda g, c: g, lambda g, c: _scaled(g, c.p.get("alpha", 1)))
+_array_vjps("add", lambda g, c: g, lambda g, c: g if c.p.get("alpha", 1) == 1 else g * c.p["alpha"])
 _array_vjps("sub", lambda g, c: g, lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
 _array_vjps("rsub", lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
 _array_vjps("mul", lambda g, c: g * c.x[1], lambda g, c: g * c.x[0])

@@ -295,17 +295,8 @@ def _record(op, inputs, params, results) -> None:
     edges, shapes = [], []
     for i in diff:
         x = inputs[i]
-        if x.__class__ is Tensor:
-            shapes.append(x._data.shape)
-            if x.grad_fn is not None:
-                edges.append((x.grad_fn, x._output_nr))
-            elif x._requires_grad:
-                edges.append((x._grad_accumulator(), 0))
-            else:
-                edges.append((None, 0))
-        else:
-            shapes.append(())
-            edges.append((None, 0))
+        edges.append(_edge(x))
+        shapes.append(x._data.shape if x.__class__ is Tensor else ())
     node._init_node(tuple(edges))
     node._op = op
     node._params = params

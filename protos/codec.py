@@ -1,6 +1,8 @@
 """The one codec: host ndarray <-> TensorData, and Python values <-> Value. Nothing is evaluated."""
 from __future__ import annotations
 
+import types
+
 import numpy
 
 from . import autograd_pb2 as pb
@@ -98,3 +100,7 @@ def decode_value(v: pb.Value, tensor_of=None, dtype_of=None):
     if kind == "tensor":
         return decode_array(v.tensor)
     return getattr(v, kind)
+
+
+# the command kinds as plain attributes (an enum wrapper's lookup is a Python call per access)
+KIND = types.SimpleNamespace(**dict(pb.Kind.items()))

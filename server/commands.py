@@ -1,8 +1,6 @@
 """What each command kind does to a session: parse its Values, call the engine, describe results."""
 from __future__ import annotations
 
-import types
-
 from .. import engine
 from ..engine import autograd as engine_autograd
 from ..engine import dtypes, factories
@@ -12,11 +10,9 @@ from ..engine.ops import OPS
 from ..engine.random import manual_seed
 from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
+from ..protos.codec import KIND as K
 from ..protos.codec import decode_array, decode_value, encode_array, encode_value
 from .function_node import apply_function
-
-# the command kinds as plain attributes (an enum wrapper's lookup is a Python call per access)
-K = types.SimpleNamespace(**dict(pb.Kind.items()))
 
 FACTORIES = {name: getattr(factories, name) for name in (
     "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
