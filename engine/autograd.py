@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 from . import errors, grad_mode
-from .backend import writeable, xp
+from .backend import ndarray, writeable, xp
 from .node import AccumulateGrad
 from .size import Size
 from .tensor import Tensor
@@ -148,7 +148,17 @@ def _add(a, b):
         return b
     if b is None:
         return a
+    if a.__class__ is ndarray or b.__class__ is ndarray:
+        # a backward that records nothing: both are of the input's shape and dtype, so numpy's
+        # sum is the bits the engine's add gives
+        s = (a if a.__class__ is ndarray else a._data) + (b if b.__class__ is ndarray else b._data)
+        return s if s.__class__ is ndarray else xp.asarray(s)
     return a + b
+
+
+def _tensors(grads: list) -> list:
+    """Gradients as Tensors, for whatever reads them as such (hooks, captures, tensor VJPs)."""
+    return [Tensor._make(g) if g.__class__ is ndarray else g for g in grads]
 
 
 class _ReadyQueue:
@@ -332,28 +342,33 @@ def _tensor_pre_hooks(node, grads, create_graph):
 def _capture_only(node, buf, create_graph, capture, captured):
     """An input's node that is not needed to reach any other input: hooks, capture, no execution."""
     if node.__class__ is AccumulateGrad:
-        g = buf.get(0)
+        g = _tensors([buf.get(0)])[0]
         if g is not None and node.variable._hooks:
             g = _run_tensor_hooks(node.variable._hooks, g)
         grads = [g]
     else:
-        grads = _tensor_pre_hooks(node, [buf.get(i) for i in range(len(node._out_meta))], create_graph)
+        grads = _tensor_pre_hooks(node, _tensors([buf.get(i) for i in range(len(node._out_meta))]), create_graph)
     for nr, g in enumerate(grads):
         for i in capture.get((node, nr), ()):
             captured[i] = _add(captured[i], g)
 
 
 def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers):
+    """Run one node on its buffered gradients and buffer what it passes on. Without create_graph
+    gradients travel as arrays, made Tensors only where something reads them as such."""
     if node.__class__ is AccumulateGrad:
         g = buf.get(0)
         var = node.variable
         if g is None:
             return
-        if var._hooks:
-            g = _run_tensor_hooks(var._hooks, g)
-        if node._pre_hooks:
-            g = _run_node_pre_hooks(node, [g])[0]
-        slots = capture.get((node, 0))
+        slots = capture.get((node, 0)) if capture else None
+        if var._hooks or node._pre_hooks or slots is not None:
+            if g.__class__ is ndarray:
+                g = Tensor._make(g)
+            if var._hooks:
+                g = _run_tensor_hooks(var._hooks, g)
+            if node._pre_hooks:
+                g = _run_node_pre_hooks(node, [g])[0]
         if slots is not None:
             for i in slots:
                 captured[i] = _add(captured[i], g)
@@ -365,16 +380,18 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
 
     n_out = len(node._out_meta)
     grads = [buf.get(0)] if n_out == 1 else [buf.get(i) for i in range(n_out)]
-    if capture:
-        # a node that runs hands its captured inputs over before its tensor hooks, as torch's does
-        for nr in range(n_out):
-            for i in capture.get((node, nr), ()):
-                captured[i] = _add(captured[i], grads[nr])
-    # tensor hooks, then retain_grad, then node pre-hooks: torch's order
-    if node._tensor_pre_hooks or node._retain_hooks:
-        grads = _tensor_pre_hooks(node, grads, create_graph)
-    if node._pre_hooks:
-        grads = _run_node_pre_hooks(node, grads)
+    if capture or node._tensor_pre_hooks or node._retain_hooks or node._pre_hooks:
+        grads = _tensors(grads)
+        if capture:
+            # a node that runs hands its captured inputs over before its tensor hooks, as torch's does
+            for nr in range(n_out):
+                for i in capture.get((node, nr), ()):
+                    captured[i] = _add(captured[i], grads[nr])
+        # tensor hooks, then retain_grad, then node pre-hooks: torch's order
+        if node._tensor_pre_hooks or node._retain_hooks:
+            grads = _tensor_pre_hooks(node, grads, create_graph)
+        if node._pre_hooks:
+            grads = _run_node_pre_hooks(node, grads)
     missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
         # a custom Function's backward runs even then, as in torch (it may want None or zeros)
@@ -386,10 +403,19 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             for i in missing:
                 shape, dt = node._out_meta[i]
                 grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
-    grad_inputs = node._apply(grads, create_graph)
+    grad_inputs = None
+    if not create_graph and n_out == 1:
+        op = getattr(node, "_op", None)
+        if op is not None and op.array_vjps is not None:
+            g = grads[0]
+            grad_inputs = node._apply_arrays(op, g if g.__class__ is ndarray else g._data)
+    if grad_inputs is None:
+        grad_inputs = node._apply(_tensors(grads), create_graph)
     if not retain_graph:
         node._release()
     if node._post_hooks:
+        grads = _tensors(grads)
+        grad_inputs = _tensors(grad_inputs)
         for hook in list(node._post_hooks.values()):
             r = hook(tuple(grad_inputs), tuple(grads))
             if r is not None:
@@ -398,11 +424,15 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
     for k, ((nxt, nr), gi) in enumerate(zip(node.next_functions, grad_inputs)):
         if nxt is None or gi is None:
             continue
-        if gi.__class__ is not Tensor:
-            gi = Tensor._make(xp.asarray(gi))
-        data = gi._data
+        cls = gi.__class__
+        if cls is Tensor:
+            data = gi._data
+        elif cls is ndarray:
+            data = gi
+        else:  # a VJP's numpy scalar (0-d) or a hook's stray value
+            data = gi = xp.asarray(gi)
         if data.shape != meta[k]:
-            gi = _sum_to(gi, meta[k])
+            gi = _sum_to(gi if gi.__class__ is Tensor else Tensor._make(data), meta[k])
             data = gi._data
         # the gradient in the dtype of the input it is for (its producer's output, or the leaf)
         if nxt.__class__ is AccumulateGrad:
@@ -411,7 +441,13 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             want = getattr(nxt, "_out_meta", None)
             want = want[nr][1] if want else None
         if want is not None and data.dtype != want:
-            gi = gi.to(_dtype_of(want))
+            gi = (gi if gi.__class__ is Tensor else Tensor._make(data)).to(_dtype_of(want))
+            data = gi._data
+        # without create_graph the array travels on; with it, the Tensor and its history
+        if not create_graph:
+            gi = data
+        elif gi.__class__ is not Tensor:
+            gi = Tensor._make(data)
         slot = buffers.get(nxt)
         if slot is None:
             buffers[nxt] = {nr: gi}
@@ -432,8 +468,10 @@ def _run_node_pre_hooks(node, grads):
     return grads
 
 
-def _accumulate(var: Tensor, g: Tensor, create_graph: bool) -> None:
+def _accumulate(var: Tensor, g, create_graph: bool) -> None:
     """torch's AccumulateGrad: the first gradient is copied, later ones added (in place without create_graph)."""
+    if g.__class__ is ndarray:
+        g = Tensor._make(g)
     old = var._grad
     if old is None:
         if create_graph and g.requires_grad:

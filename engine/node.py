@@ -6,7 +6,6 @@ import re
 from collections import OrderedDict
 
 from . import errors
-from .backend import ndarray, xp
 
 # engine/tensor.py's Tensor class, set there once it exists (that module imports this one)
 TENSOR: type | None = None
@@ -120,14 +119,10 @@ class OpNode(Node):
                  "_input_meta", "_out_meta", "_freed")
 
     def _apply(self, grads: list, create_graph: bool) -> list:
-        """Per-input gradients (Tensors or None) for the given output gradients."""
+        """Per-input gradients (Tensors or None) for the given output gradients (Tensors)."""
         if self._freed:
             raise RuntimeError(errors.SECOND_BACKWARD)
         op = self._op
-        if op.array_vjps is not None and not create_graph and grads[0].__class__ is TENSOR:
-            result = self._apply_arrays(op, grads[0]._data)
-            if result is not None:
-                return result
         ctx = VjpContext(self._unpack_inputs(), self._unpack_output(create_graph), self._params,
                          self._input_meta)
         g = grads[0] if op.num_outputs == 1 else grads
@@ -143,8 +138,14 @@ class OpNode(Node):
         return result
 
     def _apply_arrays(self, op, g) -> list | None:
-        """The VJPs on arrays (nothing recorded): no Tensor dispatch per step. None where a saved
-        tensor's dtype is not the gradient's: the tensor VJPs then promote as torch does."""
+        """The VJPs on arrays, for a backward that records nothing: per input an array (or a numpy
+        scalar) or None, with no Tensor dispatch per step. None where the op has no array VJPs or a
+        saved tensor's dtype is not the gradient's: the tensor VJPs then promote as torch does."""
+        if self._freed:
+            raise RuntimeError(errors.SECOND_BACKWARD)
+        vjps = op.array_vjps
+        if vjps is None:
+            return None
         dt = g.dtype
         x = self._unpack_inputs()
         if x:
@@ -160,15 +161,7 @@ class OpNode(Node):
                 return None
             out = out._data
         ctx = VjpContext(x, out, self._params, self._input_meta)
-        make = TENSOR._make
-        result = []
-        for vjp, nxt in zip(op.array_vjps, self.next_functions):
-            if nxt[0] is None:
-                result.append(None)
-            else:
-                r = vjp(g, ctx)
-                result.append(make(r if r.__class__ is ndarray else xp.asarray(r)))
-        return result
+        return [None if nxt[0] is None else vjp(g, ctx) for vjp, nxt in zip(vjps, self.next_functions)]
 
     def _unpack_inputs(self) -> list:
         saved = self._saved
