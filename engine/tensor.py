@@ -306,7 +306,7 @@ def _record(op, inputs, params, results) -> None:
     if save or tail is not None:
         saved = [x if x.__class__ is not Tensor else None for x in inputs]
         versions = []
-        skip = _unread_inputs(op, diff, node.next_functions) if op.saved_by else ()
+        skip = _unread_inputs(op, diff, edges) if op.saved_by else ()
         for i in save:
             x = inputs[i]
             if x.__class__ is Tensor and i not in skip:
@@ -323,30 +323,37 @@ def _record(op, inputs, params, results) -> None:
     else:
         node._saved = None
         node._saved_versions = ()
+    if len(results) == 1:
+        r = results[0]
+        data = r._data
+        node._out_meta = ((data.shape, data.dtype),)
+        diff_ok = op.differentiable_outputs[0]
+        if op.save_output:
+            # an alias without grad_fn: saving the output itself would make a reference cycle
+            node._saved_out = ((r._alias() if diff_ok else r, r._vc[0]),)
+        else:
+            node._saved_out = None
+        if diff_ok and data.dtype.kind == "f":
+            r.grad_fn = node
+            r._output_nr = 0
+        return
     node._out_meta = tuple([(r._data.shape, r._data.dtype) for r in results])
     flags = _diff_outputs(op, len(results))
     if op.save_output:
-        # an alias without grad_fn: saving the output itself would make a reference cycle
         node._saved_out = tuple([(r._alias(), r._vc[0]) if diff_ok else (r, r._vc[0])
                                  for r, diff_ok in zip(results, flags)])
     else:
         node._saved_out = None
-    if len(results) == 1:
-        r = results[0]
-        if flags[0] and r._data.dtype.kind == "f":
-            r.grad_fn = node
-            r._output_nr = 0
-        return
     for nr, (r, d) in enumerate(zip(results, flags)):
         if d and r._data.dtype.kind == "f":
             r.grad_fn = node
             r._output_nr = nr
 
 
-def _unread_inputs(op, diff, edges) -> set:
+def _unread_inputs(op, diff, edges) -> tuple:
     """Saved inputs that no VJP will read: every input reading them is outside autograd."""
-    tracked = {i for i, (node, _) in zip(diff, edges) if node is not None}
-    return {i for i, readers in op.saved_by if not tracked.intersection(readers)}
+    tracked = [i for i, (node, _) in zip(diff, edges) if node is not None]
+    return tuple([i for i, readers in op.saved_by if not any(r in tracked for r in readers)])
 
 
 def _diff_outputs(op, n):

@@ -18,7 +18,7 @@ FACTORIES = {name: getattr(factories, name) for name in (
     "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
 
 
-def _args(session, cmd):
+def _args(session, cmd) -> tuple:
     # the hot path of every batch: tensor refs and floats decoded inline, the rest by the codec
     tensors = session.tensors
     args = []
@@ -31,7 +31,7 @@ def _args(session, cmd):
             args.append(v.f)
         else:
             args.append(decode_value(v, session.tensor, dtypes.by_name))
-    return args
+    return tuple(args)
 
 
 def _kwargs(session, cmd):
@@ -66,7 +66,9 @@ def _op(name: str):
 
 
 def call(session, cmd, result):
-    out = dispatch(_op(cmd.name), tuple(_args(session, cmd)), _kwargs(session, cmd))
+    op = OPS.get(cmd.name)
+    out = dispatch(op if op is not None else _op(cmd.name), _args(session, cmd),
+                   _kwargs(session, cmd) if cmd.kwargs else {})
     outs = (out,) if out.__class__ is Tensor else out
     _name_node(session, cmd, outs[0])
     _bind_outputs(session, cmd, outs, result)
@@ -74,7 +76,7 @@ def call(session, cmd, result):
 
 def call_inplace(session, cmd, result):
     args = _args(session, cmd)
-    dispatch_inplace(_op(cmd.name), tuple(args), _kwargs(session, cmd))
+    dispatch_inplace(_op(cmd.name), args, _kwargs(session, cmd))
     _name_node(session, cmd, args[0])
     if session.want_meta:
         session.meta(cmd.args[0].ref, args[0], result.outputs.add())
