@@ -56,7 +56,8 @@ def make_node(session, ref) -> Node:
 
 
 def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False) -> Node:
-    node = node_class(type_name).__new__(node_class(type_name))
+    cls = node_class(type_name)
+    node = cls.__new__(cls)
     node._session = session
     node._id = node_id
     node._name = name

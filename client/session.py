@@ -597,10 +597,13 @@ class Session:
         return plan
 
     def _call(self, op, inputs, params):
-        try:
-            plan = self._plan(op, inputs, params)
-        except ValueDependentError:
-            return self._call_now(op, inputs, params)
+        key = _meta_key(op.name, inputs, params)
+        plan = self._plans.get(key) if key is not None else None
+        if plan is None:
+            try:
+                plan = self._plan(op, inputs, params)
+            except ValueDependentError:
+                return self._call_now(op, inputs, params)
         node = None
         if plan.node_type is not None and self._grad_enabled:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
@@ -610,22 +613,14 @@ class Session:
                     node = new_node(self, next(self._ids), op.node, plan.node_type,
                                     tuple([_edge(inputs[i]) for i in diff]), plan.saves)
                     break
+        cls, node_id = self.Tensor, node._id if node else 0
+        if plan.single:
+            tid = next(self._ids)
+            self._queue_command(self._build(K.CALL, op.name, inputs, params, (tid,), node_id), op.name, (tid,))
+            return _inferred(cls, self, tid, plan.outs[0], node, 0)
         ids = tuple([next(self._ids) for _ in plan.outs])
-        self._queue_command(self._build(K.CALL, op.name, inputs, params, ids, node._id if node else 0), op.name, ids)
-        outs = []
-        cls = self.Tensor
-        for nr, (tid, (shape, dtype, strides, differentiable)) in enumerate(zip(ids, plan.outs)):
-            t = object.__new__(cls)  # a proxy whose metadata this client inferred itself
-            t._session = self
-            t._id = tid
-            t._shape = shape
-            t._dtype = dtype
-            t._strides = strides
-            t._requires_grad = differentiable and node is not None
-            t._grad_fn = node if differentiable else None
-            t._output_nr = nr
-            outs.append(t)
-        return outs[0] if plan.single else tuple(outs)
+        self._queue_command(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids)
+        return tuple([_inferred(cls, self, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
 
     def _call_now(self, op, inputs, params):
         """An op whose result's shape depends on values: the server runs it now and describes it."""
@@ -1322,6 +1317,22 @@ class _Plan:
         floats = any(m.dtype.kind == "f" for m in metas)
         self.node_type = short_name(op.node) if op.node is not None and floats else None
         self.saves = _saves(op)
+
+
+def _inferred(cls, session, tid: int, out, node, nr: int):
+    """The proxy of a queued op's output ``nr``, from its plan's ``out`` (shape, dtype, strides,
+    differentiable) and the mirrored node (None: the op records none)."""
+    shape, dtype, strides, differentiable = out
+    t = object.__new__(cls)
+    t._session = session
+    t._id = tid
+    t._shape = shape
+    t._dtype = dtype
+    t._strides = strides
+    t._requires_grad = differentiable and node is not None
+    t._grad_fn = node if differentiable else None
+    t._output_nr = nr
+    return t
 
 
 def _saves(op) -> bool:
