@@ -5,7 +5,7 @@ import warnings
 
 from . import errors, grad_mode
 from .backend import ndarray, writeable, xp
-from .node import AccumulateGrad
+from .node import AccumulateGrad, OpNode
 from .size import Size
 from .tensor import Tensor
 
@@ -282,13 +282,29 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
         if deps[node] == 0 and node in queued:
             ready.push(node)
 
+    # The common node (an op's, one output, no hooks) in a backward that records and captures
+    # nothing runs here, its VJPs on arrays; anything else goes through _execute.
+    plain = not create_graph and not capture
+    heap = ready._heap
     with grad_mode.set_grad_enabled(bool(create_graph)):
-        while ready:
-            node = ready.pop()
+        while heap:
+            # a queue of one (a chain) pops without the heap's bookkeeping
+            node = heap.pop()[1] if len(heap) == 1 else ready.pop()
             buf = buffers.pop(node, None)
             run = needed is None or node in needed
             if buf is not None and run:
-                _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers)
+                g = buf.get(0)
+                if plain and g is not None and isinstance(node, OpNode) and node._op.array_vjps is not None \
+                        and len(node._out_meta) == 1 and not (node._tensor_pre_hooks or node._retain_hooks or
+                                                              node._pre_hooks or node._post_hooks):
+                    grad_inputs = node._apply_arrays(node._op, g if g.__class__ is ndarray else g._data)
+                    if grad_inputs is None:
+                        grad_inputs = node._apply(_tensors([g]), False)
+                    if not retain_graph:
+                        node._release()
+                    _pass_on(node, grad_inputs, False, buffers)
+                else:
+                    _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers)
             elif buf is not None:
                 _capture_only(node, buf, create_graph, capture, captured)
             elif run and not retain_graph and hasattr(node, "_release"):
@@ -299,7 +315,10 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0 and nxt in queued:
-                    ready.push(nxt)
+                    if heap:
+                        ready.push(nxt)
+                    else:
+                        heap.append((nxt._seq, nxt))
     return captured
 
 
@@ -420,6 +439,12 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             r = hook(tuple(grad_inputs), tuple(grads))
             if r is not None:
                 grad_inputs = list(r)
+    _pass_on(node, grad_inputs, create_graph, buffers)
+
+
+def _pass_on(node, grad_inputs, create_graph, buffers) -> None:
+    """Buffer a node's gradients for the nodes of its inputs: summed to each input's shape, in its
+    dtype; arrays without create_graph, Tensors (with their history) with it."""
     meta = node._input_meta
     for k, ((nxt, nr), gi) in enumerate(zip(node.next_functions, grad_inputs)):
         if nxt is None or gi is None:
@@ -440,7 +465,7 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
         else:
             want = getattr(nxt, "_out_meta", None)
             want = want[nr][1] if want else None
-        if want is not None and data.dtype != want:
+        if want is not None and data.dtype is not want and data.dtype != want:
             gi = (gi if gi.__class__ is Tensor else Tensor._make(data)).to(_dtype_of(want))
             data = gi._data
         # without create_graph the array travels on; with it, the Tensor and its history

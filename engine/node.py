@@ -147,19 +147,20 @@ class OpNode(Node):
         if vjps is None:
             return None
         dt = g.dtype
-        x = self._unpack_inputs()
-        if x:
-            x = list(x)
-            for i, t in enumerate(x):
+        x = ()
+        if self._saved is not None:
+            x = []
+            for t in self._unpack_inputs():
                 if t.__class__ is TENSOR:
-                    if t._data.dtype != dt:
+                    t = t._data
+                    if t.dtype is not dt and t.dtype != dt:
                         return None
-                    x[i] = t._data
-        out = self._unpack_output(False)
-        if out is not None:
-            if out._data.dtype != dt:
+                x.append(t)
+        out = None
+        if self._saved_out is not None:
+            out = self._unpack_output(False)._data
+            if out.dtype is not dt and out.dtype != dt:
                 return None
-            out = out._data
         ctx = VjpContext(x, out, self._params, self._input_meta)
         return [None if nxt[0] is None else vjp(g, ctx) for vjp, nxt in zip(vjps, self.next_functions)]
 
