@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 import types
 import warnings
 
-from .methods import _broadcast_shapes
+from .methods import _alpha, _broadcast_shapes
 from .ops import OPS
 
 # torch.f(x, ...) is x.f(...) for these
@@ -56,10 +57,27 @@ def is_tensor(obj) -> bool:
     return hasattr(obj, "_dispatch")
 
 
+def rsub(input, other, *, alpha=1):  # noqa: A002
+    """torch.rsub: other - alpha * input; RsubBackward0 for a tensor other, RsubBackward1 for a number."""
+    if is_tensor(input) and (is_tensor(other) or isinstance(other, numbers.Number)):
+        other = input._operand(other)
+        if is_tensor(other):
+            return input._op("rsub_tensor", other, **_alpha(alpha))
+        return input._op("rsub", other=other, **_alpha(alpha))
+    raise TypeError(f"rsub() received an invalid combination of arguments - got ({_type_name(input)}, "
+                    f"{_type_name(other)}), but expected one of:\n"
+                    " * (Tensor input, Tensor other, *, Number alpha = 1)\n"
+                    " * (Tensor input, Number other, Number alpha = 1)\n")
+
+
+def _type_name(x) -> str:
+    return "Tensor" if is_tensor(x) else type(x).__name__
+
+
 def _torch_namespace() -> dict:
     ns = {name: _method_function(name) for name in _METHOD_FUNCTIONS}
     ns.update(cat=cat, concat=concat, concatenate=concatenate, stack=stack, where=where,
-              is_tensor=is_tensor)
+              is_tensor=is_tensor, rsub=rsub)
     return ns
 
 

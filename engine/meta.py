@@ -103,6 +103,22 @@ def elementwise(out_dtype=None):
     return rule
 
 
+def _add(a, b, alpha=1):
+    dt = _dtype(a, b)
+    if alpha.__class__ is not int:
+        ops.check_alpha(dt, alpha)
+    return Meta(_broadcast(a, b), dt)
+
+
+def _sub(a, b, alpha=1):
+    ops.check_sub(a, b)
+    return _add(a, b, alpha)
+
+
+def _rsub(a, other, alpha=1):
+    return _sub(a, other, alpha)
+
+
 def _div(a, b, rounding_mode=None):
     if rounding_mode not in (None, "trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
@@ -397,8 +413,8 @@ def _softmax(a, dim):
 
 
 RULES = {
-    "add": elementwise(), "sub": elementwise(), "mul": elementwise(), "div": _div,
-    "rsub": _scalar_promoted, "pow": _scalar_promoted, "pow_tensor": elementwise(),
+    "add": _add, "sub": _sub, "rsub_tensor": _sub, "mul": elementwise(), "div": _div,
+    "rsub": _rsub, "pow": _scalar_promoted, "pow_tensor": elementwise(),
     "pow_scalar_base": _scalar_promoted, "reciprocal": _float_same, "neg": _same,
     "where": _where, "abs": _same, "sign": _same,
     "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,

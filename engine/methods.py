@@ -35,10 +35,18 @@ def _dim_arg(dim):
     return (int(dim),)
 
 
+def _alpha(alpha) -> dict:
+    """add/sub's alpha as a param, left out when it is the int 1 (1.0 and True are checked by the op)."""
+    return {} if alpha.__class__ is int and alpha == 1 else {"alpha": alpha}
+
+
 def _scalar(x):
-    """Python scalars pass through; numpy scalars become Python ones."""
-    if isinstance(x, _SCALARS):
+    """Python scalars pass through; numpy scalars become Python ones (numpy.float64 too, a float
+    subclass: as an operand it would keep its own dtype, where torch's number is weak)."""
+    if x.__class__ in _SCALARS:
         return x
+    if isinstance(x, bool):
+        return bool(x)
     if isinstance(x, numbers.Integral):
         return int(x)
     if isinstance(x, numbers.Real):
@@ -76,10 +84,10 @@ class TensorMethods:
 
     # ------------------------------------------------------------ arithmetic
     def add(self, other, *, alpha=1):
-        return self._op("add", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+        return self._op("add", self._operand(other), **_alpha(alpha))
 
     def sub(self, other, *, alpha=1):
-        return self._op("sub", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+        return self._op("sub", self._operand(other), **_alpha(alpha))
 
     def mul(self, other):
         return self._op("mul", self._operand(other))
@@ -796,10 +804,10 @@ class TensorMethods:
 
     # ------------------------------------------------------------ in-place
     def add_(self, other, *, alpha=1):
-        return self._iop("add", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+        return self._iop("add", self._operand(other), **_alpha(alpha))
 
     def sub_(self, other, *, alpha=1):
-        return self._iop("sub", self._operand(other), **({"alpha": alpha} if alpha != 1 else {}))
+        return self._iop("sub", self._operand(other), **_alpha(alpha))
 
     def mul_(self, other):
         return self._iop("mul", self._operand(other))

@@ -115,15 +115,66 @@ def _const(array):
 
 # ---------------------------------------------------------------- arithmetic
 
+_SUB_TWO_BOOLS = ("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                  "`logical_xor()` operator instead.")
+_SUB_BOOL = ("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+             "mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _is_bool(x) -> bool:
+    return x.__class__ is bool or getattr(getattr(x, "dtype", None), "kind", None) == "b"
+
+
+def check_sub(a, b) -> None:
+    """torch's sub_check: no subtraction with a bool operand (a Python bool counts). Operands are
+    arrays, Python scalars or metas (the client's inference runs it too)."""
+    a_bool, b_bool = _is_bool(a), _is_bool(b)
+    if a_bool and b_bool:
+        raise RuntimeError(_SUB_TWO_BOOLS)
+    if a_bool or b_bool:
+        raise RuntimeError(_SUB_BOOL)
+
+
+def check_alpha(dtype, alpha) -> None:
+    """torch's alpha_check of add and sub, against the (numpy) dtype of the result."""
+    if alpha.__class__ is bool and dtype.kind != "b":
+        raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    if alpha.__class__ is float and dtype.kind in "biu":
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+
+
+def _alpha_checked(a, b, alpha):
+    """alpha, checked against the dtype of the promoted operands a and b (one may be a scalar)."""
+    if alpha.__class__ is not int:
+        check_alpha(b.dtype if isinstance(a, _SCALARS) else a.dtype, alpha)
+    return alpha
+
+
+def _subtraction(forward):
+    binary = _binary(forward)
+
+    def sub(a, b, **params):
+        check_sub(a, b)
+        return binary(a, b, **params)
+    return sub
+
+
+def _neg_alpha_vjp(g, c):
+    alpha = c.p.get("alpha", 1)
+    return -g if alpha == 1 else g * -alpha
+
+
 op("add", "AddBackward0",
-   _binary(lambda a, b, alpha=1: a + b if alpha == 1 else a + alpha * b),
+   _binary(lambda a, b, alpha=1: a + b if _alpha_checked(a, b, alpha) == 1 else a + alpha * b),
    (lambda g, c: g, lambda g, c: g if c.p.get("alpha", 1) == 1 else g * c.p["alpha"]))
 op("sub", "SubBackward0",
-   _binary(lambda a, b, alpha=1: a - b if alpha == 1 else a - alpha * b),
-   (lambda g, c: g, lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"]))
-op("rsub", "RsubBackward1",
-   lambda a, other, alpha=1: _binary(lambda x, y: y - alpha * x if alpha != 1 else y - x)(a, other),
-   (lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"],))
+   _subtraction(lambda a, b, alpha=1: a - b if _alpha_checked(a, b, alpha) == 1 else a - alpha * b),
+   (lambda g, c: g, _neg_alpha_vjp))
+# torch.rsub(input, other, alpha): other - alpha * input; a Python number other (2 - x) is
+# RsubBackward1, a tensor other RsubBackward0
+_rsub = _subtraction(lambda a, b, alpha=1: b - a if _alpha_checked(a, b, alpha) == 1 else b - alpha * a)
+op("rsub", "RsubBackward1", lambda a, other, alpha=1: _rsub(a, other, alpha=alpha), (_neg_alpha_vjp,))
+op("rsub_tensor", "RsubBackward0", _rsub, (_neg_alpha_vjp, lambda g, c: g))
 op("mul", "MulBackward0", _binary(lambda a, b: a * b),
    (lambda g, c: g * c.x[1], lambda g, c: g * c.x[0]), save=(0, 1), saved_by=((0, (1,)), (1, (0,))))
 
@@ -1316,8 +1367,9 @@ def _mse_grad(g, c, two):
 
 
 _array_vjps("add", lambda g, c: g, lambda g, c: g if c.p.get("alpha", 1) == 1 else g * c.p["alpha"])
-_array_vjps("sub", lambda g, c: g, lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
-_array_vjps("rsub", lambda g, c: -g if c.p.get("alpha", 1) == 1 else g * -c.p["alpha"])
+_array_vjps("sub", lambda g, c: g, _neg_alpha_vjp)
+_array_vjps("rsub", _neg_alpha_vjp)
+_array_vjps("rsub_tensor", _neg_alpha_vjp, lambda g, c: g)
 _array_vjps("mul", lambda g, c: g * c.x[1], lambda g, c: g * c.x[0])
 _array_vjps("div", lambda g, c: xp.true_divide(g, c.x[1]),
             lambda g, c: xp.true_divide(-g * c.x[0], c.x[1] * c.x[1]))

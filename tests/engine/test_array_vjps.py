@@ -15,7 +15,8 @@ F = E.nn.functional
 CASES = {
     "add": [lambda a, b: a + b, lambda a, b: a.add(b, alpha=-0.5), lambda a, b: a + 2.5],
     "sub": [lambda a, b: a - b, lambda a, b: a.sub(b, alpha=3)],
-    "rsub": [lambda a, b: 2.5 - a],
+    "rsub": [lambda a, b: 2.5 - a, lambda a, b: E.rsub(a, 2, alpha=-0.5)],
+    "rsub_tensor": [lambda a, b: E.rsub(a, b), lambda a, b: E.rsub(a, b, alpha=3)],
     "mul": [lambda a, b: a * b, lambda a, b: a * 1.001, lambda a, b: a * 3],
     "div": [lambda a, b: a / (b.abs() + 0.5), lambda a, b: a / 3, lambda a, b: a / 0.7],
     "neg": [lambda a, b: -a],

@@ -28,6 +28,11 @@ def _modified_after_save(th):
 # name -> program(th): each raises in torch; the remote session must raise the same
 USER_ERRORS = {
     "shape_mismatch": lambda th: th.ones(2, 3) + th.ones(3, 2),
+    "sub_two_bools": lambda th: th.ones(2, dtype=th.bool) - th.zeros(2, dtype=th.bool),
+    "rsub_bool_tensor": lambda th: 1 - th.ones(2, dtype=th.bool),
+    "sub_inplace_python_bool": lambda th: th.ones(2).sub_(True),
+    "add_int_float_alpha": lambda th: th.add(th.ones(2, dtype=th.long), th.ones(2, dtype=th.long), alpha=1.0),
+    "rsub_number_input": lambda th: th.rsub(2.0, th.ones(2)),
     "matmul_shapes": lambda th: th.ones(2, 3) @ th.ones(2, 3),
     "cat_sizes": lambda th: th.cat([th.ones(2, 3), th.ones(2, 4)]),
     "view_size": lambda th: th.ones(2, 3).view(4),
