@@ -157,8 +157,10 @@ def _add(a, b):
 
 
 def _tensors(grads: list) -> list:
-    """Gradients as Tensors, for whatever reads them as such (hooks, captures, tensor VJPs)."""
-    return [Tensor._make(g) if g.__class__ is ndarray else g for g in grads]
+    """Gradients as Tensors, for whatever reads them as such (hooks, captures, tensor VJPs); an
+    array VJP of a 0-d input may have given a numpy scalar."""
+    return [g if g is None or g.__class__ is Tensor else Tensor._make(g if g.__class__ is ndarray else xp.asarray(g))
+            for g in grads]
 
 
 class _ReadyQueue:
@@ -304,7 +306,8 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                         node._release()
                     _pass_on(node, grad_inputs, False, buffers)
                 else:
-                    _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers)
+                    _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers,
+                             None if needed is None else queued)
             elif buf is not None:
                 _capture_only(node, buf, create_graph, capture, captured)
             elif run and not retain_graph and hasattr(node, "_release"):
@@ -372,9 +375,11 @@ def _capture_only(node, buf, create_graph, capture, captured):
             captured[i] = _add(captured[i], g)
 
 
-def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers):
+def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulate, buffers, queued=None):
     """Run one node on its buffered gradients and buffer what it passes on. Without create_graph
-    gradients travel as arrays, made Tensors only where something reads them as such."""
+    gradients travel as arrays, made Tensors only where something reads them as such. With
+    explicit inputs, ``queued`` holds the nodes that run or capture: an input whose node is not
+    among them gets no gradient (None, as torch's post hooks see it)."""
     if node.__class__ is AccumulateGrad:
         g = buf.get(0)
         var = node.variable
@@ -432,6 +437,9 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
         grad_inputs = node._apply(_tensors(grads), create_graph)
     if not retain_graph:
         node._release()
+    if queued is not None:
+        grad_inputs = [None if nxt is None or nxt not in queued else gi
+                       for gi, (nxt, _) in zip(grad_inputs, node.next_functions)]
     if node._post_hooks:
         grads = _tensors(grads)
         grad_inputs = _tensors(grad_inputs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import remote_autograd.engine as E
+import torch
 from remote_autograd.engine.node import OpNode
 from remote_autograd.engine.ops import OPS
 
@@ -96,3 +97,29 @@ def test_a_saved_tensor_of_another_dtype_falls_back_to_the_tensor_vjps(monkeypat
     assert taken == [True, False]  # sum: nothing saved; mul: float32 x saved, float64 gradient
     assert x.grad.dtype == E.float32 and y.grad.dtype == E.float64
     assert x.grad.tolist() == [0.5, 4.0, -1.0] and y.grad.tolist() == [1.5, -2.0, 3.0]
+
+
+def _hooks_on_0d_gradients(lib):
+    x = lib.tensor(2.0, requires_grad=True)
+    y = lib.tensor(3.0, requires_grad=True)
+    z = x * y
+    w = z * 1.5
+    z.retain_grad()
+    seen = []
+
+    def kinds(grads):
+        return [None if g is None else (type(g).__name__, float(g)) for g in grads]
+    z.grad_fn.register_hook(lambda gi, go: seen.append(kinds(gi + go)))
+    z.register_hook(lambda g: seen.append(kinds([g])))
+    w.backward(retain_graph=True)
+    gx, = lib.autograd.grad(w, (x,))
+    return seen, kinds([z.grad, gx])
+
+
+def test_hooks_and_captures_of_0d_gradients_get_tensors():
+    # an array VJP of 0-d inputs gives numpy scalars: whatever reads a gradient gets a Tensor
+    seen, grads = _hooks_on_0d_gradients(E)
+    assert (seen, grads) == _hooks_on_0d_gradients(torch)
+    assert seen[1] == [("Tensor", 4.5), ("Tensor", 3.0), ("Tensor", 1.5)]
+    assert seen[3] == [("Tensor", 4.5), None, ("Tensor", 1.5)]  # grad(w, x): y's gradient is not computed
+    assert grads == [("Tensor", 3.0), ("Tensor", 4.5)]  # grad() adds to the retained grad too
