@@ -462,19 +462,23 @@ class Session:
         ``exact`` is False where it reached a node made elsewhere (a custom Function, the server)."""
         reached_nodes, reached_leaves, exact = {}, {}, True
         stack = [t._grad_fn if t._grad_fn is not None else t for t in roots]
+        push = stack.append
         while stack:
             x = stack.pop()
             if isinstance(x, Tensor):
                 reached_leaves[x._id] = x
                 continue
-            if id(x) in reached_nodes:
+            key = id(x)
+            if key in reached_nodes:
                 continue
-            reached_nodes[id(x)] = x
+            reached_nodes[key] = x
             edges = getattr(x, "_edges", None)
             if edges is None:
                 exact = False
                 continue
-            stack.extend(target for target, _ in edges if target is not None)
+            for target, _ in edges:
+                if target is not None:
+                    push(target)
         return reached_nodes, reached_leaves, exact
 
     def _spend_graph(self, roots, retain_graph, create_graph, walk=None) -> None:
