@@ -31,12 +31,18 @@ class OpDef:
     array_vjps: tuple | None = None
     diff_vjps: tuple = field(init=False, repr=False)
     diff_inputs: tuple[int, ...] = field(init=False, repr=False)
+    # saved_by as a recorded node reads it: input -> positions in its edges (diff_inputs order)
+    read_by: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.variadic:
+            assert not self.saved_by, self.name
             object.__setattr__(self, "diff_inputs", None)
             object.__setattr__(self, "diff_vjps", self.vjps)
+            object.__setattr__(self, "read_by", {})
             return
         diff = tuple(i for i, v in enumerate(self.vjps) if v is not NOT_DIFF)
         object.__setattr__(self, "diff_inputs", diff)
         object.__setattr__(self, "diff_vjps", tuple(self.vjps[i] for i in diff))
+        object.__setattr__(self, "read_by", {i: tuple(diff.index(r) for r in readers)
+                                             for i, readers in self.saved_by})

@@ -122,7 +122,11 @@ _SUB_BOOL = ("Subtraction, the `-` operator, with a bool tensor is not supported
 
 
 def _is_bool(x) -> bool:
-    return x.__class__ is bool or getattr(getattr(x, "dtype", None), "kind", None) == "b"
+    c = x.__class__
+    if c is float or c is int:
+        return False
+    dt = getattr(x, "dtype", None)
+    return c is bool or dt is not None and dt.kind == "b"
 
 
 def check_sub(a, b) -> None:

@@ -306,10 +306,18 @@ def _record(op, inputs, params, results) -> None:
     if save or tail is not None:
         saved = [x if x.__class__ is not Tensor else None for x in inputs]
         versions = []
-        skip = _unread_inputs(op, diff, edges) if op.saved_by else ()
+        read_by = op.read_by
         for i in save:
             x = inputs[i]
-            if x.__class__ is Tensor and i not in skip:
+            if x.__class__ is Tensor:
+                readers = read_by.get(i)
+                if readers is not None:
+                    # saved only if a VJP that reads it will run: one of its readers is tracked
+                    for p in readers:
+                        if edges[p][0] is not None:
+                            break
+                    else:
+                        continue
                 saved[i] = x
                 versions.append((i, x._vc[0]))
         if tail is not None:
@@ -348,12 +356,6 @@ def _record(op, inputs, params, results) -> None:
         if d and r._data.dtype.kind == "f":
             r.grad_fn = node
             r._output_nr = nr
-
-
-def _unread_inputs(op, diff, edges) -> tuple:
-    """Saved inputs that no VJP will read: every input reading them is outside autograd."""
-    tracked = [i for i, (node, _) in zip(diff, edges) if node is not None]
-    return tuple([i for i, readers in op.saved_by if not any(r in tracked for r in readers)])
 
 
 def _diff_outputs(op, n):
