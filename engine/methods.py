@@ -45,8 +45,6 @@ def _scalar(x):
     subclass: as an operand it would keep its own dtype, where torch's number is weak)."""
     if x.__class__ in _SCALARS:
         return x
-    if isinstance(x, bool):
-        return bool(x)
     if isinstance(x, numbers.Integral):
         return int(x)
     if isinstance(x, numbers.Real):
@@ -147,8 +145,9 @@ class TensorMethods:
         return NotImplemented if other is NotImplemented else self._op("sub", other)
 
     def __rsub__(self, other):
-        other = self._operand(other)
-        return NotImplemented if other is NotImplemented else self._op("rsub", other=other)
+        # only a number reaches here as torch's rsub takes it (a list is torch's TypeError too)
+        other = _scalar(other)
+        return self._op("rsub", other=other) if isinstance(other, _SCALARS) else NotImplemented
 
     def __mul__(self, other):
         other = self._operand(other)

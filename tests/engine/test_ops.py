@@ -919,6 +919,7 @@ ERRORS = {
     "rsub_int_float_alpha": (lambda T, a: T.rsub(a, 2, alpha=1.5), [_a(2, dtype="int64")]),
     "rsub_fn_number_input": (lambda T, a: T.rsub(2.0, a), [_a(2)]),
     "rsub_fn_list_other": (lambda T, a: T.rsub(a, [1, 2]), [_a(2)]),
+    "rsub_list_operand": (lambda T, a: [1.0, 2.0] - a, [_a(2)]),
     "mm_1d": (lambda T, a, b: a.mm(b), [_a(3), _a(3, 5)]),
     "mm_1d_second": (lambda T, a, b: T.mm(a, b), [_a(2, 3), _a(3)]),
     "mm_dtypes": (lambda T, a, b: a.mm(b), [_a(2, 3), _a(3, 2, dtype="float64")]),
