@@ -180,17 +180,21 @@ class _ReadyQueue:
 
     def push(self, node) -> None:
         heap = self._heap
+        if not heap:  # a queue of one (a chain's every step) needs no sifting
+            heap.append((node._seq, node))
+            return
         heap.append(None)
         self._sift_up(len(heap) - 1, 0, (node._seq, node))
 
     def pop(self):
         heap = self._heap
-        top = heap[0]
         n = len(heap)
-        if n > 1:
-            value = heap[n - 1]
-            heap[n - 1] = top
-            self._adjust(n - 1, value)
+        if n == 1:
+            return heap.pop()[1]
+        top = heap[0]
+        value = heap[n - 1]
+        heap[n - 1] = top
+        self._adjust(n - 1, value)
         heap.pop()
         return top[1]
 
@@ -287,21 +291,16 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
     # The common node (an op's, one output, no hooks) in a backward that records and captures
     # nothing runs here, its VJPs on arrays; anything else goes through _execute.
     plain = not create_graph and not capture
-    heap = ready._heap
     with grad_mode.set_grad_enabled(bool(create_graph)):
-        while heap:
-            # a queue of one (a chain) pops without the heap's bookkeeping
-            node = heap.pop()[1] if len(heap) == 1 else ready.pop()
+        while ready:
+            node = ready.pop()
             buf = buffers.pop(node, None)
             run = needed is None or node in needed
             if buf is not None and run:
                 g = buf.get(0)
-                if plain and g is not None and isinstance(node, OpNode) and node._op.array_vjps is not None \
-                        and len(node._out_meta) == 1 and not (node._tensor_pre_hooks or node._retain_hooks or
-                                                              node._pre_hooks or node._post_hooks):
-                    grad_inputs = node._apply_arrays(node._op, g if g.__class__ is ndarray else g._data)
-                    if grad_inputs is None:
-                        grad_inputs = node._apply(_tensors([g]), False)
+                if plain and g is not None and isinstance(node, OpNode) and len(node._out_meta) == 1 and \
+                        not (node._tensor_pre_hooks or node._retain_hooks or node._pre_hooks or node._post_hooks):
+                    grad_inputs = _vjps(node, [g], False)
                     if not retain_graph:
                         node._release()
                     _pass_on(node, grad_inputs, False, buffers)
@@ -318,10 +317,7 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0 and nxt in queued:
-                    if heap:
-                        ready.push(nxt)
-                    else:
-                        heap.append((nxt._seq, nxt))
+                    ready.push(nxt)
     return captured
 
 
@@ -427,14 +423,7 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             for i in missing:
                 shape, dt = node._out_meta[i]
                 grads[i] = Tensor._make(xp.zeros(shape, dtype=dt))
-    grad_inputs = None
-    if not create_graph and n_out == 1:
-        op = getattr(node, "_op", None)
-        if op is not None and op.array_vjps is not None:
-            g = grads[0]
-            grad_inputs = node._apply_arrays(op, g if g.__class__ is ndarray else g._data)
-    if grad_inputs is None:
-        grad_inputs = node._apply(_tensors(grads), create_graph)
+    grad_inputs = _vjps(node, grads, create_graph)
     if not retain_graph:
         node._release()
     if queued is not None:
@@ -448,6 +437,19 @@ def _execute(node, buf, retain_graph, create_graph, capture, captured, accumulat
             if r is not None:
                 grad_inputs = list(r)
     _pass_on(node, grad_inputs, create_graph, buffers)
+
+
+def _vjps(node, grads, create_graph) -> list:
+    """A node's gradients for its inputs: its op's VJPs on arrays where it has them and nothing is
+    recorded (one output), else the node's own VJPs on Tensors."""
+    if not create_graph and len(grads) == 1:
+        op = getattr(node, "_op", None)
+        if op is not None and op.array_vjps is not None:
+            g = grads[0]
+            result = node._apply_arrays(g if g.__class__ is ndarray else g._data)
+            if result is not None:
+                return result
+    return node._apply(_tensors(grads), create_graph)
 
 
 def _pass_on(node, grad_inputs, create_graph, buffers) -> None:

@@ -137,15 +137,12 @@ class OpNode(Node):
                 result.append(vjp(g, ctx))
         return result
 
-    def _apply_arrays(self, op, g) -> list | None:
-        """The VJPs on arrays, for a backward that records nothing: per input an array (or a numpy
-        scalar) or None, with no Tensor dispatch per step. None where the op has no array VJPs or a
-        saved tensor's dtype is not the gradient's: the tensor VJPs then promote as torch does."""
+    def _apply_arrays(self, g) -> list | None:
+        """The op's VJPs on arrays (it has them), for a backward that records nothing: per input an
+        array (or a numpy scalar) or None, with no Tensor dispatch per step. None where a saved
+        tensor's dtype is not the gradient's: the tensor VJPs then promote as torch does."""
         if self._freed:
             raise RuntimeError(errors.SECOND_BACKWARD)
-        vjps = op.array_vjps
-        if vjps is None:
-            return None
         dt = g.dtype
         x = ()
         if self._saved is not None:
@@ -162,7 +159,7 @@ class OpNode(Node):
             if out.dtype is not dt and out.dtype != dt:
                 return None
         ctx = VjpContext(x, out, self._params, self._input_meta)
-        return [None if nxt[0] is None else vjp(g, ctx) for vjp, nxt in zip(vjps, self.next_functions)]
+        return [None if nxt[0] is None else vjp(g, ctx) for vjp, nxt in zip(self._op.array_vjps, self.next_functions)]
 
     def _unpack_inputs(self) -> list:
         saved = self._saved

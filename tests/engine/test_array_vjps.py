@@ -63,9 +63,9 @@ def test_array_vjps_give_the_tensor_vjps_bits(case, dtype, monkeypatch):
     taken = []
     real = OpNode._apply_arrays
 
-    def spy(self, op, g):
-        result = real(self, op, g)
-        taken.append((op.name, result is not None))
+    def spy(self, g):
+        result = real(self, g)
+        taken.append((self._op.name, result is not None))
         return result
     monkeypatch.setattr(OpNode, "_apply_arrays", spy)
     fast = _grads(program, a, b, 1, create_graph=False)
@@ -86,8 +86,8 @@ def test_a_saved_tensor_of_another_dtype_falls_back_to_the_tensor_vjps(monkeypat
     taken = []
     real = OpNode._apply_arrays
 
-    def spy(self, op, g):
-        result = real(self, op, g)
+    def spy(self, g):
+        result = real(self, g)
         taken.append(result is not None)
         return result
     monkeypatch.setattr(OpNode, "_apply_arrays", spy)
