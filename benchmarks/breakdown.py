@@ -12,21 +12,20 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import remote_autograd as ra
 import remote_autograd.session as client_session
 import torch
+from _server import server_process
 from engine_vs_torch import make_chain, make_mlp, timeit
 
 PARTS = ("client builds the batch", "batch reaches the server", "server runs the batch",
          "answer reaches the client", "client after the answer")
 
 
-def breakdown(make, steps: int, times_file: str, server) -> dict:
+def breakdown(make, steps: int, times_file: str, server, address: str) -> dict:
     marks: list = []
     send, reply_of = client_session.Session._send, client_session.Session._reply_of
 
@@ -39,7 +38,7 @@ def breakdown(make, steps: int, times_file: str, server) -> dict:
         marks.append(("answered", time.perf_counter()))
         return reply
 
-    with ra.connect(server.address) as t:
+    with ra.connect(address) as t:
         step = make(t)
         for _ in range(5):
             step()
@@ -70,38 +69,22 @@ def breakdown(make, steps: int, times_file: str, server) -> dict:
     return {p: statistics.median(v) for p, v in parts.items()}
 
 
-class _Server:
-    def __init__(self, times_file: str) -> None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        self.proc = subprocess.Popen([sys.executable, os.path.join(here, "_timed_server.py"), times_file,
-                                      "--port", "0", "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on"):
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.address, self.pid = line.split()[-1], self.proc.pid
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=100)
     args = p.parse_args()
+    here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory() as tmp:
-        server = _Server(os.path.join(tmp, "times"))
-        try:
+        times = os.path.join(tmp, "times")
+        with server_process(os.path.join(here, "_timed_server.py"), times) as (server, address):
             for name, make in (("chain: 100 tiny ops + backward + grad read", make_chain),
                                ("MLP SGD step with loss.item()", make_mlp)):
-                parts = breakdown(make, args.steps, os.path.join(tmp, "times"), server)
+                parts = breakdown(make, args.steps, times, server, address)
                 local = timeit(make(torch), 11, 5)
                 print(f"{name} (median ms per step)")
                 for part, value in parts.items():
                     print(f"  {part:28s} {value * 1e3:7.3f}")
                 print(f"  {'local torch, whole step':28s} {local * 1e3:7.3f}")
-        finally:
-            server.stop()
 
 
 if __name__ == "__main__":

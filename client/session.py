@@ -589,10 +589,10 @@ class Session:
         is cheaper than the op table's meta rule. Raises ValueDependentError where only the
         server can tell the result's metadata."""
         key = _meta_key(op.name, inputs, params)
-        if key is not None:
-            plan = self._plans.get(key)
-            if plan is not None:
-                return plan
+        plan = self._plans.get(key) if key is not None else None
+        return plan if plan is not None else self._new_plan(op, inputs, params, key)
+
+    def _new_plan(self, op, inputs, params, key):
         plan = _Plan(op, infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params))
         if key is not None:
             if len(self._plans) >= META_MEMO:
@@ -601,11 +601,11 @@ class Session:
         return plan
 
     def _call(self, op, inputs, params):
-        key = _meta_key(op.name, inputs, params)
+        key = _meta_key(op.name, inputs, params)  # (_plan's lookup, inline: the hot path of every op)
         plan = self._plans.get(key) if key is not None else None
         if plan is None:
             try:
-                plan = self._plan(op, inputs, params)
+                plan = self._new_plan(op, inputs, params, key)
             except ValueDependentError:
                 return self._call_now(op, inputs, params)
         node = None
@@ -618,7 +618,7 @@ class Session:
                                     tuple([_edge(inputs[i]) for i in diff]), plan.saves)
                     break
         cls, node_id = self.Tensor, node._id if node else 0
-        if plan.single:
+        if plan.single:  # the common case, without per-output tuples
             tid = next(self._ids)
             self._queue_command(self._build(K.CALL, op.name, inputs, params, (tid,), node_id), op.name, (tid,))
             return _inferred(cls, self, tid, plan.outs[0], node, 0)
@@ -673,16 +673,12 @@ class Session:
     def _proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides="contiguous",
                output_nr: int = 0):
         """A proxy whose metadata this client inferred itself (strides None: only the server knows)."""
-        t = object.__new__(self.Tensor)
-        t._session = self
-        t._id = tid
-        t._shape = tuple(shape)
-        t._dtype = dtype
-        t._strides = contiguous_strides(t._shape) if strides == "contiguous" else (
-            None if strides is None else tuple(strides))
-        t._requires_grad = requires_grad
-        t._grad_fn = grad_fn
-        t._output_nr = output_nr
+        shape = tuple(shape)
+        if strides == "contiguous":
+            strides = contiguous_strides(shape)
+        elif strides is not None:
+            strides = tuple(strides)
+        t = _new_proxy(self.Tensor, self, tid, shape, dtype, strides, requires_grad, grad_fn, output_nr)
         if requires_grad and grad_fn is None:
             self._has_grad[tid] = False  # a new leaf that requires grad has none yet
         return t
@@ -1325,29 +1321,28 @@ class _Plan:
 
 def _inferred(cls, session, tid: int, out, node, nr: int):
     """The proxy of a queued op's output ``nr``, from its plan's ``out`` (shape, dtype, strides,
-    differentiable) and the mirrored node (None: the op records none)."""
+    differentiable: a float output the op's node may own) and the mirrored node (None: none)."""
     shape, dtype, strides, differentiable = out
+    return _new_proxy(cls, session, tid, shape, dtype, strides, differentiable and node is not None,
+                      node if differentiable else None, nr)
+
+
+def _new_proxy(cls, session, tid: int, shape: tuple, dtype, strides, requires_grad: bool, grad_fn, output_nr: int):
     t = object.__new__(cls)
     t._session = session
     t._id = tid
     t._shape = shape
     t._dtype = dtype
     t._strides = strides
-    t._requires_grad = differentiable and node is not None
-    t._grad_fn = node if differentiable else None
-    t._output_nr = nr
+    t._requires_grad = requires_grad
+    t._grad_fn = grad_fn
+    t._output_nr = output_nr
     return t
 
 
 def _saves(op) -> bool:
     """Whether the engine's node for ``op`` keeps saved values that a backward frees (engine/tensor.py _record)."""
-    saves = _SAVES.get(op.name)
-    if saves is None:
-        saves = _SAVES[op.name] = bool(op.save) or op.save_tail is not None or op.save_output
-    return saves
-
-
-_SAVES: dict = {}
+    return bool(op.save) or op.save_tail is not None or op.save_output
 
 
 def _check_backward(tensors, grads, inputs) -> None:

@@ -66,9 +66,7 @@ def _op(name: str):
 
 
 def call(session, cmd, result):
-    op = OPS.get(cmd.name)
-    out = dispatch(op if op is not None else _op(cmd.name), _args(session, cmd),
-                   _kwargs(session, cmd) if cmd.kwargs else {})
+    out = dispatch(_op(cmd.name), _args(session, cmd), _kwargs(session, cmd))
     outs = (out,) if out.__class__ is Tensor else out
     _name_node(session, cmd, outs[0])
     _bind_outputs(session, cmd, outs, result)
