@@ -11,8 +11,8 @@ COPY protos protos
 RUN pip install --no-cache-dir ".${EXTRAS}" \
     && python -c "import remote_autograd.server.app"
 USER autograd
-ENV REMOTE_AUTOGRAD_HOST=0.0.0.0 REMOTE_AUTOGRAD_PORT=50051
-EXPOSE 50051
+ENV REMOTE_AUTOGRAD_HOST=0.0.0.0 REMOTE_AUTOGRAD_PORT=50051 REMOTE_AUTOGRAD_DIRECT_PORT=50052
+EXPOSE 50051 50052
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD python -c "import grpc, sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
 c = grpc.insecure_channel('127.0.0.1:50051'); \

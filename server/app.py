@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
+from .lane import Lane
 from .service import Limits, Registry, Servicer
 
 log = logging.getLogger("remote_autograd.server")
@@ -23,21 +24,27 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RemoteAutograd"].full_name
 MAX_MESSAGE = 1 << 30
 
 
-def build(host: str, port: int, limits: Limits, workers: int = 64):
-    """A started server and the port it listens on."""
+def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1):
+    """A started server and the port it listens on; with ``direct_port`` >= 0 (0: a free one),
+    its direct lane too (``server.lane``, None without)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                  ("grpc.max_send_message_length", MAX_MESSAGE),
                  ("grpc.so_reuseport", 0)])
     registry = Registry(limits)
-    pb_grpc.add_RemoteAutogradServicer_to_server(Servicer(registry), server)
+    servicer = Servicer(registry)
+    pb_grpc.add_RemoteAutogradServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
+    server.lane = None
+    if direct_port >= 0:
+        server.lane = Lane(host, direct_port, registry, servicer)
+        servicer.direct_port = server.lane.port
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -57,6 +64,10 @@ def parse_args(argv=None):
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=_env("PORT", 50051), help="0 picks a free port")
     p.add_argument("--workers", type=int, default=_env("WORKERS", 64), help="RPC worker threads")
+    p.add_argument("--direct-port", type=int, default=_env("DIRECT_PORT", 0),
+                   help="the direct lane's TCP port (0 picks a free one; -1: no lane): batches without "
+                        "gRPC's per-message cost, offered to each new session; a client that cannot "
+                        "reach it (behind a gateway, say) uses the gRPC stream")
     p.add_argument("--max-sessions", type=int, default=_env("MAX_SESSIONS", 1000))
     p.add_argument("--max-streams", type=int, default=_env("MAX_STREAMS", -1),
                    help="open batch streams (each holds a worker thread; past it clients use unary "
@@ -85,7 +96,9 @@ def main(argv=None) -> None:
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors, max_streams=max_streams,
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
-    server, port = build(args.host, args.port, limits, args.workers)
+    server, port = build(args.host, args.port, limits, args.workers, args.direct_port)
+    if server.lane is not None:
+        log.info("direct lane on %s:%d", args.host, server.lane.port)
     print(f"listening on {args.host}:{port}", flush=True)
     stop = threading.Event()
 
@@ -101,6 +114,8 @@ def main(argv=None) -> None:
         server.registry.snapshot()
     server.health.enter_graceful_shutdown()
     stopped = server.stop(args.grace)  # refuses new calls from here on
+    if server.lane is not None:
+        server.lane.stop()
     server.registry.end_streams()  # event streams wait on queues: end them now, not at the grace's end
     stopped.wait()
     saved = server.registry.snapshot()

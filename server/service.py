@@ -135,6 +135,7 @@ class Registry:
 class Servicer(pb_grpc.RemoteAutogradServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.direct_port = 0  # the direct lane's port, offered to new sessions (0: none)
         relay.install()
 
     @handle_errors
@@ -143,7 +144,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         # creation to the very replica that all later calls of the session will reach.
         s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
-        return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND)
+        return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
+                              direct_port=self.direct_port)
 
     @handle_errors
     def CloseSession(self, request, context):
@@ -172,20 +174,25 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open batch streams; use Execute")
         try:
             for request in request_iterator:
-                try:
-                    if session.closed:
-                        raise Unauthenticated("unknown session or bad token")
-                    session.last_used = time.monotonic()
-                    reply = self._execute(session, request)
-                except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
-                    code, kind, message, index = describe_failure(e)
-                    reply = pb.BatchResult()
-                    reply.error.code, reply.error.type, reply.error.message = code.name, kind or "", message
-                    if index is not None:
-                        reply.error.has_index, reply.error.index = True, index
-                yield reply
+                yield self.answer(session, request)
         finally:
             self.registry.close_stream(context)
+
+    def answer(self, session, request):
+        """A batch's answer on a stream (ExecuteStream's, the direct lane's): its failure is the
+        answer's error."""
+        try:
+            if session.closed:
+                raise Unauthenticated("unknown session or bad token")
+            session.last_used = time.monotonic()
+            return self._execute(session, request)
+        except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
+            code, kind, message, index = describe_failure(e)
+            reply = pb.BatchResult()
+            reply.error.code, reply.error.type, reply.error.message = code.name, kind or "", message
+            if index is not None:
+                reply.error.has_index, reply.error.index = True, index
+            return reply
 
     def _execute(self, session, request):
         reply = pb.BatchResult()

@@ -17,6 +17,7 @@ from ..engine.backend import to_numpy, xp
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import encode_array
+from ..protos.lane import key_of
 from .errors import ResourceExhausted, Skipped, Unauthenticated, UnknownTensor
 
 # Server-named ids (gradients handed to hooks) live above the client's id range.
@@ -46,6 +47,9 @@ class Session:
         # only the token's hash is kept (and snapshotted): a state dir does not leak tokens
         self.token = None if token_hash else secrets.token_urlsafe(32)
         self.token_hash = token_hash or hash_token(self.token)
+        # the direct lane's key, held in memory only: a restored session learns it again from the
+        # first call that shows its token, and offers no lane until then
+        self.lane_key = key_of(self.token) if self.token else None
         self.dirty = True
         self.want_meta = True  # per command: describe the tensors it creates in its result
         self.limits = limits
@@ -81,6 +85,8 @@ class Session:
     def check_token(self, token: str) -> None:
         if not hmac.compare_digest(self.token_hash, hash_token(token)):
             raise Unauthenticated("unknown session or bad token")
+        if self.lane_key is None:
+            self.lane_key = key_of(token)
 
     def tensor(self, tid: int) -> Tensor:
         try:

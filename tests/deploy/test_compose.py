@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,6 +43,19 @@ def test_gpu_profile_adds_a_cupy_replica():
     assert "replica-gpu:" in config
     assert "REMOTE_AUTOGRAD_BACKEND: cupy" in config
     assert "driver: nvidia" in config
+
+
+def test_direct_lanes_only_where_clients_can_reach_them():
+    """Replicas behind the gateway offer no lane (it carries gRPC only); the GPU replica, reached
+    directly, publishes its lane on the port number it offers."""
+    config = _config("--profile", "gpu")
+    services = dict(re.findall(r"(?m)^  (\S+):\n((?:    .*\n)+)", config))
+    for replica in ("replica-1", "replica-2", "replica-3"):
+        block = services[replica]
+        assert "REMOTE_AUTOGRAD_DIRECT_PORT: '-1'" in block or 'REMOTE_AUTOGRAD_DIRECT_PORT: "-1"' in block, block
+    gpu = services["replica-gpu"]
+    assert "REMOTE_AUTOGRAD_DIRECT_PORT: '50062'" in gpu or 'REMOTE_AUTOGRAD_DIRECT_PORT: "50062"' in gpu
+    assert re.search(r"published: ['\"]?50062['\"]?\n\s+target: 50062", gpu), gpu
 
 
 def test_grace_period_outlasts_the_servers_grace():

@@ -29,7 +29,8 @@ def _free_port() -> int:
 
 def _start_replica(state_dir: str):
     proc = subprocess.Popen([sys.executable, "-m", "remote_autograd.server", "--port", "0",
-                             "--state-dir", state_dir, "--log-level", "WARNING"],
+                             "--state-dir", state_dir, "--log-level", "WARNING",
+                             "--direct-port", "-1"],  # as docker-compose.yml runs them: gRPC only
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     proc.stdout.close()  # the server prints nothing else there
@@ -122,6 +123,7 @@ def test_fifty_sessions_spread_over_replicas_and_run_the_notebook(stack):
             assert name == "AddBackward0"
             assert nexts == ["MulBackward0", "torch::autograd::AccumulateGrad"]
             counts[_holder(t, stack["replicas"])] += 1
+            assert t._lane_port == 0  # no replica offers a lane its clients could not reach
         assert sum(counts) == 50
         assert min(counts) >= 5, f"sessions did not spread over the replicas: {counts}"
     finally:

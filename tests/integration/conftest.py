@@ -27,6 +27,8 @@ def address(server_process) -> str:
 # Every test of a session runs in three client modes: lazy (commands queued until a sync point),
 # ahead (every command sent ahead at once, without waiting: the
 # pipeline at its finest) and eager (each command sent and waited for).
+# Lazy and eager batches ride the server's direct lane; ahead's ride the gRPC stream (the lane
+# off), so that both transports run the whole suite (test_lane_remote.py pipelines on the lane).
 # REMOTE_AUTOGRAD_TEST_MODES=lazy (or ahead, eager, or a list) picks some.
 MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,ahead,eager").split(",")
          if m.strip()]
@@ -39,6 +41,7 @@ def session_mode(request, monkeypatch) -> str:
     assert request.param in ("lazy", "ahead", "eager"), f"unknown client mode {request.param!r}"
     monkeypatch.setenv("REMOTE_AUTOGRAD_EAGER", "1" if request.param == "eager" else "0")
     monkeypatch.setenv("REMOTE_AUTOGRAD_SEND_AHEAD", "1" if request.param == "ahead" else "")
+    monkeypatch.setenv("REMOTE_AUTOGRAD_DIRECT", "0" if request.param == "ahead" else "1")
     return request.param
 
 
@@ -47,6 +50,7 @@ def t(address, session_mode):
     session = ra.connect(address)
     assert session.eager == (session_mode == "eager")
     assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.SEND_AHEAD)
+    assert bool(session._lane_port) == (session_mode != "ahead")
     yield session
     session.close()
 

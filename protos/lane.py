@@ -1,0 +1,59 @@
+"""The direct lane's wire format, shared by server and client (protos/autograd.proto, at
+SessionInfo.direct_port): length-prefixed protobuf frames and the handshake's proofs."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+
+MAGIC = b"RAGLANE1"
+NONCE_BYTES = 16
+HANDSHAKE_FRAME = 4096  # a handshake frame's bound: nothing larger is read from an unproven peer
+MAX_FRAME = 1 << 30  # as gRPC's message limit here
+_LENGTH = struct.Struct("<I")
+_SMALL = 1 << 16  # frames up to this go out in one send (header and body joined)
+
+
+def key_of(token: str) -> bytes:
+    return hashlib.sha256(b"lane:" + token.encode()).digest()
+
+
+def proof(key: bytes, role: bytes, first: bytes, second: bytes) -> bytes:
+    """HMAC-SHA-256 over role + first nonce + second nonce: b"server" proves with the client's
+    nonce first, b"client" with the server's first, so neither proof answers for the other."""
+    return hmac.new(key, role + first + second, hashlib.sha256).digest()
+
+
+def read_exact(sock, n: int, *, at_start: bool = False):
+    """n bytes from the socket; None where the peer ended cleanly before the first byte and
+    ``at_start`` allows it; ConnectionError where it ended in the middle."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            if got == 0 and at_start:
+                return None
+            raise ConnectionError("the direct lane's peer closed it in the middle of a frame")
+        got += k
+    return buf
+
+
+def read_frame(sock, limit: int):
+    """The next frame's bytes, or None where the peer ended the lane between frames."""
+    head = read_exact(sock, _LENGTH.size, at_start=True)
+    if head is None:
+        return None
+    (n,) = _LENGTH.unpack(head)
+    if n > limit:
+        raise ConnectionError(f"a direct lane frame of {n} bytes is over its limit of {limit}")
+    return read_exact(sock, n) if n else b""
+
+
+def write_frame(sock, data: bytes) -> None:
+    if len(data) <= _SMALL:
+        sock.sendall(_LENGTH.pack(len(data)) + data)
+    else:  # large: no copy of the body to join it to the header
+        sock.sendall(_LENGTH.pack(len(data)))
+        sock.sendall(data)

@@ -1,0 +1,134 @@
+"""The direct lane: a session's batches on a plain TCP connection beside the gRPC service.
+
+gRPC's Python stack hands every message between threads on both sides: a round trip of a small
+message costs ~0.3 ms on the machines measured where a socket's costs ~0.02 ms
+(benchmarks/RESULTS.md). The lane carries only what ExecuteStream carries, with the same
+answers; sessions, uploads, downloads, events and callbacks stay on gRPC. Its protocol is
+described in protos/autograd.proto at SessionInfo.direct_port; frames are protobuf messages
+(nothing is unpickled or evaluated), and a peer reads nothing larger than a handshake frame
+before it has proved that it knows the session's token.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import socket
+import threading
+
+from google.protobuf.message import DecodeError
+
+from ..protos import autograd_pb2 as pb
+from ..protos.lane import HANDSHAKE_FRAME, MAGIC, MAX_FRAME, NONCE_BYTES, proof, read_exact, read_frame, write_frame
+
+log = logging.getLogger("remote_autograd.server")
+
+HANDSHAKE_SECONDS = 10.0
+MAX_HANDSHAKES = 64  # connections not yet proven; past it a new one is closed at once
+
+
+class _Connection:
+    """A lane in the registry's open streams: ``cancel()`` ends it as a stream's context would."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+
+    def cancel(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the lane's thread wakes from its read and ends
+        except OSError:
+            pass
+
+
+class Lane:
+    """Listens on ``host:port`` (0: a free port, in ``self.port``) and serves each connection's
+    batches on a thread of its own, as a batch stream holds a worker thread."""
+
+    def __init__(self, host: str, port: int, registry, servicer) -> None:
+        self.registry = registry
+        self.servicer = servicer
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        self.sock = socket.create_server((host, port), family=family, backlog=128)
+        self.port = self.sock.getsockname()[1]
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        threading.Thread(target=self._accept, name="lane-accept", daemon=True).start()
+
+    def stop(self) -> None:
+        """No new lanes (open ones end with the registry's streams)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # stopped
+            if not self._handshakes.acquire(blocking=False):
+                conn.close()
+                continue
+            threading.Thread(target=self._serve, args=(conn,), name="lane", daemon=True).start()
+
+    def _serve(self, conn) -> None:
+        proven = False
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            conn.settimeout(HANDSHAKE_SECONDS)
+            session = self._handshake(conn)
+            proven = True
+            self._handshakes.release()
+            if session is not None:
+                self._run(conn, session)
+        except (OSError, ConnectionError, DecodeError):
+            pass  # a peer gone, silent, or not speaking the protocol: nothing to answer
+        finally:
+            if not proven:
+                self._handshakes.release()
+            conn.close()
+
+    def _handshake(self, conn):
+        """The session whose token the peer proved it knows, or None (it was told why)."""
+        if read_exact(conn, len(MAGIC)) != MAGIC:
+            return None
+        hello = pb.LaneHello.FromString(read_frame(conn, HANDSHAKE_FRAME) or b"")
+        session = self.registry.sessions.get(hello.session_id)
+        key = None if session is None or session.closed else session.lane_key
+        if key is None or len(hello.nonce) != NONCE_BYTES:
+            _welcome(conn, error="unknown session, or no lane for it now: use ExecuteStream")
+            return None
+        nonce = os.urandom(NONCE_BYTES)
+        _welcome(conn, nonce=nonce, proof=proof(key, b"server", hello.nonce, nonce))
+        answer = pb.LaneProof.FromString(read_frame(conn, HANDSHAKE_FRAME) or b"")
+        if not hmac.compare_digest(answer.proof, proof(key, b"client", nonce, hello.nonce)):
+            _welcome(conn, error="unknown session or bad token")
+            return None
+        return session
+
+    def _run(self, conn, session) -> None:
+        handle = _Connection(conn)
+        if not self.registry.open_stream(handle, session):
+            _welcome(conn, error="too many open batch streams; use Execute")
+            return
+        try:
+            _welcome(conn)
+            conn.settimeout(None)
+            while (frame := read_frame(conn, MAX_FRAME)) is not None:
+                try:
+                    request = pb.Batch.FromString(frame)
+                except DecodeError:
+                    reply = pb.BatchResult()
+                    reply.error.code, reply.error.type = "INVALID_ARGUMENT", "ValueError"
+                    reply.error.message = "a direct lane frame that is not a Batch"
+                else:
+                    reply = self.servicer.answer(session, request)
+                write_frame(conn, reply.SerializeToString())
+        finally:
+            self.registry.close_stream(handle)
+
+
+def _welcome(conn, **fields) -> None:
+    write_frame(conn, pb.LaneWelcome(**fields).SerializeToString())
