@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import numpy
 
@@ -18,6 +19,12 @@ else:
     raise ValueError(f"REMOTE_AUTOGRAD_BACKEND must be 'numpy' or 'cupy', got {_requested!r}")
 
 ndarray = xp.ndarray
+
+# torch computes log(-1), 1/0 or an overflow silently (nan, inf); numpy warns of each, and its
+# warnings would reach a torch user who never sees such a thing. Its error state is per thread
+# (the server sets it around each batch: server/service.py), so the engine's in-process users
+# are spared by a filter on the engine's own modules instead.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"remote_autograd\.engine\.")
 
 
 def writeable(array) -> bool:

@@ -90,6 +90,7 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
+    # (this thread's; a batch's thread sets its own: Servicer._execute)
     numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     max_streams = max(0, (args.workers - 4) // 2) if args.max_streams < 0 else args.max_streams

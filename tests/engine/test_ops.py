@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -1107,6 +1109,21 @@ def test_warnings_do_not_leak_as_errors():
         warnings.simplefilter("ignore")
         check(lambda T, a: a.std(), [np.asarray([1.5])])
         check(lambda T, a: a.var(0, keepdim=True), [np.asarray([[1.5, 2.0]])])
+
+
+def test_nan_and_inf_come_silently_as_in_torch():
+    # numpy warns of log(-1), 1/0 and overflow; torch does not: a program that turns warnings
+    # into errors runs on the engine as on torch
+    program = ("import sys, {lib} as t\n"
+               "x = t.tensor([-1.0, 0.0, 3e38], requires_grad=True)\n"
+               "y = x.log() + 1 / x + x * 10\n"
+               "y.sum().backward()\n"
+               "print(y.tolist(), x.grad.tolist())\n")
+    outs = [subprocess.run([sys.executable, "-W", "error", "-c", program.format(lib=lib)],
+                           capture_output=True, text=True, timeout=120) for lib in ("torch", "remote_autograd.engine")]
+    for out in outs:
+        assert out.returncode == 0, out.stderr
+    assert outs[1].stdout == outs[0].stdout
 
 
 @pytest.mark.parametrize("scalar", [False, True])

@@ -355,6 +355,22 @@ def test_backward_create_graph_warns_at_the_users_line(session_mode):
         assert x.grad.tolist() == [2.0, 4.0]
 
 
+def test_nan_and_inf_come_silently_as_in_torch(t):
+    # numpy warns of log(-1), 1/0 and overflow; torch does not, and neither may the server's relay
+    import torch
+
+    def program(lib):
+        x = lib.tensor([-1.0, 0.0, 3e38], requires_grad=True)
+        y = x.log() + 1 / x + x * 10 + (x * 0).log() * 0
+        y.sum().backward()
+        return y.tolist(), x.grad.tolist()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = program(t)
+    assert [str(w.message) for w in caught] == []
+    assert str(got) == str(program(torch))
+
+
 def test_non_leaf_grad_warns_at_the_users_line(t):
     y = t.ones(2, requires_grad=True) * 2
     with warnings.catch_warnings(record=True) as caught:
