@@ -127,6 +127,37 @@ def _div(a, b, rounding_mode=None):
     return Meta(_broadcast(a, b), _float(dt) if rounding_mode is None else dt)
 
 
+def _checked(kernel: str, rule):
+    """floor_divide's and remainder's rules: no two bool operands (ops.check_integer_division)."""
+    def checked(a, *rest, **params):
+        ops.check_integer_division(kernel, a, rest[0] if rest else params.get("other"))
+        return rule(a, *rest, **params)
+    return checked
+
+
+def _pow_scalar_exponent(a, exponent):
+    ops.check_integer_exponent(a, exponent)
+    return _scalar_promoted(a, exponent=exponent)
+
+
+def _pow_checked(rule):
+    """pow's rules with a tensor or a number base: no two bool operands (ops.check_pow)."""
+    def checked(a, *rest, **params):
+        ops.check_pow(params["base"] if "base" in params else a, rest[0] if rest else a)
+        return rule(a, *rest, **params)
+    return checked
+
+
+def _bitwise(kernel: str):
+    rule = elementwise()
+
+    def checked(a, b):
+        meta = rule(a, b)
+        ops.check_bitwise(kernel, meta.dtype)
+        return meta
+    return checked
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -414,15 +445,16 @@ def _softmax(a, dim):
 
 RULES = {
     "add": _add, "sub": _sub, "rsub_tensor": _sub, "mul": elementwise(), "div": _div,
-    "rsub": _rsub, "pow": _scalar_promoted, "pow_tensor": elementwise(),
-    "pow_scalar_base": _scalar_promoted, "reciprocal": _float_same, "neg": _same,
+    "rsub": _rsub, "pow": _pow_scalar_exponent, "pow_tensor": _pow_checked(elementwise()),
+    "pow_scalar_base": _pow_checked(_scalar_promoted), "reciprocal": _float_same, "neg": _same,
     "where": _where, "abs": _same, "sign": _same,
     "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,
     "tanh": _float_same, "sigmoid": _float_same, "relu": _same, "clamp": _same,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),
-    "logical_or": elementwise(_BOOL), "bitwise_and": elementwise(), "bitwise_or": elementwise(),
+    "logical_or": elementwise(_BOOL), "bitwise_and": _bitwise("bitwise_and_cpu"),
+    "bitwise_or": _bitwise("bitwise_or_cpu"),
     "all": _reduction("bool"), "any": _reduction("bool"), "argmax": _reduction("index"),
     "argmin": _reduction("index"),
     "sum": _reduction("sum"), "sum_dim": _reduction("sum"), "mean": _reduction("float"),
@@ -440,8 +472,12 @@ RULES = {
     "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
     "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
     "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll,
-    "div_mode": _div, "floor_divide": elementwise(), "floor_divide_scalar": _scalar_promoted,
-    "remainder": elementwise(), "remainder_scalar": _scalar_promoted,
+    "div_mode": _div, "floor_divide": _checked("div_floor_cpu", elementwise()),
+    "floor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),
+    "rfloor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),
+    "remainder": _checked("remainder_cpu", elementwise()),
+    "remainder_scalar": _checked("remainder_cpu", _scalar_promoted),
+    "rremainder_scalar": _checked("remainder_cpu", _scalar_promoted),
     "amax": _reduction("same"), "amin": _reduction("same"),
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": lambda bias, a, b: _mm(a, b), "split": _split, "split_with_sizes": _split_with_sizes,

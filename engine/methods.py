@@ -8,6 +8,8 @@ import math
 import numbers
 import warnings
 
+import numpy
+
 from . import dtypes
 from .ops import OPS, _check_dim
 from .size import Size
@@ -42,9 +44,12 @@ def _alpha(alpha) -> dict:
 
 def _scalar(x):
     """Python scalars pass through; numpy scalars become Python ones (numpy.float64 too, a float
-    subclass: as an operand it would keep its own dtype, where torch's number is weak)."""
+    subclass: as an operand it would keep its own dtype, where torch's number is weak; a numpy
+    bool becomes a float, as torch reads it)."""
     if x.__class__ in _SCALARS:
         return x
+    if isinstance(x, numpy.bool_):  # torch takes it as a float number (np.True_ - t is 1.0 - t)
+        return float(x)
     if isinstance(x, numbers.Integral):
         return int(x)
     if isinstance(x, numbers.Real):
@@ -60,6 +65,9 @@ class TensorMethods:
     """Everything on a torch Tensor that is an op, in torch's names and signatures."""
 
     __slots__ = ()
+    # numpy defers to a Tensor as it does to torch's: ``np.float64(2) * t`` is ``t.__rmul__``, a
+    # Tensor with its graph, not an array computed from the Tensor's values
+    __array_priority__ = 1000
 
     # subclasses provide: _dispatch(op, inputs, params), _dispatch_inplace(op, inputs, params),
     # _as_tensor(value) (a list/array as a tensor in the same place), shape, dtype, requires_grad
@@ -168,9 +176,17 @@ class TensorMethods:
         other = self._operand(other)
         return NotImplemented if other is NotImplemented else self.floor_divide(other)
 
+    def __rfloordiv__(self, other):
+        other = _scalar(other)
+        return self._op("rfloor_divide_scalar", other=other) if isinstance(other, _SCALARS) else NotImplemented
+
     def __mod__(self, other):
         other = self._operand(other)
         return NotImplemented if other is NotImplemented else self.remainder(other)
+
+    def __rmod__(self, other):
+        other = _scalar(other)
+        return self._op("rremainder_scalar", other=other) if isinstance(other, _SCALARS) else NotImplemented
 
     def __pow__(self, exponent):
         exponent = self._operand(exponent)

@@ -221,14 +221,43 @@ def _not_implemented(name):
     return vjp
 
 
+def check_integer_division(kernel: str, a, b) -> None:
+    """torch has no floor division or remainder of two bools (a Python bool counts). Operands are
+    arrays, Python scalars or metas (the client's inference runs it too)."""
+    if _is_bool(a) and _is_bool(b):
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+
+
+def _integer_division(fn, kernel: str):
+    """floor_divide or remainder of a dividend by a divisor (either may be a Python number): an
+    integer division by zero is torch's ZeroDivisionError (a RuntimeError), never numpy's 0."""
+    binary = _binary(fn)
+
+    def forward(a, b):
+        check_integer_division(kernel, a, b)
+        out = binary(a, b)
+        if out.dtype.kind in "iu" and (b == 0 if isinstance(b, _SCALARS) else bool((b == 0).any())):
+            raise RuntimeError("ZeroDivisionError")
+        return out
+    return forward
+
+
+_floor_divide = _integer_division(xp.floor_divide, "div_floor_cpu")
+_remainder = _integer_division(xp.remainder, "remainder_cpu")
 # torch has no derivative for floor_divide: its node is NotImplemented, which raises in backward
-op("floor_divide", "torch::autograd::NotImplemented", _binary(xp.floor_divide),
+op("floor_divide", "torch::autograd::NotImplemented", _floor_divide,
    (_not_implemented("floor_divide"), _not_implemented("floor_divide")))
 op("floor_divide_scalar", "torch::autograd::NotImplemented",
-   lambda a, other: _binary(xp.floor_divide)(a, other), (_not_implemented("floor_divide"),))
-op("remainder", "RemainderBackward1", _binary(xp.remainder),
+   lambda a, other: _floor_divide(a, other), (_not_implemented("floor_divide"),))
+# a number on the left (2 // x, 2 % x): torch's floor_divide and remainder.Scalar_Tensor, which
+# have no derivative either
+op("rfloor_divide_scalar", "torch::autograd::NotImplemented",
+   lambda a, other: _floor_divide(other, a), (_not_implemented("floor_divide"),))
+op("rremainder_scalar", "torch::autograd::NotImplemented",
+   lambda a, other: _remainder(other, a), (_not_implemented("remainder"),))
+op("remainder", "RemainderBackward1", _remainder,
    (lambda g, c: g, lambda g, c: -g * c.x[0].div(c.x[1], rounding_mode="floor")), save=(0, 1))
-op("remainder_scalar", "RemainderBackward0", lambda a, other: _binary(xp.remainder)(a, other),
+op("remainder_scalar", "RemainderBackward0", lambda a, other: _remainder(a, other),
    (lambda g, c: g,))
 op("reciprocal", "ReciprocalBackward0", _float_unary(lambda a: 1.0 / a),
    (lambda g, c: -g * c.out * c.out,), save_output=True)
@@ -247,21 +276,51 @@ def _pow_scalar_vjp(g, c):
     return g * (e * c.x[0] ** (e - 1))
 
 
+def check_pow(a, b) -> None:
+    """torch has no pow of a bool by a bool tensor (a bool tensor to a Python bool is defined:
+    _pow). Operands are arrays, Python scalars or metas (the client's inference runs it too)."""
+    if _is_bool(a) and _is_bool(b) and not (a.__class__ is not bool and b.__class__ is bool):
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+
+
+def _power(a, b):
+    """xp.power, with torch's integer pow where an exponent is negative: 0, except for a base
+    of 1 (1) and of -1 (1 or -1 by the exponent's parity); numpy refuses those."""
+    check_pow(a, b)
+    a, b = _promote(a, b)
+    kind = (b if isinstance(a, _SCALARS) else a).dtype.kind
+    if kind not in "iu" or not bool(xp.any(xp.asarray(b) < 0)):
+        return xp.power(a, b)
+    negative = xp.asarray(b) < 0
+    out = xp.power(a, xp.where(negative, 0, b))
+    at_negative = xp.where(a == 1, 1, xp.where(a == -1, xp.where(xp.asarray(b) % 2 == 0, 1, -1), 0))
+    return xp.where(negative, at_negative, out).astype(out.dtype)
+
+
 def _pow(a, exponent):
+    if a.dtype.kind == "b" and exponent.__class__ is bool:
+        # torch: a bool tensor to the power True is itself, to the power False all True
+        return a.copy() if exponent else xp.ones_like(a)
     a, e = _promote(a, exponent)
-    if a.dtype.kind in "iu" and isinstance(e, int) and e < 0:
-        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    check_integer_exponent(a, e)
     return xp.power(a, e)
 
 
+def check_integer_exponent(a, exponent) -> None:
+    """An integer tensor to a negative Python int: torch refuses it (a and its result are both
+    integers). ``a`` is an array or a meta (the client's inference runs it too)."""
+    if exponent.__class__ is int and exponent < 0 and a.dtype.kind in "iu":
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+
+
 op("pow", "PowBackward0", _pow, (_pow_scalar_vjp,), save=(0,))
-op("pow_tensor", "PowBackward1", _binary(lambda a, b: xp.power(a, b)),
+op("pow_tensor", "PowBackward1", _binary(_power),
    (lambda g, c: g * c.x[1] * c.x[0] ** (c.x[1] - 1),
     # torch takes the log in the promoted dtype (float32 base, float64 exponent: a float64 log)
     lambda g, c: g * where((c.x[0] == 0) & (c.x[1] >= 0), 0.0, c.out * c.x[0].to(c.out.dtype).log())),
    save=(0, 1), save_output=True)
 op("pow_scalar_base", "PowBackward2",
-   lambda b, base: _binary(lambda x, y: xp.power(x, y))(base, b),
+   lambda b, base: _binary(_power)(base, b),
    (lambda g, c: g * c.out * math.log(c.p["base"]) if c.p["base"] > 0 else g * 0 * c.out,),
    save_output=True)
 
@@ -367,8 +426,25 @@ for _name, _fn in (("eq", xp.equal), ("ne", xp.not_equal), ("lt", xp.less),
 op("logical_not", None, lambda a: xp.logical_not(a), (NOT_DIFF,))
 op("logical_and", None, _binary(xp.logical_and), (NOT_DIFF, NOT_DIFF))
 op("logical_or", None, _binary(xp.logical_or), (NOT_DIFF, NOT_DIFF))
-op("bitwise_and", None, _binary(lambda a, b: a & b), (NOT_DIFF, NOT_DIFF))
-op("bitwise_or", None, _binary(lambda a, b: a | b), (NOT_DIFF, NOT_DIFF))
+def check_bitwise(kernel: str, dtype) -> None:
+    """torch has no bitwise op on floating results; ``dtype`` is the result's (numpy or torch)."""
+    dtype = getattr(dtype, "np", dtype)
+    if dtype.kind == "f":
+        from .errors import scalar_name
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{scalar_name(dtype)}\'')
+
+
+def _bitwise(kernel: str, fn):
+    binary = _binary(fn)
+
+    def forward(a, b):
+        check_bitwise(kernel, result_type(a, b))
+        return binary(a, b)
+    return forward
+
+
+op("bitwise_and", None, _bitwise("bitwise_and_cpu", lambda a, b: a & b), (NOT_DIFF, NOT_DIFF))
+op("bitwise_or", None, _bitwise("bitwise_or_cpu", lambda a, b: a | b), (NOT_DIFF, NOT_DIFF))
 
 
 def _isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):

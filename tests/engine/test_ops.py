@@ -1126,12 +1126,14 @@ def test_nan_and_inf_come_silently_as_in_torch():
     assert outs[1].stdout == outs[0].stdout
 
 
-@pytest.mark.parametrize("scalar", [False, True])
-def test_floor_divide_has_no_derivative(scalar):
-    # torch records a NotImplemented node for floor_divide, and backward through it raises
+@pytest.mark.parametrize("form", ["tensors", "number right", "number left", "remainder number left"])
+def test_floor_divide_has_no_derivative(form):
+    # torch records a NotImplemented node for floor_divide (and for remainder with a number on the
+    # left), and backward through it raises
     rng = np.random.default_rng(13)
     arrays = [rand(rng, (3,)), rand(rng, (3,), domain="positive")]
-    fn = (lambda T, a, b: a // 2) if scalar else (lambda T, a, b: a // b)
+    fn = {"tensors": lambda T, a, b: a // b, "number right": lambda T, a, b: a // 2,
+          "number left": lambda T, a, b: 2 // b, "remainder number left": lambda T, a, b: 2.5 % b}[form]
     t_out, e_out = check(fn, arrays, backward=False)
     with pytest.raises(RuntimeError) as t_err:
         t_out.sum().backward()

@@ -1486,3 +1486,10 @@ def test_in_place_arithmetic_without_a_graph(expr):
                                       "x.mul_(y.t())", "x.view(6)[1:].add_(x.view(6)[:5])",
                                       "x.view(6)[:4].copy_(x.view(6)[2:])", "x.add_(x[0])") else None
     same(f, raises=raises)
+
+
+def test_numbers_on_either_side_of_an_operator_as_torch():
+    # Python and numpy numbers (np.float64(2) * t is t.__rmul__, a Tensor with its graph, not an
+    # array), 2 // t and 2 % t, integer division by zero, bools where torch has no kernel
+    import operator_programs
+    operator_programs.assert_same(E, torch)

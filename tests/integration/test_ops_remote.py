@@ -6,6 +6,8 @@ gradients must be identical, bit for bit: any difference is the wire, the SDK or
 from __future__ import annotations
 
 import inspect
+import pathlib
+import sys
 import warnings
 
 import numpy as np
@@ -181,6 +183,8 @@ CASES = {
     "floor_divide_scalar": (lambda th, i: th.floor_divide(i, 3), [ints(7, -7, 6)]),
     "remainder": (lambda th, a, b: a % b, [A23, P23]),
     "remainder_scalar": (lambda th, a: a % 1.5, [A23]),
+    "rfloor_divide_scalar": (lambda th, i: 17 // i, [ints(7, -7, 6)]),
+    "rremainder_scalar": (lambda th, i: (7 % i, 2.5 % i), [ints(7, -7, 6)]),
     "threshold_backward": (lambda th, x: th.autograd.grad((x.relu() ** 2).sum(), x, create_graph=True)[0],
                            [arr(2, 3, domain="unit")]),
     "select_backward": (_double_backward(1), [A23]),
@@ -353,6 +357,23 @@ def test_backward_create_graph_warns_at_the_users_line(session_mode):
         assert (caught[0].filename, caught[0].lineno) == (__file__, line)  # relayed to the user's own line
         assert x.grad.requires_grad and x.grad.grad_fn is not None
         assert x.grad.tolist() == [2.0, 4.0]
+
+
+def test_numbers_on_either_side_of_an_operator_as_torch(t):
+    # inferred on the client, or raised by it, as the engine computes and raises on the server
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
+    import operator_programs
+    import torch
+    operator_programs.assert_same(t, torch)
+    # what the client knows without the values raises at the user's line, lazy or not
+    queued = len(t._queue)
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        t.tensor([1, 2]) ** -1
+    with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
+        True // t.tensor([True, False])
+    with pytest.raises(NotImplementedError, match="bitwise_and_cpu"):
+        t.tensor([1.0]) & 1
+    assert len(t._queue) <= queued + 3  # the tensors were queued; the failing ops never were
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):

@@ -1,0 +1,44 @@
+"""Python and numpy numbers on either side of a Tensor's operators, described for comparison with
+torch: the engine's tests (test_semantics.py) and the remote ones (test_ops_remote.py) run it."""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+NUMBERS = [2.0, 3, True, np.float64(2.5), np.float32(2), np.int64(3), np.int32(-2), np.bool_(True),
+           np.bool_(False), np.float16(2)]
+OPERATORS = [operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, operator.floordiv,
+             operator.mod, operator.lt, operator.eq, operator.and_, operator.or_]
+TENSORS = [([1.0, 2.0, -3.0], "float32", True), ([1, 2, -3], "int64", False), ([True, False, True], "bool", False)]
+
+
+def cases():
+    return [(values, dtype, grad, number, op, left) for values, dtype, grad in TENSORS for number in NUMBERS
+            for op in OPERATORS for left in (True, False)]
+
+
+def describe(lib, case):
+    """What ``number op tensor`` (or ``tensor op number``) gives: the result's class, dtype, grad_fn
+    name and values, or the exception's class."""
+    values, dtype, grad, number, op, left = case
+    x = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=grad)
+    try:
+        r = op(number, x) if left else op(x, number)
+        # (a remote session raises an error that depends on values, such as an integer division
+        # by zero, when the values are read)
+        return (type(r).__name__, str(r.dtype), type(r.grad_fn).__name__ if r.grad_fn is not None else None,
+                r.tolist())
+    except Exception as e:  # noqa: BLE001  (the exception's class is what is compared)
+        return (type(e).__name__,)
+
+
+def assert_same(lib, torch):
+    wrong = []
+    for case in cases():
+        got, want = describe(lib, case), describe(torch, case)
+        same = got[:3] == want[:3] and (len(got) < 4 or np.allclose(
+            np.asarray(got[3], float), np.asarray(want[3], float), rtol=1e-6, equal_nan=True))
+        if not same:
+            wrong.append((case[3], case[4].__name__, case[1], "left" if case[5] else "right", got, want))
+    assert not wrong, f"{len(wrong)} of {len(cases())} differ from torch, e.g. {wrong[:5]}"
