@@ -79,39 +79,51 @@ class TensorMethods:
         return self._dispatch_inplace(OPS[name], (self,) + inputs, params)
 
     def _operand(self, other):
+        """An operator's other operand: a Tensor or a number (an array becomes a Tensor);
+        NotImplemented for anything else, a list included, as torch's operators refuse it."""
         if isinstance(other, TensorMethods):
             return other
         other = _scalar(other)
         if isinstance(other, _SCALARS):
             return other
-        if isinstance(other, (list, tuple)) or hasattr(other, "__array__"):
+        if hasattr(other, "__array__") and not isinstance(other, (list, tuple)):
             return self._as_tensor(other)
         return NotImplemented
 
+    def _arg(self, name: str, other, what: str = "other"):
+        """A method's other operand (``x.add(other)``): a Tensor or a number, else torch's TypeError
+        (a numpy array too, which an operator takes)."""
+        operand = NotImplemented if isinstance(other, numpy.ndarray) else self._operand(other)
+        if operand is NotImplemented:
+            kind = type(other)
+            kind = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+            raise TypeError(f"{name}(): argument '{what}' (position 1) must be Tensor, not {kind}")
+        return operand
+
     # ------------------------------------------------------------ arithmetic
     def add(self, other, *, alpha=1):
-        return self._op("add", self._operand(other), **_alpha(alpha))
+        return self._op("add", self._arg("add", other), **_alpha(alpha))
 
     def sub(self, other, *, alpha=1):
-        return self._op("sub", self._operand(other), **_alpha(alpha))
+        return self._op("sub", self._arg("sub", other), **_alpha(alpha))
 
     def mul(self, other):
-        return self._op("mul", self._operand(other))
+        return self._op("mul", self._arg("mul", other))
 
     def div(self, other, *, rounding_mode=_UNSET):
         # naming rounding_mode at all (even None) selects torch's div.Tensor_mode: DivBackward2
         if rounding_mode is _UNSET:
-            return self._op("div", self._operand(other))
-        return self._op("div_mode", self._operand(other), rounding_mode=rounding_mode)
+            return self._op("div", self._arg("div", other))
+        return self._op("div_mode", self._arg("div", other), rounding_mode=rounding_mode)
 
     def floor_divide(self, other):
-        other = self._operand(other)
+        other = self._arg("floor_divide", other)
         if isinstance(other, TensorMethods):
             return self._op("floor_divide", other)
         return self._op("floor_divide_scalar", other=other)
 
     def remainder(self, other):
-        other = self._operand(other)
+        other = self._arg("remainder", other)
         if isinstance(other, TensorMethods):
             return self._op("remainder", other)
         return self._op("remainder_scalar", other=other)
@@ -121,7 +133,7 @@ class TensorMethods:
     subtract = sub
 
     def pow(self, exponent):
-        exponent = self._operand(exponent)
+        exponent = self._arg("pow", exponent, "exponent")
         if isinstance(exponent, TensorMethods):
             return self._op("pow_tensor", exponent)
         return self._op("pow", exponent=exponent)
@@ -223,33 +235,33 @@ class TensorMethods:
         raise TypeError("~ (bitwise_not) is only implemented here for bool tensors")
 
     def __and__(self, other):
-        return self._op("bitwise_and", self._operand(other))
+        return self._op("bitwise_and", self._arg("bitwise_and", other))
 
     __rand__ = __and__
 
     def __or__(self, other):
-        return self._op("bitwise_or", self._operand(other))
+        return self._op("bitwise_or", self._arg("bitwise_or", other))
 
     __ror__ = __or__
 
     # comparisons
     def eq(self, other):
-        return self._op("eq", self._operand(other))
+        return self._op("eq", self._arg("eq", other))
 
     def ne(self, other):
-        return self._op("ne", self._operand(other))
+        return self._op("ne", self._arg("ne", other))
 
     def lt(self, other):
-        return self._op("lt", self._operand(other))
+        return self._op("lt", self._arg("lt", other))
 
     def le(self, other):
-        return self._op("le", self._operand(other))
+        return self._op("le", self._arg("le", other))
 
     def gt(self, other):
-        return self._op("gt", self._operand(other))
+        return self._op("gt", self._arg("gt", other))
 
     def ge(self, other):
-        return self._op("ge", self._operand(other))
+        return self._op("ge", self._arg("ge", other))
 
     def _compare(name):  # noqa: N805  (a helper run while the class body is built)
         def method(self, other):
@@ -272,7 +284,7 @@ class TensorMethods:
     greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-        return self._op("isclose", self._operand(other), rtol=rtol, atol=atol, equal_nan=equal_nan)
+        return self._op("isclose", self._arg("isclose", other), rtol=rtol, atol=atol, equal_nan=equal_nan)
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
         return bool(self.isclose(other, rtol, atol, equal_nan).all().item())
@@ -290,10 +302,10 @@ class TensorMethods:
         return self._op("logical_not")
 
     def logical_and(self, other):
-        return self._op("logical_and", self._operand(other))
+        return self._op("logical_and", self._arg("logical_and", other))
 
     def logical_or(self, other):
-        return self._op("logical_or", self._operand(other))
+        return self._op("logical_or", self._arg("logical_or", other))
 
     def argmax(self, dim=None, keepdim=False):
         return self._op("argmax", dim=dim, keepdim=keepdim)
@@ -351,7 +363,7 @@ class TensorMethods:
         return self.clamp(max=max)
 
     def where(self, condition, other):
-        return self._dispatch(OPS["where"], (condition, self, self._operand(other)), {})
+        return self._dispatch(OPS["where"], (condition, self, self._arg("where", other)), {})
 
     def softmax(self, dim):
         return self._op("softmax", dim=dim)
@@ -778,10 +790,14 @@ class TensorMethods:
         return out._dispatch(OPS["index"], (out,) + tuple(tensors), {"key": tuple(adv)})
 
     def __setitem__(self, key, value):
+        value_given = value
         if key is False:
             return  # torch: x[False] = v writes nothing
         spec, tensors = self._parse_key(key)
         value = self._operand(value)
+        if value is NotImplemented:  # a list too, as torch refuses it
+            from .errors import legacy_name
+            raise TypeError(f"can't assign a {type(value_given).__name__} to a torch.{legacy_name(self.dtype)}")
         shape = tuple(self.shape)
         advanced = any(s[0] == "t" and tensors[s[1]].dim() for s in spec)
         if isinstance(value, TensorMethods):
@@ -819,21 +835,21 @@ class TensorMethods:
 
     # ------------------------------------------------------------ in-place
     def add_(self, other, *, alpha=1):
-        return self._iop("add", self._operand(other), **_alpha(alpha))
+        return self._iop("add", self._arg("add_", other), **_alpha(alpha))
 
     def sub_(self, other, *, alpha=1):
-        return self._iop("sub", self._operand(other), **_alpha(alpha))
+        return self._iop("sub", self._arg("sub_", other), **_alpha(alpha))
 
     def mul_(self, other):
-        return self._iop("mul", self._operand(other))
+        return self._iop("mul", self._arg("mul_", other))
 
     def div_(self, other, *, rounding_mode=_UNSET):
         if rounding_mode is _UNSET:
-            return self._iop("div", self._operand(other))
-        return self._iop("div_mode", self._operand(other), rounding_mode=rounding_mode)
+            return self._iop("div", self._arg("div_", other))
+        return self._iop("div_mode", self._arg("div_", other), rounding_mode=rounding_mode)
 
     def pow_(self, exponent):
-        exponent = self._operand(exponent)
+        exponent = self._arg("pow_", exponent, "exponent")
         if isinstance(exponent, TensorMethods):
             return self._iop("pow_tensor", exponent)
         return self._iop("pow", exponent=exponent)
@@ -850,7 +866,7 @@ class TensorMethods:
         return self._iop("fill_", value=_scalar(value))
 
     def copy_(self, src):
-        return self._iop("copy_", self._operand(src))
+        return self._iop("copy_", self._arg("copy_", src, "src"))
 
     def sigmoid_(self):
         return self._iop("sigmoid")

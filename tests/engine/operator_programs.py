@@ -42,3 +42,41 @@ def assert_same(lib, torch):
         if not same:
             wrong.append((case[3], case[4].__name__, case[1], "left" if case[5] else "right", got, want))
     assert not wrong, f"{len(wrong)} of {len(cases())} differ from torch, e.g. {wrong[:5]}"
+
+
+# what torch's operators and methods refuse: a list or tuple anywhere, a numpy array for a method
+REFUSED = [[1.0, 2.0], (1.0, 2.0), None, "a", np.array([1.0, 2.0])]
+METHODS = ["add", "sub", "mul", "div", "floor_divide", "remainder", "pow", "eq", "ne", "lt", "ge", "logical_and",
+           "add_", "mul_"]
+
+
+def refused_cases():
+    ops = [(name, False) for name in METHODS] + [(op, True) for op in OPERATORS]
+    return [(other, op, left) for other in REFUSED for op, is_operator in ops
+            for left in ((True, False) if is_operator else (False,))
+            if not (is_operator and isinstance(other, np.ndarray))]  # operators: numpy's own protocol
+
+
+def describe_refused(lib, case):
+    other, op, left = case
+    x = lib.tensor([1.0, 2.0])
+    try:
+        r = (op(other, x) if left else op(x, other)) if callable(op) else getattr(x, op)(other)
+        return (type(r).__name__, str(r.dtype), r.tolist())
+    except Exception as e:  # noqa: BLE001  (the exception's class is what is compared)
+        return (type(e).__name__,)
+
+
+def assert_same_refusals(lib, torch):
+    wrong = [(case, describe_refused(lib, case), describe_refused(torch, case)) for case in refused_cases()]
+    wrong = [w for w in wrong if w[1] != w[2]]
+    assert not wrong, f"{len(wrong)} of {len(refused_cases())} differ from torch, e.g. {wrong[:5]}"
+    # nor is a list a value to assign
+    for value in ([1.0, 2.0], (1, 2), None):
+        errors = []
+        for t in (lib, torch):
+            try:
+                t.zeros(2, 2, dtype=t.int64)[0] = value
+            except TypeError as e:
+                errors.append(str(e))
+        assert errors[0] == errors[1] == f"can't assign a {type(value).__name__} to a torch.LongTensor"

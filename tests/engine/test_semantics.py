@@ -1493,3 +1493,9 @@ def test_numbers_on_either_side_of_an_operator_as_torch():
     # array), 2 // t and 2 % t, integer division by zero, bools where torch has no kernel
     import operator_programs
     operator_programs.assert_same(E, torch)
+
+
+def test_what_torch_refuses_as_an_operand_is_refused():
+    # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
+    import operator_programs
+    operator_programs.assert_same_refusals(E, torch)

@@ -365,6 +365,7 @@ def test_numbers_on_either_side_of_an_operator_as_torch(t):
     import operator_programs
     import torch
     operator_programs.assert_same(t, torch)
+    operator_programs.assert_same_refusals(t, torch)
     # what the client knows without the values raises at the user's line, lazy or not
     queued = len(t._queue)
     with pytest.raises(RuntimeError, match="negative integer powers"):
