@@ -38,7 +38,8 @@ def breakdown(make, steps: int, times_file: str, server, address: str) -> dict:
         marks.append(("answered", time.perf_counter()))
         return reply
 
-    with ra.connect(address) as t:
+    # one batch per step (nothing sent ahead), so that the parts follow one another
+    with ra.connect(address, send_ahead=0) as t:
         step = make(t)
         for _ in range(5):
             step()

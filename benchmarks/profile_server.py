@@ -34,7 +34,8 @@ def capture(make, steps: int) -> list[bytes]:
         return send(self, batch, *args)
     client_session.Session._send = keep
     try:
-        with local_server() as address, ra.connect(address) as t:
+        # one batch per step (nothing sent ahead): a batch's time is a step's server work
+        with local_server() as address, ra.connect(address, send_ahead=0) as t:
             step = make(t)
             for _ in range(steps):
                 step()

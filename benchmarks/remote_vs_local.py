@@ -4,7 +4,8 @@
 
 Starts a server process on this machine, then measures:
   chain     100 tiny elementwise ops + backward + read the grad: remote (lazy) / local torch,
-            on the direct lane (the default where the server offers it) and on the gRPC stream
+            steps back to back as a loop runs them, on the direct lane (the default where the
+            server offers it) and on the gRPC stream, and the 10 steps right after a pause
   mlp       SGD step X 256x512, W1 512x512, relu, W2 512x10, mse, loss.item(): remote / local torch,
             steps as a training loop runs them (5 untimed after each pause), and the 3 steps right
             after a pause (the first measure of earlier runs)
@@ -59,20 +60,22 @@ def scaling(address, clients: int, steps: int) -> float:
 SETTLE = 0.3  # seconds: longer than OpenBLAS's and libgomp's spin-wait after a call
 
 
-def paired(base, remote, rounds: int, inner: int, warm: int = 1) -> tuple[float, float]:
+def paired(base, remote, rounds: int, inner: int, warm: int = 1, settle: float = SETTLE) -> tuple[float, float]:
     """Median seconds per call of each side, measured in alternating rounds: this machine's speed
     drifts over seconds, and interleaving keeps both sides under the same conditions. Each sample
     starts after a pause: BLAS and OpenMP worker threads spin for a while after their last call,
     and those of one side must not eat the cores the other side is measured on. ``warm`` calls
     after the pause are not timed: a training loop's steps follow one another, and the first
-    steps after an idle pause (threads asleep, caches cold) are not what it runs at."""
+    steps after an idle pause (threads asleep, caches cold) are not what it runs at. ``settle=0``
+    runs the blocks back to back, as a loop runs its steps, where neither side's threads spin
+    (the chain: no BLAS call on either side)."""
     for _ in range(3):
         base()
         remote()
     b, r = [], []
     for _ in range(rounds):
         for fn, out in ((base, b), (remote, r)):
-            time.sleep(SETTLE)
+            time.sleep(settle)
             for _ in range(warm):
                 fn()
             t0 = time.perf_counter()
@@ -94,9 +97,13 @@ def main() -> None:
         stub = pb_grpc.RemoteAutogradStub(channel)
         with ra.connect(address) as t, ra.connect(address, direct=False) as on_grpc:
             rows.append(("chain: 100 ops + backward + grad",
-                         *paired(chain_program(torch), chain_program(t), rounds, 10), "remote / torch", "<= 3x"))
+                         *paired(chain_program(torch), chain_program(t), rounds, 10, warm=5, settle=0),
+                         "remote / torch", "<= 3x"))
             rows.append(("  the same on the gRPC stream",
-                         *paired(chain_program(torch), chain_program(on_grpc), rounds, 10), "remote / torch", ""))
+                         *paired(chain_program(torch), chain_program(on_grpc), rounds, 10, warm=5, settle=0),
+                         "remote / torch", ""))
+            rows.append(("  10 steps right after a pause",
+                         *paired(chain_program(torch), chain_program(t), rounds, 10), "remote / torch", ""))
             rows.append(("mlp: SGD step, loss.item()",
                          *paired(mlp_program(torch), mlp_program(t), rounds, 10, warm=5), "remote / torch",
                          "<= 1.3x"))

@@ -49,10 +49,14 @@ MAX_QUEUE = 1024
 # it). With send_ahead=N, every N queued commands are sent ahead, without waiting, while the
 # user's program goes on: the server runs them while the client builds the next ones. Batches
 # are numbered, so the server runs them in order; an error is raised at the next sync point, as
-# a queued command's error is. Off by default: measured on one 2-core machine holding both
-# client and server it did not pay (benchmarks/RESULTS.md): the two share the cores, and the
-# stream's sender thread contends with the user's program for the client's interpreter lock.
+# a queued command's error is. Off by default on the gRPC stream: measured on one 2-core machine
+# holding both client and server it did not pay (benchmarks/RESULTS.md): the two share the cores,
+# and the stream's sender thread contends with the user's program for the client's interpreter
+# lock. On the direct lane a batch goes out from the program's own thread in one send: there,
+# with steps run back to back as a loop runs them, the chain benchmark's step is ~15-25% faster
+# with it (after an idle pause of a third of a second its first steps are ~10% slower).
 SEND_AHEAD = 0
+LANE_SEND_AHEAD = 32
 MAX_IN_FLIGHT = 8  # batches sent and not yet answered; past it the client waits for the oldest
 META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
 
@@ -135,7 +139,8 @@ class Session:
         slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
         Otherwise commands queue until a sync point or ``max_queue``; once ``send_ahead`` are
         queued (0: never) they are sent without waiting, so the server works while the client
-        builds the next batch (REMOTE_AUTOGRAD_SEND_AHEAD sets it from the environment).
+        builds the next batch (REMOTE_AUTOGRAD_SEND_AHEAD sets it from the environment; by
+        default LANE_SEND_AHEAD on the direct lane, SEND_AHEAD on the gRPC stream).
         Batches go on the server's direct lane where it offers one and this client reaches it
         (a plain TCP connection beside gRPC: ~0.3 ms less per round trip), else on the gRPC
         stream; ``direct=False`` (or REMOTE_AUTOGRAD_DIRECT=0) keeps them on gRPC."""
@@ -145,8 +150,9 @@ class Session:
         self.eager = bool(eager)
         self._max_queue = max(1, int(max_queue))
         if send_ahead is None:
-            send_ahead = int(os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or SEND_AHEAD)
-        self._send_ahead = max(0, int(send_ahead))
+            send_ahead = os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or None
+        self._send_ahead_chosen = send_ahead is not None  # else it follows the transport
+        self._send_ahead = max(0, int(send_ahead)) if send_ahead is not None else SEND_AHEAD
         self._inflight: list = []  # (batch, queued commands, their info) of each unanswered batch, oldest first
         self._stream = None  # (requests, replies) of the open ExecuteStream; None: not open; False: refused
         self._stream_answered = False
@@ -176,6 +182,8 @@ class Session:
         if direct is None:
             direct = os.environ.get("REMOTE_AUTOGRAD_DIRECT", "").strip().lower() not in ("0", "false", "no", "off")
         self._lane_port = info.direct_port if direct else 0  # 0: no lane (none, refused, or off)
+        if self._lane_port and not self._send_ahead_chosen:
+            self._send_ahead = LANE_SEND_AHEAD
         # the gateway routes on x-session-id: every call of a session reaches the same replica
         self._md = (("x-session-id", info.session_id), ("x-session-token", info.token))
         self._ids = itertools.count(1)
@@ -840,6 +848,8 @@ class Session:
                 self._stream_answered = False
                 return self._stream
             self._lane_port = 0  # unreachable or refused: the gRPC stream, for the rest of the session
+            if not self._send_ahead_chosen:
+                self._send_ahead = SEND_AHEAD
         if self._stream is None:
             requests = queue.SimpleQueue()
 

@@ -49,7 +49,7 @@ def session_mode(request, monkeypatch) -> str:
 def t(address, session_mode):
     session = ra.connect(address)
     assert session.eager == (session_mode == "eager")
-    assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.SEND_AHEAD)
+    assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.LANE_SEND_AHEAD)
     assert bool(session._lane_port) == (session_mode != "ahead")
     yield session
     session.close()

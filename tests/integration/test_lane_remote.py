@@ -59,10 +59,25 @@ def test_batches_ride_the_lane_and_match_torch(address, send_ahead):
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
 
 
+def test_sending_ahead_is_on_by_default_on_the_lane_and_a_choice_is_kept(address, monkeypatch):
+    monkeypatch.delenv("REMOTE_AUTOGRAD_SEND_AHEAD", raising=False)
+    with ra.connect(address) as t, ra.connect(address, send_ahead=0) as off:
+        assert t._send_ahead == ra.session.LANE_SEND_AHEAD > 0 and off._send_ahead == 0
+        x = t.ones(3, requires_grad=True)
+        y = x
+        for _ in range(3 * ra.session.LANE_SEND_AHEAD):
+            y = y * 1.01
+        assert len(t._inflight) >= 2  # batches went out before the sync point
+        y.sum().backward()
+        assert x.grad.tolist() == pytest.approx([1.01 ** (3 * ra.session.LANE_SEND_AHEAD)] * 3, rel=1e-5)
+        assert isinstance(t._stream[0], Lane)
+
+
 def test_direct_false_and_the_environment_keep_batches_on_grpc(address, monkeypatch):
     with ra.connect(address, direct=False) as t:
         assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
         assert t._lane_port == 0 and not isinstance(t._stream[0], Lane)
+        assert t._send_ahead == ra.session.SEND_AHEAD  # sending ahead on gRPC did not pay
     monkeypatch.setenv("REMOTE_AUTOGRAD_DIRECT", "0")
     with ra.connect(address) as t:
         assert (t.ones(2) * 3).tolist() == [3.0, 3.0]
@@ -102,6 +117,7 @@ def test_an_unreachable_lane_falls_back_to_the_grpc_stream(address):
         t._lane_port = port
         assert (t.ones(2) * 5).tolist() == [5.0, 5.0]
         assert t._lane_port == 0 and not isinstance(t._stream[0], Lane)
+        assert t._send_ahead == ra.session.SEND_AHEAD  # the default follows the transport
         assert (t.ones(2) * 6).tolist() == [6.0, 6.0]
 
 
