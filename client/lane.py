@@ -22,8 +22,9 @@ CONNECT_SECONDS = 2.0
 _ADDRESS = re.compile(r"^(?:ipv4:|ipv6:|dns:(?://[^/]*/)?)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+)):\d+$")
 
 
-class LaneBroken(grpc.RpcError):
-    """The lane failed as a transport (the peer went away): treated as a broken batch stream."""
+class StreamBroken(grpc.RpcError):
+    """A batch stream failed as a transport: the lane's peer went away, or a stream answered out
+    of turn. Handled as gRPC's UNAVAILABLE (the session then asks a unary call what is left)."""
 
     def __init__(self, details: str) -> None:
         super().__init__(details)
@@ -111,7 +112,7 @@ class Lane:
                     return pb.BatchResult.FromString(frame)
                 self.broken = "the server ended the direct lane"
         self.cancel()
-        raise LaneBroken(self.broken)
+        raise StreamBroken(self.broken)
 
     def done(self) -> bool:
         """Whether the lane has ended; asked only while no answer is awaited, so that a lane the

@@ -27,7 +27,7 @@ from .engine.size import Size
 from .engine.strides import contiguous_strides
 from .errors import RemoteError, ServerUnavailable, SessionLost, from_batch_error, from_rpc_error
 from .function import FunctionCtx, function_base, once_differentiable
-from .lane import open_lane
+from .lane import StreamBroken, open_lane
 from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
@@ -889,7 +889,7 @@ class Session:
                     # an empty message before the status that ends it. The stream is not to be trusted.
                     self._stream[1].cancel()
                     self._stream = None
-                    raise _StreamBroken(f"the batch stream answered {len(reply.results)} results for "
+                    raise StreamBroken(f"the batch stream answered {len(reply.results)} results for "
                                         f"{len(batch.commands)} commands")
                 self._stream_answered = True
                 return reply
@@ -1283,23 +1283,6 @@ def _check_inplace(target: Tensor, meta) -> None:
     if src._category > dst._category:
         raise RuntimeError(f"result type {engine_errors.scalar_name(src)} can't be cast to the desired "
                            f"output type {engine_errors.scalar_name(dst)}")
-
-
-class _StreamBroken(grpc.RpcError):
-    """A batch stream that answered out of turn: handled as a transport failure (UNAVAILABLE)."""
-
-    def __init__(self, details: str) -> None:
-        super().__init__(details)
-        self._details = details
-
-    def code(self):
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self):
-        return self._details
-
-    def trailing_metadata(self):
-        return ()
 
 
 _PLAIN = (int, float, bool, str, type(None), dtypes.dtype)
