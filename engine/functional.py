@@ -18,6 +18,8 @@ _METHOD_FUNCTIONS = (
     "reshape", "flatten", "squeeze", "unsqueeze", "narrow", "select", "unbind", "chunk", "split",
     "clone", "softmax", "log_softmax", "eq", "ne", "lt", "le", "gt", "ge", "isclose", "allclose",
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
+    "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
+    "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
 )
 
 

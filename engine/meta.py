@@ -158,6 +158,12 @@ def _bitwise(kernel: str):
     return checked
 
 
+def _frac(a):
+    if a.dtype.kind != "f":
+        ops._frac(a)  # raises torch's NotImplementedError for an integer dtype
+    return Meta(a.shape, a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -449,7 +455,11 @@ RULES = {
     "pow_scalar_base": _pow_checked(_scalar_promoted), "reciprocal": _float_same, "neg": _same,
     "where": _where, "abs": _same, "sign": _same,
     "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,
-    "tanh": _float_same, "sigmoid": _float_same, "relu": _same, "clamp": _same,
+    "tanh": _float_same, "expm1": _float_same, "log1p": _float_same, "log2": _float_same, "log10": _float_same,
+    "rsqrt": _float_same, "tan": _float_same, "sinh": _float_same, "cosh": _float_same, "asin": _float_same,
+    "acos": _float_same, "atan": _float_same, "floor": _same, "ceil": _same, "trunc": _same, "round": _same,
+    "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
+    "sigmoid": _float_same, "relu": _same, "clamp": _same,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),

@@ -342,6 +342,26 @@ class TensorMethods:
     def tanh(self):
         return self._op("tanh")
 
+    def _pointwise(name):  # noqa: N805  (a helper run while the class body is built)
+        def method(self):
+            return self._op(name)
+        method.__name__ = name
+        return method
+
+    expm1, log1p, log2, log10 = _pointwise("expm1"), _pointwise("log1p"), _pointwise("log2"), _pointwise("log10")
+    rsqrt, tan, sinh, cosh = _pointwise("rsqrt"), _pointwise("tan"), _pointwise("sinh"), _pointwise("cosh")
+    asin, acos, atan = _pointwise("asin"), _pointwise("acos"), _pointwise("atan")
+    arcsin, arccos, arctan = asin, acos, atan
+    floor, ceil, trunc, frac = _pointwise("floor"), _pointwise("ceil"), _pointwise("trunc"), _pointwise("frac")
+    fix = trunc
+    isnan, isinf, isfinite = _pointwise("isnan"), _pointwise("isinf"), _pointwise("isfinite")
+    del _pointwise
+
+    def round(self, *, decimals=0):
+        if decimals != 0:
+            raise NotImplementedError("round(decimals=...) is not implemented here; only decimals=0")
+        return self._op("round")
+
     def sigmoid(self):
         return self._op("sigmoid")
 

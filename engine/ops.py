@@ -356,6 +356,42 @@ op("sqrt", "SqrtBackward0", _float_unary(xp.sqrt), (lambda g, c: g / (2 * c.out)
 op("sin", "SinBackward0", _float_unary(xp.sin), (lambda g, c: g * c.x[0].cos(),), save=(0,))
 op("cos", "CosBackward0", _float_unary(xp.cos), (lambda g, c: g * -c.x[0].sin(),), save=(0,))
 op("tanh", "TanhBackward0", _float_unary(xp.tanh), (lambda g, c: g * (1 - c.out * c.out),), save_output=True)
+op("expm1", "Expm1Backward0", _float_unary(xp.expm1), (lambda g, c: g * (c.out + 1),), save_output=True)
+op("log1p", "Log1PBackward0", _float_unary(xp.log1p), (lambda g, c: g / (c.x[0] + 1),), save=(0,))
+op("log2", "Log2Backward0", _float_unary(xp.log2), (lambda g, c: g / (c.x[0] * math.log(2.0)),), save=(0,))
+op("log10", "Log10Backward0", _float_unary(xp.log10), (lambda g, c: g / (c.x[0] * math.log(10.0)),), save=(0,))
+op("rsqrt", "RsqrtBackward0", _float_unary(lambda a: 1 / xp.sqrt(a)), (lambda g, c: g * -0.5 * c.out ** 3,),
+   save_output=True)
+op("tan", "TanBackward0", _float_unary(xp.tan), (lambda g, c: g * (1 + c.out * c.out),), save_output=True)
+op("sinh", "SinhBackward0", _float_unary(xp.sinh), (lambda g, c: g * c.x[0].cosh(),), save=(0,))
+op("cosh", "CoshBackward0", _float_unary(xp.cosh), (lambda g, c: g * c.x[0].sinh(),), save=(0,))
+op("asin", "AsinBackward0", _float_unary(xp.arcsin), (lambda g, c: g * (1 - c.x[0] * c.x[0]).rsqrt(),), save=(0,))
+op("acos", "AcosBackward0", _float_unary(xp.arccos), (lambda g, c: g * -(1 - c.x[0] * c.x[0]).rsqrt(),),
+   save=(0,))
+op("atan", "AtanBackward0", _float_unary(xp.arctan), (lambda g, c: g / (c.x[0] * c.x[0] + 1),), save=(0,))
+
+
+def _rounding(fn):
+    """floor, ceil, trunc, round: an integer tensor comes back as a copy of itself, as in torch."""
+    return lambda a: fn(a) if a.dtype.kind == "f" else a.copy()
+
+
+def _frac(a):
+    if a.dtype.kind != "f":
+        from .errors import scalar_name
+        raise NotImplementedError(f'"frac_cpu" not implemented for \'{scalar_name(a.dtype)}\'')
+    return a - xp.trunc(a)
+
+
+# the rounding functions' gradient is zero (torch's FloorBackward0 and the like), frac's the identity
+op("floor", "FloorBackward0", _rounding(xp.floor), (lambda g, c: g * 0,))
+op("ceil", "CeilBackward0", _rounding(xp.ceil), (lambda g, c: g * 0,))
+op("trunc", "TruncBackward0", _rounding(xp.trunc), (lambda g, c: g * 0,))
+op("round", "RoundBackward0", _rounding(xp.round), (lambda g, c: g * 0,))  # halves to even, as torch
+op("frac", "FracBackward0", _frac, (lambda g, c: g,))
+op("isnan", None, xp.isnan, (NOT_DIFF,))
+op("isinf", None, xp.isinf, (NOT_DIFF,))
+op("isfinite", None, xp.isfinite, (NOT_DIFF,))
 
 
 def _sigmoid(a):

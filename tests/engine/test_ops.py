@@ -30,6 +30,8 @@ def rand(rng, shape, dtype="float64", domain="real"):
     x = rng.standard_normal(shape)
     if domain == "positive":
         x = np.abs(x) + 0.5
+    elif domain == "unit":  # inside (-1, 1), away from its ends (asin, acos)
+        x = np.sign(x) * (np.abs(x) % 0.8 + 0.05)
     return np.asarray(x, dtype=dtype)
 
 
@@ -51,6 +53,23 @@ UNARY = {
     "sin": (lambda T, a: a.sin(), "real"),
     "cos": (lambda T, a: T.cos(a), "real"),
     "tanh": (lambda T, a: a.tanh(), "real"),
+    "expm1": (lambda T, a: a.expm1(), "real"),
+    "log1p": (lambda T, a: T.log1p(a), "positive"),
+    "log2": (lambda T, a: a.log2(), "positive"),
+    "log10": (lambda T, a: T.log10(a), "positive"),
+    "rsqrt": (lambda T, a: a.rsqrt(), "positive"),
+    "tan": (lambda T, a: T.tan(a * 0.5), "unit"),
+    "sinh": (lambda T, a: a.sinh(), "real"),
+    "cosh": (lambda T, a: T.cosh(a), "real"),
+    "asin": (lambda T, a: a.asin(), "unit"),
+    "arccos": (lambda T, a: T.arccos(a), "unit"),
+    "atan": (lambda T, a: a.arctan(), "real"),
+    "floor": (lambda T, a: (a * 3).floor(), "real"),
+    "ceil": (lambda T, a: T.ceil(a * 3), "real"),
+    "trunc": (lambda T, a: (a * 3).trunc() + T.fix(a), "real"),
+    "round": (lambda T, a: T.round(a * 3), "real"),
+    "frac": (lambda T, a: (a * 3).frac(), "real"),
+    "isnan_isinf_isfinite": (lambda T, a: (a.log().isnan(), (a / 0).isinf(), T.isfinite(a.log())), "real"),
     "sigmoid": (lambda T, a: T.sigmoid(a), "real"),
     "relu": (lambda T, a: a.relu(), "real"),
     "F.relu": (lambda T, a: F(T).relu(a), "real"),
@@ -825,7 +844,8 @@ def _fixed(shape, domain="real"):
 
 GRAD_CASES = {}
 for _name, (_fn, _dom) in UNARY.items():
-    if _name in ("long", "bool", "to_int32", "sign", "pow0", "float", "half_back_to_float"):
+    if _name in ("long", "bool", "to_int32", "sign", "pow0", "float", "half_back_to_float", "floor", "ceil", "trunc",
+                 "round", "isnan_isinf_isfinite"):
         continue  # no gradient flows (ints), it is identically zero, or float32 spoils the differences
     GRAD_CASES[f"unary_{_name}"] = (_fn, _fixed((2, 3), _dom))
 for _name, (_fn, _da, _db) in BINARY.items():
