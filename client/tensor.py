@@ -72,6 +72,10 @@ class Tensor(TensorMethods):
     def _alias_view(self):
         return self._op("view", shape=self._shape)
 
+    @property
+    def _factories(self):
+        return self._session
+
     def _as_tensor(self, value, index: bool = False) -> Tensor:
         return self._session.tensor(value)
 

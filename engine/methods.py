@@ -70,7 +70,8 @@ class TensorMethods:
     __array_priority__ = 1000
 
     # subclasses provide: _dispatch(op, inputs, params), _dispatch_inplace(op, inputs, params),
-    # _as_tensor(value) (a list/array as a tensor in the same place), shape, dtype, requires_grad
+    # _as_tensor(value) (a list/array as a tensor in the same place), _factories (what makes new
+    # tensors in the same place: zeros, ones, full, empty, tensor), shape, dtype, requires_grad
 
     def _op(self, name: str, *inputs, **params):
         return self._dispatch(OPS[name], (self,) + inputs, params)
@@ -99,6 +100,22 @@ class TensorMethods:
             kind = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
             raise TypeError(f"{name}(): argument '{what}' (position 1) must be Tensor, not {kind}")
         return operand
+
+    # ------------------------------------------------------------ new tensors like this one
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._factories.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._factories.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._factories.empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return self._factories.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        return self._factories.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
     # ------------------------------------------------------------ arithmetic
     def add(self, other, *, alpha=1):

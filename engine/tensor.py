@@ -141,6 +141,11 @@ class Tensor(TensorMethods):
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if xp.__name__ == "numpy" else self._data.data.ptr
 
+    @property
+    def _factories(self):
+        from . import factories
+        return factories
+
     def _as_tensor(self, value, index: bool = False) -> Tensor:
         from .factories import tensor
         if isinstance(value, Tensor):

@@ -80,3 +80,14 @@ def assert_same_refusals(lib, torch):
             except TypeError as e:
                 errors.append(str(e))
         assert errors[0] == errors[1] == f"can't assign a {type(value).__name__} to a torch.LongTensor"
+
+
+def new_tensors(lib) -> list:
+    """Tensor.new_zeros/new_ones/new_empty/new_full/new_tensor: the dtype of the tensor they are
+    called on unless one is given, a size as numbers or a sequence, requires_grad."""
+    x, i = lib.tensor([[1, 2]], dtype=lib.float64), lib.tensor([3])
+    made = [x.new_zeros(2, 3), x.new_zeros((2,)), x.new_ones([1, 2], dtype=lib.int32), x.new_full((2,), 7),
+            i.new_full((2,), 2.5), x.new_tensor([1, 2]), i.new_tensor([1.5]), x.new_zeros(2, requires_grad=True),
+            x.new_tensor(np.array([1, 2]), dtype=lib.float32), x.new_ones(()), i.new_zeros(2, 2, dtype=lib.bool)]
+    empty = x.new_empty(3, 1)
+    return [repr(t).replace("torch.", "") for t in made] + [(tuple(empty.shape), str(empty.dtype))]

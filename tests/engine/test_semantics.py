@@ -1495,6 +1495,11 @@ def test_numbers_on_either_side_of_an_operator_as_torch():
     operator_programs.assert_same(E, torch)
 
 
+def test_new_tensors_like_a_tensor_as_torch():
+    import operator_programs
+    assert operator_programs.new_tensors(E) == operator_programs.new_tensors(torch)
+
+
 def test_what_torch_refuses_as_an_operand_is_refused():
     # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
     import operator_programs

@@ -17,6 +17,9 @@ import remote_autograd.engine as engine
 from remote_autograd.engine.ops import OPS
 from remote_helpers import running_server
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
+import operator_programs  # noqa: E402  (tests/engine: programs run on the engine and remote alike)
+
 # Rows no public method or function dispatches (a user cannot reach them); kept honest below.
 UNREACHABLE = {"detach_copy": "detach() is its own server command (DETACH); no method dispatches the row"}
 
@@ -380,8 +383,6 @@ def test_backward_create_graph_warns_at_the_users_line(session_mode):
 
 def test_numbers_on_either_side_of_an_operator_as_torch(t):
     # inferred on the client, or raised by it, as the engine computes and raises on the server
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
-    import operator_programs
     import torch
     operator_programs.assert_same(t, torch)
     operator_programs.assert_same_refusals(t, torch)
@@ -394,6 +395,11 @@ def test_numbers_on_either_side_of_an_operator_as_torch(t):
     with pytest.raises(NotImplementedError, match="bitwise_and_cpu"):
         t.tensor([1.0]) & 1
     assert len(t._queue) <= queued + 3  # the tensors were queued; the failing ops never were
+
+
+def test_new_tensors_like_a_tensor_as_torch(t):
+    import torch
+    assert operator_programs.new_tensors(t) == operator_programs.new_tensors(torch)
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):
