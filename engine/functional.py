@@ -96,6 +96,30 @@ def sigmoid(input):  # noqa: A002
     return input.sigmoid()
 
 
+def _out_of_place(name: str, inplace: bool) -> None:
+    if inplace:
+        raise NotImplementedError(f"{name}(inplace=True) is not supported here; use the out-of-place form")
+
+
+def silu(input, inplace: bool = False):  # noqa: A002
+    _out_of_place("silu", inplace)
+    return input._op("silu")
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: A002
+    return input._op("softplus", beta=beta, threshold=threshold)
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):  # noqa: A002
+    _out_of_place("leaky_relu", inplace)
+    return input._op("leaky_relu", negative_slope=negative_slope)
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
+    _out_of_place("elu", inplace)
+    return input._op("elu", alpha=alpha)
+
+
 def tanh(input):  # noqa: A002
     return input.tanh()
 
@@ -136,6 +160,18 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return input._op("mse_loss", target, reduction=reduction)
 
 
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
+    # torch composes it: |input - target|, then the reduction (MeanBackward0 over AbsBackward0)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"Using a target size ({target.size()}) that is different to the input size "
+                      f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", UserWarning, stacklevel=2)
+    loss = (input - target).abs()
+    return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
                                      reduction: str = "mean", pos_weight=None):
     if weight is not None or pos_weight is not None:
@@ -163,4 +199,5 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 nn_functional = types.SimpleNamespace(
     relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
-    nll_loss=nll_loss, cross_entropy=cross_entropy)
+    nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
+    elu=elu, l1_loss=l1_loss)

@@ -459,7 +459,8 @@ RULES = {
     "rsqrt": _float_same, "tan": _float_same, "sinh": _float_same, "cosh": _float_same, "asin": _float_same,
     "acos": _float_same, "atan": _float_same, "floor": _same, "ceil": _same, "trunc": _same, "round": _same,
     "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
-    "sigmoid": _float_same, "relu": _same, "clamp": _same,
+    "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
+    "elu": _same,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),
@@ -494,7 +495,8 @@ RULES = {
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
-SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward"}
+SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
+               "leaky_relu_backward", "elu_backward"}
 
 
 def infer(name: str, inputs, params):

@@ -402,6 +402,55 @@ def _sigmoid(a):
 
 
 op("sigmoid", "SigmoidBackward0", _sigmoid, (lambda g, c: g * (c.out * (1 - c.out)),), save_output=True)
+
+
+def _silu_vjp(g, c):
+    s = c.x[0].sigmoid()
+    return g * s * (1 + c.x[0] * (1 - s))
+
+
+def _softplus(a, beta=1.0, threshold=20.0):
+    # torch: the input itself where beta * input is over the threshold, log1p(exp(beta * x)) / beta below
+    scaled = a * beta
+    return xp.where(scaled > threshold, a, xp.log1p(xp.exp(scaled)) / beta).astype(a.dtype, copy=False)
+
+
+def _softplus_backward(g, x, beta, threshold):
+    z = xp.exp(x * beta)
+    return xp.where(x * beta > threshold, g, g * z / (z + 1)).astype(g.dtype, copy=False)
+
+
+def _softplus_double(gg, c):
+    # d/dx of g * z / (z + 1), z = exp(beta * x): g * beta * z / (z + 1)^2 below the threshold
+    beta, threshold = c.p["beta"], c.p["threshold"]
+    z = (c.x[1] * beta).exp()
+    return where(c.x[1] * beta > threshold, 0.0, gg * c.x[0] * beta * z / ((z + 1) * (z + 1)))
+
+
+op("silu", "SiluBackward0", lambda a: a * _sigmoid(a), (_silu_vjp,), save=(0,))
+# leaky_relu, elu and softplus take their backward as torch writes it, an op of its own
+# (LeakyReluBackwardBackward0 and the like): a create_graph gradient requires grad as torch's does
+op("softplus", "SoftplusBackward0", _softplus,
+   (lambda g, c: _call("softplus_backward", (g, c.x[0]), beta=c.p.get("beta", 1.0),
+                       threshold=c.p.get("threshold", 20.0)),), save=(0,))
+op("softplus_backward", "SoftplusBackwardBackward0", _softplus_backward,
+   (lambda gg, c: _call("softplus_backward", (gg, c.x[1]), **c.p), _softplus_double), save=(0, 1))
+op("leaky_relu", "LeakyReluBackward0",
+   lambda a, negative_slope=0.01: xp.where(a > 0, a, a * negative_slope).astype(a.dtype, copy=False),
+   (lambda g, c: _call("leaky_relu_backward", (g, c.x[0]), negative_slope=c.p.get("negative_slope", 0.01)),),
+   save=(0,))
+op("leaky_relu_backward", "LeakyReluBackwardBackward0",
+   lambda g, x, negative_slope: xp.where(x > 0, g, g * negative_slope).astype(g.dtype, copy=False),
+   (lambda gg, c: _call("leaky_relu_backward", (gg, c.x[1]), **c.p),
+    lambda gg, c: _const(xp.zeros_like(gg._data))), save=(1,))
+op("elu", "EluBackward0",
+   lambda a, alpha=1.0: xp.where(a > 0, a, alpha * xp.expm1(a)).astype(a.dtype, copy=False),
+   (lambda g, c: _call("elu_backward", (g, c.x[0]), alpha=c.p.get("alpha", 1.0)),), save=(0,))
+op("elu_backward", "EluBackwardBackward0",
+   lambda g, x, alpha: xp.where(x > 0, g, g * alpha * xp.exp(x)).astype(g.dtype, copy=False),
+   (lambda gg, c: _call("elu_backward", (gg, c.x[1]), **c.p),
+    # (torch's second derivative is 0 at x = 0, where its first takes the negative side's value)
+    lambda gg, c: where(c.x[1] >= 0, 0.0, gg * c.x[0] * c.p["alpha"] * c.x[1].exp())), save=(0, 1))
 op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
 # relu's backward as torch writes it: differentiable in the gradient (and, with zeros, in the
