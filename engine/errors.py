@@ -67,6 +67,11 @@ _CPP_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "i
              "bool": "bool"}
 
 
+def cpp_type_name(dt) -> str:
+    """``long int``: the C++ name torch gives a (numpy or torch) dtype in some messages."""
+    return _CPP_NAME[dt.name]
+
+
 def grad_dtype_message(got: _dtype, want: _dtype) -> str:
     return (f"attempting to assign a gradient with dtype '{_CPP_NAME[got.name]}' to a tensor with grad_dtype "
             f"'{scalar_name(want)}'. The gradient must match the tensor's grad_dtype (defaults to the tensor's "

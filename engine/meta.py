@@ -164,6 +164,26 @@ def _frac(a):
     return Meta(a.shape, a.dtype)
 
 
+def _flip(a, dims):
+    ops.flip_dims(dims, a.ndim)
+    return Meta(a.shape, a.dtype)
+
+
+def _cumsum(a, dim, dtype=None):
+    ops._check_dim(dim, a.ndim)
+    return Meta(a.shape, ops.cumsum_dtype(a.dtype, None if dtype is None else dtype.np))
+
+
+def _masked_fill(a, mask, value):
+    ops.check_mask(mask.dtype)
+    return Meta(_broadcast(a, mask), a.dtype)
+
+
+def _masked_fill_tensor(a, mask, value):
+    ops.check_fill_value(value.ndim)
+    return _masked_fill(a, mask, None)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -460,7 +480,8 @@ RULES = {
     "acos": _float_same, "atan": _float_same, "floor": _same, "ceil": _same, "trunc": _same, "round": _same,
     "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
     "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
-    "elu": _same,
+    "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
+    "masked_fill_tensor": _masked_fill_tensor,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),

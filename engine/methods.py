@@ -374,6 +374,22 @@ class TensorMethods:
     isnan, isinf, isfinite = _pointwise("isnan"), _pointwise("isinf"), _pointwise("isfinite")
     del _pointwise
 
+    def flip(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = tuple(dims[0])
+        return self._op("flip", dims=tuple(int(d) for d in dims))
+
+    def cumsum(self, dim, *, dtype=None):
+        return self._op("cumsum", dim=int(dim), dtype=None if dtype is None else dtypes.from_any(dtype))
+
+    def masked_fill(self, mask, value):
+        if isinstance(value, TensorMethods):
+            return self._op("masked_fill_tensor", mask, value)
+        value = _scalar(value)
+        if not isinstance(value, _SCALARS):
+            raise TypeError(f"masked_fill(): argument 'value' must be Number, not {type(value).__name__}")
+        return self._op("masked_fill", mask, value=value)
+
     def round(self, *, decimals=0):
         if decimals != 0:
             raise NotImplementedError("round(decimals=...) is not implemented here; only decimals=0")

@@ -1011,6 +1011,82 @@ def _reshape_back(g, c):
     return g.reshape(c.shapes[0])
 
 
+def flip_dims(dims, ndim: int) -> tuple:
+    """torch.flip's dims, each checked and made non-negative; a repeated one is torch's error."""
+    dims = tuple(_check_dim(d, ndim) for d in dims)
+    seen = set()
+    for d in dims:
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
+    return dims
+
+
+def _flip(a, dims):
+    dims = flip_dims(dims, a.ndim)
+    if a.ndim == 0 or not dims:
+        return a.copy()
+    return xp.ascontiguousarray(xp.flip(a, axis=dims))  # a new tensor, as torch's flip is
+
+
+def cumsum_dtype(dtype, requested):
+    """torch.cumsum's result dtype: the one asked for, else int64 for integers and bools."""
+    if requested is not None:
+        return requested
+    return xp.dtype(xp.int64) if dtype.kind in "biu" else dtype
+
+
+def _cumsum(a, dim, dtype=None):
+    dim = _check_dim(dim, a.ndim)
+    out_dtype = cumsum_dtype(a.dtype, None if dtype is None else dtype.np)
+    if a.ndim == 0:
+        return a.astype(out_dtype)
+    return xp.cumsum(a, axis=dim, dtype=out_dtype)
+
+
+def _cumsum_vjp(g, c):
+    dim = c.p["dim"]
+    if len(c.shapes[0]) == 0:
+        return g
+    return g.flip(dim).cumsum(dim).flip(dim)
+
+
+def check_mask(mask_dtype) -> None:
+    if mask_dtype.kind != "b":
+        from .errors import cpp_type_name
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{cpp_type_name(mask_dtype)}")
+
+
+def _masked_fill(a, mask, value):
+    check_mask(mask.dtype)
+    fill = xp.asarray(value).astype(a.dtype)
+    try:
+        return xp.where(mask, fill, a)
+    except ValueError:
+        raise _shape_error(a, mask) from None
+
+
+op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
+op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
+def check_fill_value(ndim: int) -> None:
+    if ndim != 0:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {ndim} "
+                           "dimension(s).")
+
+
+def _masked_fill_tensor(a, mask, value):
+    check_fill_value(value.ndim)
+    return _masked_fill(a, mask, value)
+
+
+op("masked_fill", "MaskedFillBackward0", _masked_fill,
+   (lambda g, c: g.masked_fill(c.x[1], 0), NOT_DIFF), save=(1,))
+# a 0-d tensor as the value: torch's other overload, whose value gets the masked gradient's sum
+op("masked_fill_tensor", "MaskedFillBackward1", _masked_fill_tensor,
+   (lambda g, c: g.masked_fill(c.x[1], 0), NOT_DIFF, lambda g, c: where(c.x[1], g, 0.0).sum()), save=(1,))
+
+
 op("t", "TBackward0", _t, (lambda g, c: g.t(),), view=True)
 op("transpose", "TransposeBackward0", _transpose,
    (lambda g, c: g.transpose(c.p["dim0"], c.p["dim1"]),), view=True)

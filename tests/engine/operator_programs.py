@@ -91,3 +91,31 @@ def new_tensors(lib) -> list:
             x.new_tensor(np.array([1, 2]), dtype=lib.float32), x.new_ones(()), i.new_zeros(2, 2, dtype=lib.bool)]
     empty = x.new_empty(3, 1)
     return [repr(t).replace("torch.", "") for t in made] + [(tuple(empty.shape), str(empty.dtype))]
+
+
+def flips_cumsums_masks(lib) -> list:
+    """flip, cumsum and masked_fill: values, dtypes, shapes, nodes, gradients, and torch's errors."""
+    x = lib.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], requires_grad=True)
+    s = lib.tensor(2.0, requires_grad=True)
+    i, b = lib.tensor([1, 2, 3]), lib.tensor([True, False, True])
+    cases = [lambda: x.flip(0), lambda: x.flip([0, 1]), lambda: x.flip(1, 0), lambda: lib.flip(x, (-1,)),
+             lambda: s.flip(0), lambda: x.cumsum(1), lambda: lib.cumsum(x, dim=0),
+             lambda: x.cumsum(-1, dtype=lib.float64), lambda: s.cumsum(0), lambda: i.cumsum(0),
+             lambda: b.cumsum(0), lambda: i.flip(0),
+             lambda: x.masked_fill(x > 2, 0.5), lambda: x.masked_fill(lib.tensor([[True], [False]]), -1.0),
+             lambda: lib.ones(3).masked_fill(lib.ones(2, 3, dtype=lib.bool), 0.0), lambda: i.masked_fill(b, 2.7),
+             lambda: x.masked_fill(b, float("-inf")), lambda: lib.masked_fill(x, x < 1, lib.tensor(9.0)),
+             lambda: x.masked_fill(lib.tensor([1, 0, 1]), 1.0), lambda: x.flip(2), lambda: x.flip(0, 0),
+             lambda: x.cumsum(3), lambda: x.masked_fill(b, lib.ones(1))]
+    out = []
+    for case in cases:
+        try:
+            r = case()
+            row = [str(r.dtype), tuple(r.shape), r.grad_fn.name() if r.grad_fn is not None else None, r.tolist()]
+            if r.requires_grad:
+                weights = lib.arange(r.numel()).reshape(r.shape).to(r.dtype)
+                row.append(lib.autograd.grad((r * weights).sum(), x if r.dim() else s)[0].tolist())
+            out.append(str(row).replace("torch.", ""))
+        except Exception as e:  # noqa: BLE001  (the exception is what is compared)
+            out.append((type(e).__name__, str(e)))
+    return out

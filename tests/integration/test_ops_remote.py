@@ -107,6 +107,10 @@ CASES = {
     "sqrt": (lambda th, a: a.sqrt(), [P23]),
     "sin": (lambda th, a: a.sin(), [A23]),
     "expm1": (lambda th, a: a.expm1(), [A23]),
+    "flip": (lambda th, a: (a.flip(0), a.flip([0, 1])), [A23]),
+    "cumsum": (lambda th, a: (a.cumsum(1), th.cumsum(a, 0, dtype=th.float64)), [A23]),
+    "masked_fill": (lambda th, a: a.masked_fill(a > 0.2, -2.5), [A23]),
+    "masked_fill_tensor": (lambda th, a: a.masked_fill(a < 0, th.tensor(4.0)), [A23]),
     "silu": (lambda th, a: th.nn.functional.silu(a), [A23]),
     "softplus": (lambda th, a: (th.nn.functional.softplus(a), th.nn.functional.softplus(a * 9, 2, 5)), [A23]),
     "leaky_relu": (lambda th, a: th.nn.functional.leaky_relu(a, 0.2), [A23]),
@@ -412,6 +416,11 @@ def test_numbers_on_either_side_of_an_operator_as_torch(t):
 def test_new_tensors_like_a_tensor_as_torch(t):
     import torch
     assert operator_programs.new_tensors(t) == operator_programs.new_tensors(torch)
+
+
+def test_flip_cumsum_masked_fill_as_torch(t):
+    import torch
+    assert operator_programs.flips_cumsums_masks(t) == operator_programs.flips_cumsums_masks(torch)
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):
