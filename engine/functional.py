@@ -20,7 +20,7 @@ _METHOD_FUNCTIONS = (
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
-    "flip", "cumsum", "masked_fill",
+    "flip", "cumsum", "masked_fill", "tril", "triu",
 )
 
 
@@ -77,10 +77,14 @@ def _type_name(x) -> str:
     return "Tensor" if is_tensor(x) else type(x).__name__
 
 
+def _torch_dropout(input, p: float, train: bool):  # noqa: A002  (torch.dropout's parameter names)
+    return dropout(input, p, train)
+
+
 def _torch_namespace() -> dict:
     ns = {name: _method_function(name) for name in _METHOD_FUNCTIONS}
     ns.update(cat=cat, concat=concat, concatenate=concatenate, stack=stack, where=where,
-              is_tensor=is_tensor, rsub=rsub)
+              is_tensor=is_tensor, rsub=rsub, dropout=_torch_dropout)
     return ns
 
 
@@ -161,6 +165,24 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return input._op("mse_loss", target, reduction=reduction)
 
 
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):  # noqa: A002
+    """torch's dropout on the CPU: the input times a noise of 0 and 1 / (1 - p) (MulBackward0); the
+    noise comes from the session's generator, so it is not torch's draw for the same seed."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    if not input.dtype.is_floating_point:
+        from .errors import scalar_name
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {scalar_name(input.dtype)}")
+    make = input._factories
+    if p == 1:
+        noise = make.zeros(tuple(input.shape), dtype=input.dtype)
+    else:
+        noise = (make.rand(tuple(input.shape), dtype=input.dtype) >= p).to(input.dtype) / (1 - p)
+    return input.mul_(noise) if inplace else input * noise
+
+
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
     # torch composes it: |input - target|, then the reduction (MeanBackward0 over AbsBackward0)
     if reduction not in ("mean", "sum", "none"):
@@ -201,4 +223,4 @@ nn_functional = types.SimpleNamespace(
     relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
-    elu=elu, l1_loss=l1_loss)
+    elu=elu, l1_loss=l1_loss, dropout=dropout)

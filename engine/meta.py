@@ -184,6 +184,13 @@ def _masked_fill_tensor(a, mask, value):
     return _masked_fill(a, mask, None)
 
 
+def _triangle(name):
+    def rule(a, diagonal=0):
+        ops.check_triangle(name, a.ndim)
+        return Meta(a.shape, a.dtype)
+    return rule
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -481,7 +488,7 @@ RULES = {
     "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
     "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
-    "masked_fill_tensor": _masked_fill_tensor,
+    "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),

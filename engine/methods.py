@@ -390,6 +390,12 @@ class TensorMethods:
             raise TypeError(f"masked_fill(): argument 'value' must be Number, not {type(value).__name__}")
         return self._op("masked_fill", mask, value=value)
 
+    def tril(self, diagonal=0):
+        return self._op("tril", diagonal=int(diagonal))
+
+    def triu(self, diagonal=0):
+        return self._op("triu", diagonal=int(diagonal))
+
     def round(self, *, decimals=0):
         if decimals != 0:
             raise NotImplementedError("round(decimals=...) is not implemented here; only decimals=0")

@@ -1067,6 +1067,20 @@ def _masked_fill(a, mask, value):
         raise _shape_error(a, mask) from None
 
 
+def check_triangle(name: str, ndim: int) -> None:
+    if ndim < 2:
+        raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
+
+
+def _triangle(name, fn):
+    def forward(a, diagonal=0):
+        check_triangle(name, a.ndim)
+        return fn(a, diagonal)
+    return forward
+
+
+op("tril", "TrilBackward0", _triangle("tril", xp.tril), (lambda g, c: g.tril(c.p.get("diagonal", 0)),))
+op("triu", "TriuBackward0", _triangle("triu", xp.triu), (lambda g, c: g.triu(c.p.get("diagonal", 0)),))
 op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
 op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
 def check_fill_value(ndim: int) -> None:

@@ -119,3 +119,26 @@ def flips_cumsums_masks(lib) -> list:
         except Exception as e:  # noqa: BLE001  (the exception is what is compared)
             out.append((type(e).__name__, str(e)))
     return out
+
+
+def triangles_and_dropout(lib) -> list:
+    """tril, triu, and dropout: its edge cases, errors, node, and its noise's values and share of
+    zeros (the noise is the session's draw, not torch's)."""
+    F = lib.nn.functional  # noqa: N806  (torch.nn.functional as F)
+    x = lib.ones(2, 3, requires_grad=True)
+    out = [x.tril().grad_fn.name(), lib.triu(x, 1).tolist(), x.tril(-1).tolist(),
+           F.dropout(x, 0.5, training=False) is x, F.dropout(x, 0.0) is x]
+    zeros = F.dropout(x, 1.0)
+    out.append((zeros.tolist(), zeros.grad_fn.name()))
+    for bad in (lambda: lib.ones(3).tril(), lambda: F.dropout(x, 1.5),
+                lambda: F.dropout(lib.ones(3, dtype=lib.int64), 0.5)):
+        try:
+            bad()
+        except Exception as e:  # noqa: BLE001  (the exception is what is compared)
+            out.append((type(e).__name__, str(e)))
+    y = F.dropout(lib.ones(4000, requires_grad=True), 0.25)
+    out += [sorted(set(y.tolist())), y.grad_fn.name(), lib.dropout(x, 0.3, True).grad_fn.name(),
+            [type(n[0]).__name__ if n[0] is not None else None for n in y.grad_fn.next_functions],
+            abs((y == 0).float().mean().item() - 0.25) < 0.04]
+    y.sum().backward()
+    return out

@@ -874,6 +874,7 @@ for _name, _fn in SINGLE_DIM.items():
         continue
     GRAD_CASES[f"dim_{_name}"] = (lambda T, a, fn=_fn: fn(T, a, 1, False), _fixed((3, 4, 2)))
     GRAD_CASES[f"dim_{_name}_keepdim"] = (lambda T, a, fn=_fn: fn(T, a, -1, True), _fixed((3, 4, 2)))
+GRAD_CASES["tril_triu"] = (lambda T, a: a.tril() * 2 + T.triu(a, 1) + a.tril(-1).triu(-1), _fixed((3, 4)))
 for _name in ("max", "min", "prod", "amax"):
     GRAD_CASES[f"whole_{_name}"] = (WHOLE[_name], _fixed((3, 4)))
 for _name, (_sa, _sb) in MATMUL_SHAPES.items():

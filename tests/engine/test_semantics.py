@@ -1505,6 +1505,11 @@ def test_flip_cumsum_masked_fill_as_torch():
     assert operator_programs.flips_cumsums_masks(E) == operator_programs.flips_cumsums_masks(torch)
 
 
+def test_tril_triu_dropout_as_torch():
+    import operator_programs
+    assert operator_programs.triangles_and_dropout(E) == operator_programs.triangles_and_dropout(torch)
+
+
 def test_what_torch_refuses_as_an_operand_is_refused():
     # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
     import operator_programs

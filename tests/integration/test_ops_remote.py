@@ -108,6 +108,8 @@ CASES = {
     "sin": (lambda th, a: a.sin(), [A23]),
     "expm1": (lambda th, a: a.expm1(), [A23]),
     "flip": (lambda th, a: (a.flip(0), a.flip([0, 1])), [A23]),
+    "tril": (lambda th, a: (a.tril(), th.tril(a, -1)), [A23]),
+    "triu": (lambda th, a: a.triu(1), [A23]),
     "cumsum": (lambda th, a: (a.cumsum(1), th.cumsum(a, 0, dtype=th.float64)), [A23]),
     "masked_fill": (lambda th, a: a.masked_fill(a > 0.2, -2.5), [A23]),
     "masked_fill_tensor": (lambda th, a: a.masked_fill(a < 0, th.tensor(4.0)), [A23]),
@@ -421,6 +423,11 @@ def test_new_tensors_like_a_tensor_as_torch(t):
 def test_flip_cumsum_masked_fill_as_torch(t):
     import torch
     assert operator_programs.flips_cumsums_masks(t) == operator_programs.flips_cumsums_masks(torch)
+
+
+def test_tril_triu_dropout_as_torch(t):
+    import torch
+    assert operator_programs.triangles_and_dropout(t) == operator_programs.triangles_and_dropout(torch)
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):
