@@ -11,9 +11,10 @@ import re
 import socket
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from .protos import autograd_pb2 as pb
-from .protos.lane import HANDSHAKE_FRAME, MAGIC, MAX_FRAME, NONCE_BYTES, key_of, proof, read_frame, write_frame
+from .protos.lane import HANDSHAKE_FRAME, MAGIC, MAX_FRAME, NONCE_BYTES, key_of, proof, read_frame, tune, write_frame
 
 log = logging.getLogger("remote_autograd")
 
@@ -59,7 +60,7 @@ def open_lane(address: str, port: int, session_id: str, token: str) -> Lane | No
         log.debug("no direct lane at %s:%d (%s): batches go on the gRPC stream", host, port, e)
         return None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune(sock)
         key, nonce = key_of(token), os.urandom(NONCE_BYTES)
         sock.sendall(MAGIC)
         write_frame(sock, pb.LaneHello(session_id=session_id, nonce=nonce).SerializeToString())
@@ -81,6 +82,9 @@ def open_lane(address: str, port: int, session_id: str, token: str) -> Lane | No
 
 
 class Lane:
+    """An open lane: batches out and answers in on one socket; once ``broken`` says why it failed,
+    every read raises StreamBroken."""
+
     __slots__ = ("sock", "broken")
 
     def __init__(self, sock) -> None:
@@ -109,8 +113,12 @@ class Lane:
                 self.broken = f"the direct lane failed reading an answer: {e}"
             else:
                 if frame is not None:
-                    return pb.BatchResult.FromString(frame)
-                self.broken = "the server ended the direct lane"
+                    try:
+                        return pb.BatchResult.FromString(frame)
+                    except DecodeError:
+                        self.broken = "the direct lane carried an answer that is not a BatchResult"
+                else:
+                    self.broken = "the server ended the direct lane"
         self.cancel()
         raise StreamBroken(self.broken)
 

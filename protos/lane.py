@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import struct
 
 MAGIC = b"RAGLANE1"
@@ -12,6 +13,17 @@ HANDSHAKE_FRAME = 4096  # a handshake frame's bound: nothing larger is read from
 MAX_FRAME = 1 << 30  # as gRPC's message limit here
 _LENGTH = struct.Struct("<I")
 _SMALL = 1 << 16  # frames up to this go out in one send (header and body joined)
+
+
+def tune(sock) -> None:
+    """No delay for small frames; keepalive probes after a minute of silence, so that a lane whose
+    peer's host vanished ends in minutes rather than hangs (an answer still being computed keeps
+    the connection alive: the peer's kernel answers the probes)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+        if hasattr(socket, name):  # Linux; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def key_of(token: str) -> bytes:

@@ -19,7 +19,17 @@ import threading
 from google.protobuf.message import DecodeError
 
 from ..protos import autograd_pb2 as pb
-from ..protos.lane import HANDSHAKE_FRAME, MAGIC, MAX_FRAME, NONCE_BYTES, proof, read_exact, read_frame, write_frame
+from ..protos.lane import (
+    HANDSHAKE_FRAME,
+    MAGIC,
+    MAX_FRAME,
+    NONCE_BYTES,
+    proof,
+    read_exact,
+    read_frame,
+    tune,
+    write_frame,
+)
 
 log = logging.getLogger("remote_autograd.server")
 
@@ -75,8 +85,7 @@ class Lane:
     def _serve(self, conn) -> None:
         proven = False
         try:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            tune(conn)
             conn.settimeout(HANDSHAKE_SECONDS)
             session = self._handshake(conn)
             proven = True
