@@ -191,6 +191,20 @@ def _triangle(name):
     return rule
 
 
+def _index_select(a, index, dim):
+    dim = ops.check_index_select(a.ndim, dim, index.dtype, index.ndim, math.prod(index.shape))
+    if a.ndim == 0:
+        return Meta((), a.dtype)
+    shape = list(a.shape)
+    shape[dim] = math.prod(index.shape)
+    return Meta(tuple(shape), a.dtype)
+
+
+def _gather(a, index, dim):
+    ops.check_gather(a.shape, dim, index.dtype, index.shape)
+    return Meta(tuple(index.shape), a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -489,6 +503,7 @@ RULES = {
     "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
     "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
+    "index_select": _index_select, "gather": _gather,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),
@@ -524,7 +539,7 @@ RULES = {
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
 SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
-               "leaky_relu_backward", "elu_backward"}
+               "leaky_relu_backward", "elu_backward", "index_select_backward", "gather_backward"}
 
 
 def infer(name: str, inputs, params):

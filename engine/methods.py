@@ -390,6 +390,12 @@ class TensorMethods:
             raise TypeError(f"masked_fill(): argument 'value' must be Number, not {type(value).__name__}")
         return self._op("masked_fill", mask, value=value)
 
+    def index_select(self, dim, index):
+        return self._op("index_select", index, dim=int(dim))
+
+    def gather(self, dim, index):
+        return self._op("gather", index, dim=int(dim))
+
     def tril(self, diagonal=0):
         return self._op("tril", diagonal=int(diagonal))
 

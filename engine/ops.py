@@ -1081,6 +1081,91 @@ def _triangle(name, fn):
 
 op("tril", "TrilBackward0", _triangle("tril", xp.tril), (lambda g, c: g.tril(c.p.get("diagonal", 0)),))
 op("triu", "TriuBackward0", _triangle("triu", xp.triu), (lambda g, c: g.triu(c.p.get("diagonal", 0)),))
+def _index_dtype_ok(dtype) -> bool:
+    return dtype.kind in "iu" and dtype.itemsize in (4, 8)
+
+
+def check_index_select(a_ndim: int, dim: int, index_dtype, index_ndim: int, index_size: int) -> int:
+    """index_select's checks that need no values (the client's inference runs them too): the dim."""
+    dim = _check_dim(dim, a_ndim)
+    if not _index_dtype_ok(index_dtype):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    if index_ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if a_ndim == 0 and index_size != 1:
+        raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index_size} value(s)")
+    return dim
+
+
+def _check_bounds(index, size: int, message) -> None:
+    bad = (index < 0) | (index >= size)
+    if bool(bad.any()):
+        raise RuntimeError(message(int(index[bad].reshape(-1)[0])))
+
+
+def _index_select(a, index, dim):
+    dim = check_index_select(a.ndim, dim, index.dtype, index.ndim, index.size)
+    size = a.shape[dim] if a.ndim else 1
+    _check_bounds(index, size, lambda v: f"INDICES element is out of DATA bounds, id={v} axis_dim={size}")
+    if a.ndim == 0:
+        return a.copy()
+    return xp.take(a, index.reshape(-1), axis=dim)
+
+
+def _index_add_zeros(g, index, dim, shape):
+    out = xp.zeros(shape, dtype=g.dtype)
+    if not shape:
+        return out + g.reshape(())
+    xp.add.at(out, (slice(None),) * _check_dim(dim, len(shape)) + (index.reshape(-1),), g)
+    return out
+
+
+def check_gather(a_shape: tuple, dim: int, index_dtype, index_shape: tuple) -> int:
+    """gather's checks that need no values (the client's inference runs them too): the dim."""
+    dim = _check_dim(dim, len(a_shape))
+    if not _index_dtype_ok(index_dtype):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    if max(len(a_shape), 1) != max(len(index_shape), 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for d, (n, k) in enumerate(zip(a_shape, index_shape)):
+        if d != dim and k > n:
+            raise RuntimeError(f"Size does not match at dimension {d} expected index {list(index_shape)} to be no "
+                               f"larger than self {list(a_shape)} apart from dimension {dim}")
+    return dim
+
+
+def _gather(a, index, dim):
+    dim = check_gather(a.shape, dim, index.dtype, index.shape)
+    size = a.shape[dim] if a.ndim else 1
+    _check_bounds(index, size, lambda v: f"index {v} is out of bounds for dimension {dim} with size {size}")
+    if a.ndim == 0:
+        return a.copy()
+    part = a[tuple(slice(None) if d == dim else slice(0, k) for d, k in enumerate(index.shape))]
+    return xp.take_along_axis(part, index.astype(xp.int64, copy=False), axis=dim)
+
+
+def _scatter_add_zeros(g, index, dim, shape):
+    out = xp.zeros(shape, dtype=g.dtype)
+    if not shape:
+        return out + g.reshape(())
+    dim = _check_dim(dim, len(shape))
+    where_ = list(xp.indices(index.shape, sparse=True))
+    where_[dim] = index
+    xp.add.at(out, tuple(where_), g)
+    return out
+
+
+op("index_select", "IndexSelectBackward0", _index_select,
+   (lambda g, c: _call("index_select_backward", (g, c.x[1]), dim=c.p["dim"], shape=c.shapes[0]), NOT_DIFF),
+   save=(1,))
+op("index_select_backward", "IndexAddBackward0", _index_add_zeros,
+   (lambda gg, c: _call("index_select", (gg, c.x[1]), dim=c.p["dim"]), NOT_DIFF), save=(1,))
+op("gather", "GatherBackward0", _gather,
+   (lambda g, c: _call("gather_backward", (g, c.x[1]), dim=c.p["dim"], shape=c.shapes[0]), NOT_DIFF), save=(1,))
+op("gather_backward", "ScatterAddBackward0", _scatter_add_zeros,
+   (lambda gg, c: _call("gather", (gg, c.x[1]), dim=c.p["dim"]), NOT_DIFF), save=(1,))
+
+
 op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
 op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
 def check_fill_value(ndim: int) -> None:

@@ -142,3 +142,32 @@ def triangles_and_dropout(lib) -> list:
             abs((y == 0).float().mean().item() - 0.25) < 0.04]
     y.sum().backward()
     return out
+
+
+def index_selects_and_gathers(lib) -> list:
+    """index_select and gather: values, nodes, first and second derivatives, and torch's errors."""
+    x = lib.arange(6.0).reshape(2, 3).requires_grad_()
+    s = lib.tensor(3.0, requires_grad=True)
+    i, g = lib.tensor([2, 0, 2]), lib.tensor([[0, 0], [1, 0]])
+    cases = [lambda: x.index_select(1, i), lambda: lib.index_select(x, 0, lib.tensor([1])),
+             lambda: x.index_select(1, lib.tensor([0.0])), lambda: x.index_select(1, lib.tensor([[0]])),
+             lambda: x.index_select(1, lib.tensor([5])), lambda: x.index_select(1, lib.tensor(1)),
+             lambda: x.index_select(1, lib.tensor([1], dtype=lib.int32)), lambda: x.index_select(2, i),
+             lambda: x.index_select(1, lib.tensor([-1])), lambda: x.gather(1, g),
+             lambda: lib.gather(x, 0, lib.tensor([[1, 0, 1]])), lambda: x.gather(1, g.float()),
+             lambda: x.gather(1, g.int()), lambda: x.gather(1, lib.tensor([0, 1])),
+             lambda: x.gather(1, lib.tensor([[0], [1], [2]])), lambda: x.gather(1, lib.tensor([[3]])),
+             lambda: x.gather(1, lib.tensor([[-1]])), lambda: s.index_select(0, lib.tensor([0, 0])),
+             lambda: s.gather(0, lib.tensor(0)), lambda: s.index_select(0, lib.tensor([0]))]
+    out = []
+    for case in cases:
+        try:
+            r = case()
+            out.append(str((tuple(r.shape), str(r.dtype), r.grad_fn.name(), r.tolist())).replace("torch.", ""))
+        except Exception as e:  # noqa: BLE001  (the exception is what is compared)
+            out.append((type(e).__name__, str(e)))
+    for pick in (lambda: x.index_select(1, i), lambda: x.gather(1, g)):
+        first, = lib.autograd.grad(pick().pow(2).sum(), x, create_graph=True)
+        second, = lib.autograd.grad((first * first).sum(), x)
+        out.append((first.grad_fn.name(), first.tolist(), second.tolist()))
+    return out

@@ -874,6 +874,9 @@ for _name, _fn in SINGLE_DIM.items():
         continue
     GRAD_CASES[f"dim_{_name}"] = (lambda T, a, fn=_fn: fn(T, a, 1, False), _fixed((3, 4, 2)))
     GRAD_CASES[f"dim_{_name}_keepdim"] = (lambda T, a, fn=_fn: fn(T, a, -1, True), _fixed((3, 4, 2)))
+GRAD_CASES["index_select_gather"] = (
+    lambda T, a: a.index_select(1, T.tensor([3, 0, 3, 1])).sum(0) * 2 + a.gather(0, T.tensor([[2, 0, 1, 2]])),
+    _fixed((3, 4)))
 GRAD_CASES["tril_triu"] = (lambda T, a: a.tril() * 2 + T.triu(a, 1) + a.tril(-1).triu(-1), _fixed((3, 4)))
 for _name in ("max", "min", "prod", "amax"):
     GRAD_CASES[f"whole_{_name}"] = (WHOLE[_name], _fixed((3, 4)))

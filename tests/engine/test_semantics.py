@@ -1510,6 +1510,11 @@ def test_tril_triu_dropout_as_torch():
     assert operator_programs.triangles_and_dropout(E) == operator_programs.triangles_and_dropout(torch)
 
 
+def test_index_select_gather_as_torch():
+    import operator_programs
+    assert operator_programs.index_selects_and_gathers(E) == operator_programs.index_selects_and_gathers(torch)
+
+
 def test_what_torch_refuses_as_an_operand_is_refused():
     # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
     import operator_programs

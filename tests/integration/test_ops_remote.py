@@ -109,6 +109,13 @@ CASES = {
     "expm1": (lambda th, a: a.expm1(), [A23]),
     "flip": (lambda th, a: (a.flip(0), a.flip([0, 1])), [A23]),
     "tril": (lambda th, a: (a.tril(), th.tril(a, -1)), [A23]),
+    "index_select": (lambda th, a, i: (a.index_select(1, i), th.index_select(a, 0, th.tensor([1, 1]))),
+                     [A23, ints(2, 0, 2)]),
+    "gather": (lambda th, a: a.gather(1, th.tensor([[2, 0], [1, 1]])), [A23]),
+    "index_select_backward": (lambda th, x: th.autograd.grad(x.index_select(1, th.tensor([0, 0])).pow(2).sum(), x,
+                                                             create_graph=True)[0], [A23]),
+    "gather_backward": (lambda th, x: th.autograd.grad(x.gather(0, th.tensor([[1, 0, 1]])).pow(2).sum(), x,
+                                                       create_graph=True)[0], [A23]),
     "triu": (lambda th, a: a.triu(1), [A23]),
     "cumsum": (lambda th, a: (a.cumsum(1), th.cumsum(a, 0, dtype=th.float64)), [A23]),
     "masked_fill": (lambda th, a: a.masked_fill(a > 0.2, -2.5), [A23]),
@@ -428,6 +435,11 @@ def test_flip_cumsum_masked_fill_as_torch(t):
 def test_tril_triu_dropout_as_torch(t):
     import torch
     assert operator_programs.triangles_and_dropout(t) == operator_programs.triangles_and_dropout(torch)
+
+
+def test_index_select_gather_as_torch(t):
+    import torch
+    assert operator_programs.index_selects_and_gathers(t) == operator_programs.index_selects_and_gathers(torch)
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):
