@@ -1149,8 +1149,9 @@ def _scatter_add_zeros(g, index, dim, shape):
     if not shape:
         return out + g.reshape(())
     dim = _check_dim(dim, len(shape))
-    where_ = list(xp.indices(index.shape, sparse=True))
-    where_[dim] = index
+    ndim = index.ndim  # an open grid over the index's shape, with the index itself along dim
+    where_ = [index if d == dim else xp.arange(n).reshape((n,) + (1,) * (ndim - 1 - d))
+              for d, n in enumerate(index.shape)]
     xp.add.at(out, tuple(where_), g)
     return out
 
