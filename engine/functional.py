@@ -20,7 +20,7 @@ _METHOD_FUNCTIONS = (
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
-    "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather",
+    "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
 )
 
 

@@ -205,6 +205,18 @@ def _gather(a, index, dim):
     return Meta(tuple(index.shape), a.dtype)
 
 
+def _sort(a, dim=-1, descending=False, stable=False):
+    ops._check_dim(dim, a.ndim)
+    return Meta(a.shape, a.dtype), Meta(a.shape, _INT64)
+
+
+def _topk(a, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (torch's keyword)
+    axis = ops._check_dim(dim, a.ndim)
+    ops.check_topk(k, a.shape[axis] if a.ndim else 1)
+    shape = tuple(k if d == axis else n for d, n in enumerate(a.shape))
+    return Meta(shape, a.dtype), Meta(shape, _INT64)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -503,7 +515,7 @@ RULES = {
     "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
     "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
-    "index_select": _index_select, "gather": _gather,
+    "index_select": _index_select, "gather": _gather, "sort": _sort, "sort_stable": _sort, "topk": _topk,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),

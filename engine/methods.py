@@ -473,6 +473,16 @@ class TensorMethods:
         values, indices = self._op(name + "_dim", dim=int(dim), keepdim=keepdim)
         return ReturnTypes.make(name, values, indices)
 
+    def sort(self, dim=-1, descending=False, *, stable=None):
+        # naming stable at all selects torch's sort.stable overload: SortBackward1
+        name = "sort" if stable is None else "sort_stable"
+        values, indices = self._op(name, dim=int(dim), descending=bool(descending))
+        return ReturnTypes.make("sort", values, indices)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (torch's keyword)
+        values, indices = self._op("topk", k=int(k), dim=int(dim), largest=bool(largest), sorted=bool(sorted))
+        return ReturnTypes.make("topk", values, indices)
+
     def max(self, dim=None, keepdim=False, *, other=None):
         return self._extreme("max", dim, keepdim, other)
 
@@ -1095,7 +1105,7 @@ def _broadcast_shapes(a: tuple, b: tuple) -> tuple:
 
 
 class ReturnTypes(tuple):
-    """torch.return_types.max / min: a (values, indices) pair printed as torch prints it."""
+    """torch.return_types.max / min / sort / topk: a (values, indices) pair printed as torch prints it."""
 
     _name = "max"
 

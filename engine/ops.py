@@ -732,6 +732,51 @@ def _select_at_indices(g, c):
     return where(_const(positions == idx), g, 0.0)
 
 
+def _sort(a, dim=-1, descending=False, stable=False):
+    """values and int64 indices along dim; equal values keep their order (torch's stable sort),
+    nan counts as the largest value."""
+    if a.ndim == 0:
+        _check_dim(dim, 0)
+        return a.copy(), xp.zeros((), dtype=xp.int64)
+    axis = _check_dim(dim, a.ndim)
+    if descending:  # a stable ascending sort of the reversed array, reversed back
+        n = a.shape[axis]
+        idx = xp.flip(n - 1 - xp.argsort(xp.flip(a, axis), axis=axis, kind="stable"), axis)
+    else:
+        idx = xp.argsort(a, axis=axis, kind="stable")
+    return xp.take_along_axis(a, idx, axis=axis), xp.ascontiguousarray(idx).astype(xp.int64, copy=False)
+
+
+def check_topk(k: int, size: int) -> None:
+    if not 0 <= k <= size:
+        raise RuntimeError("selected index k out of range")
+
+
+def _topk(a, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (torch's keyword)
+    size = a.shape[_check_dim(dim, a.ndim)] if a.ndim else 1
+    check_topk(k, size)
+    values, idx = _sort(a, dim, descending=largest)
+    if a.ndim == 0:
+        return values, idx
+    keep = tuple(slice(0, k) if d == _check_dim(dim, a.ndim) else slice(None) for d in range(a.ndim))
+    return xp.ascontiguousarray(values[keep]), xp.ascontiguousarray(idx[keep])
+
+
+def _scatter_back(g, c):
+    """sort's and topk's gradient: each value's gradient back where it was taken from."""
+    if isinstance(g, (list, tuple)):  # a two-output node hands its VJP every output's gradient
+        g = g[0]
+    if not c.shapes[0]:
+        return g
+    return _call("gather_backward", (g, c.out[1]), dim=c.p.get("dim", -1), shape=c.shapes[0])
+
+
+op("sort", "SortBackward0", _sort, (_scatter_back,), save_output=True, num_outputs=2,
+   differentiable_outputs=(True, False))
+op("sort_stable", "SortBackward1", _sort, (_scatter_back,), save_output=True, num_outputs=2,
+   differentiable_outputs=(True, False))
+op("topk", "TopkBackward0", _topk, (_scatter_back,), save_output=True, num_outputs=2,
+   differentiable_outputs=(True, False))
 op("max_dim", "MaxBackward0", _extreme_dim(xp.argmax), (_select_at_indices,),
    save_output=True, num_outputs=2, differentiable_outputs=(True, False))
 op("min_dim", "MinBackward0", _extreme_dim(xp.argmin), (_select_at_indices,),

@@ -171,3 +171,29 @@ def index_selects_and_gathers(lib) -> list:
         second, = lib.autograd.grad((first * first).sum(), x)
         out.append((first.grad_fn.name(), first.tolist(), second.tolist()))
     return out
+
+
+def sorts_and_topks(lib) -> list:
+    """sort and topk: the (values, indices) pair as torch prints it, the gradient sent back where
+    each value came from, equal values and nan, and torch's errors."""
+    x = lib.tensor([[3.0, 1.0, 2.0], [0.5, 4.0, -1.0]], requires_grad=True)
+    s = lib.tensor(2.0, requires_grad=True)
+    cases = [(x, lambda: x.sort()), (x, lambda: x.sort(0, descending=True)),
+             (x, lambda: lib.sort(x, dim=1, stable=True)), (x, lambda: x.topk(2)),
+             (x, lambda: x.topk(1, dim=0, largest=False)), (x, lambda: lib.topk(x, 2, sorted=True)),
+             (x, lambda: x.topk(4)), (x, lambda: x.sort(2)), (s, lambda: s.sort()), (s, lambda: s.topk(1)),
+             (None, lambda: lib.tensor([3, 1, 2]).sort()),
+             (None, lambda: lib.tensor([1.0, float("nan"), 0.0, 1.0]).sort(descending=True)),
+             (None, lambda: lib.tensor([2.0, 1.0, 2.0, 0.0]).sort(stable=True, descending=True))]
+    out = []
+    for leaf, case in cases:
+        try:
+            r = case()
+            row = [repr(r).replace("torch.", "")]
+            if leaf is not None:
+                weights = lib.arange(r.values.numel()).reshape(r.values.shape).to(r.values.dtype)
+                row.append(lib.autograd.grad((r.values * weights).sum(), leaf)[0].tolist())
+            out.append(row)
+        except Exception as e:  # noqa: BLE001  (the exception is what is compared)
+            out.append((type(e).__name__, str(e)))
+    return out

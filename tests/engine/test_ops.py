@@ -877,6 +877,8 @@ for _name, _fn in SINGLE_DIM.items():
 GRAD_CASES["index_select_gather"] = (
     lambda T, a: a.index_select(1, T.tensor([3, 0, 3, 1])).sum(0) * 2 + a.gather(0, T.tensor([[2, 0, 1, 2]])),
     _fixed((3, 4)))
+GRAD_CASES["sort_topk"] = (lambda T, a: a.sort(1)[0] * 2 + a.sort(0, descending=True)[0] + a.topk(4, 1)[0],
+                           _fixed((3, 4)))
 GRAD_CASES["tril_triu"] = (lambda T, a: a.tril() * 2 + T.triu(a, 1) + a.tril(-1).triu(-1), _fixed((3, 4)))
 for _name in ("max", "min", "prod", "amax"):
     GRAD_CASES[f"whole_{_name}"] = (WHOLE[_name], _fixed((3, 4)))

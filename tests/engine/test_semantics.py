@@ -1515,6 +1515,11 @@ def test_index_select_gather_as_torch():
     assert operator_programs.index_selects_and_gathers(E) == operator_programs.index_selects_and_gathers(torch)
 
 
+def test_sort_topk_as_torch():
+    import operator_programs
+    assert operator_programs.sorts_and_topks(E) == operator_programs.sorts_and_topks(torch)
+
+
 def test_what_torch_refuses_as_an_operand_is_refused():
     # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
     import operator_programs

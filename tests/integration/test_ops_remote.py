@@ -112,6 +112,9 @@ CASES = {
     "index_select": (lambda th, a, i: (a.index_select(1, i), th.index_select(a, 0, th.tensor([1, 1]))),
                      [A23, ints(2, 0, 2)]),
     "gather": (lambda th, a: a.gather(1, th.tensor([[2, 0], [1, 1]])), [A23]),
+    "sort": (lambda th, a: tuple(a.sort(1)) + tuple(a.sort(0, descending=True)), [A23]),
+    "sort_stable": (lambda th, a: tuple(th.sort(a, stable=True)), [A23]),
+    "topk": (lambda th, a: tuple(a.topk(2)) + tuple(a.topk(1, 0, largest=False)), [A23]),
     "index_select_backward": (lambda th, x: th.autograd.grad(x.index_select(1, th.tensor([0, 0])).pow(2).sum(), x,
                                                              create_graph=True)[0], [A23]),
     "gather_backward": (lambda th, x: th.autograd.grad(x.gather(0, th.tensor([[1, 0, 1]])).pow(2).sum(), x,
@@ -440,6 +443,11 @@ def test_tril_triu_dropout_as_torch(t):
 def test_index_select_gather_as_torch(t):
     import torch
     assert operator_programs.index_selects_and_gathers(t) == operator_programs.index_selects_and_gathers(torch)
+
+
+def test_sort_topk_as_torch(t):
+    import torch
+    assert operator_programs.sorts_and_topks(t) == operator_programs.sorts_and_topks(torch)
 
 
 def test_nan_and_inf_come_silently_as_in_torch(t):
