@@ -21,6 +21,7 @@ _METHOD_FUNCTIONS = (
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
     "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
+    "argsort", "logsumexp",
 )
 
 

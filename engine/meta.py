@@ -217,6 +217,10 @@ def _topk(a, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (torch's keyw
     return Meta(shape, a.dtype), Meta(shape, _INT64)
 
 
+def _logsumexp(a, dim, keepdim=False):
+    return Meta(_reduced(a, dim, keepdim), a.dtype if a.dtype.kind == "f" else DEFAULT_FLOAT.np)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -524,7 +528,7 @@ RULES = {
     "all": _reduction("bool"), "any": _reduction("bool"), "argmax": _reduction("index"),
     "argmin": _reduction("index"),
     "sum": _reduction("sum"), "sum_dim": _reduction("sum"), "mean": _reduction("float"),
-    "mean_dim": _reduction("float"), "var": _reduction("float"), "std": _reduction("float"),
+    "mean_dim": _reduction("float"), "logsumexp": _logsumexp, "var": _reduction("float"), "std": _reduction("float"),
     "max": _reduction("same"), "min": _reduction("same"), "max_dim": _extreme_dim, "min_dim": _extreme_dim,
     "maximum": elementwise(), "minimum": elementwise(), "prod": _reduction("sum"),
     "prod_dim": _reduction("sum"), "norm": _norm,

@@ -473,6 +473,12 @@ class TensorMethods:
         values, indices = self._op(name + "_dim", dim=int(dim), keepdim=keepdim)
         return ReturnTypes.make(name, values, indices)
 
+    def logsumexp(self, dim, keepdim=False):
+        return self._op("logsumexp", dim=_dim_arg(dim), keepdim=keepdim)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return self._op("sort", dim=int(dim), descending=bool(descending))[1]
+
     def sort(self, dim=-1, descending=False, *, stable=None):
         # naming stable at all selects torch's sort.stable overload: SortBackward1
         name = "sort" if stable is None else "sort_stable"

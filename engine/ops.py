@@ -603,6 +603,25 @@ def _scalar_name(a):
     return scalar_name(of_array(a))
 
 
+def _logsumexp(a, dim, keepdim=False):
+    """log(sum(exp(a))) over dims, computed around the largest value (an infinite one aside)."""
+    a = _to_float(a)
+    axes = _check_reduce_dims(a, dim)
+    if a.ndim == 0:
+        return a.copy()
+    top = xp.max(a, axis=axes, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0).astype(a.dtype, copy=False)
+    out = xp.log(xp.sum(xp.exp(a - top), axis=axes, keepdims=True)) + top
+    return out if keepdim else out.squeeze(axis=axes)
+
+
+def _logsumexp_vjp(g, c):
+    dims, keepdim = c.p["dim"], c.p.get("keepdim", False)
+    shape = c.shapes[0]
+    return _unsqueeze_to(g, shape, dims, keepdim) * (c.x[0] - _unsqueeze_to(c.out, shape, dims, keepdim)).exp()
+
+
+op("logsumexp", "LogsumexpBackward0", _logsumexp, (_logsumexp_vjp,), save=(0,), save_output=True)
 op("mean", "MeanBackward0", _mean,
    (lambda g, c: g.expand(c.shapes[0]) / max(_count(c.shapes[0], None), 1),))
 op("mean_dim", "MeanBackward1", _mean,

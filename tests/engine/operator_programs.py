@@ -184,7 +184,8 @@ def sorts_and_topks(lib) -> list:
              (x, lambda: x.topk(4)), (x, lambda: x.sort(2)), (s, lambda: s.sort()), (s, lambda: s.topk(1)),
              (None, lambda: lib.tensor([3, 1, 2]).sort()),
              (None, lambda: lib.tensor([1.0, float("nan"), 0.0, 1.0]).sort(descending=True)),
-             (None, lambda: lib.tensor([2.0, 1.0, 2.0, 0.0]).sort(stable=True, descending=True))]
+             (None, lambda: lib.tensor([2.0, 1.0, 2.0, 0.0]).sort(stable=True, descending=True)),
+             (None, lambda: (x.argsort(), lib.argsort(x, dim=0, descending=True), x.argsort(stable=True)))]
     out = []
     for leaf, case in cases:
         try:
