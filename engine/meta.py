@@ -221,6 +221,10 @@ def _logsumexp(a, dim, keepdim=False):
     return Meta(_reduced(a, dim, keepdim), a.dtype if a.dtype.kind == "f" else DEFAULT_FLOAT.np)
 
 
+def _repeat(a, repeats):
+    return Meta(ops.repeat_shape(a.shape, repeats), a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -520,6 +524,7 @@ RULES = {
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
     "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
     "index_select": _index_select, "gather": _gather, "sort": _sort, "sort_stable": _sort, "topk": _topk,
+    "repeat": _repeat,
     "eq": elementwise(_BOOL), "ne": elementwise(_BOOL), "lt": elementwise(_BOOL), "le": elementwise(_BOOL),
     "gt": elementwise(_BOOL), "ge": elementwise(_BOOL), "isclose": elementwise(_BOOL),
     "logical_not": lambda a: Meta(a.shape, _BOOL), "logical_and": elementwise(_BOOL),

@@ -396,6 +396,11 @@ class TensorMethods:
     def gather(self, dim, index):
         return self._op("gather", index, dim=int(dim))
 
+    def repeat(self, *repeats):
+        if not repeats:
+            raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
+        return self._op("repeat", repeats=_size_args(repeats))
+
     def tril(self, diagonal=0):
         return self._op("tril", diagonal=int(diagonal))
 

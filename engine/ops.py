@@ -1231,6 +1231,34 @@ op("gather_backward", "ScatterAddBackward0", _scatter_add_zeros,
    (lambda gg, c: _call("gather", (gg, c.x[1]), dim=c.p["dim"]), NOT_DIFF), save=(1,))
 
 
+def repeat_shape(shape: tuple, repeats: tuple) -> tuple:
+    """torch.Tensor.repeat's result shape, with its errors (the client's inference runs it too)."""
+    if len(repeats) < len(shape):
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    padded = (1,) * (len(repeats) - len(shape)) + tuple(shape)
+    out = [r * n for r, n in zip(repeats, padded)]
+    if any(r < 0 for r in repeats):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(out)}: {out}")
+    return tuple(out)
+
+
+def _repeat(a, repeats):
+    repeat_shape(a.shape, repeats)
+    return xp.tile(a, repeats)
+
+
+def _repeat_vjp(g, c):
+    """Each copy's gradient summed back: g viewed as (r0, n0, r1, n1, ...), the r axes summed."""
+    shape, repeats = c.shapes[0], c.p["repeats"]
+    padded = (1,) * (len(repeats) - len(shape)) + tuple(shape)
+    if 0 in repeats:
+        return g.new_zeros(shape)
+    split = tuple(x for r, n in zip(repeats, padded) for x in (r, n))
+    summed = g.reshape(split).sum(tuple(range(0, len(split), 2)))
+    return summed.reshape(shape)
+
+
+op("repeat", "RepeatBackward0", _repeat, (_repeat_vjp,))
 op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
 op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
 def check_fill_value(ndim: int) -> None:

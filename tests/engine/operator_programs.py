@@ -166,6 +166,11 @@ def index_selects_and_gathers(lib) -> list:
             out.append(str((tuple(r.shape), str(r.dtype), r.grad_fn.name(), r.tolist())).replace("torch.", ""))
         except Exception as e:  # noqa: BLE001  (the exception is what is compared)
             out.append((type(e).__name__, str(e)))
+    for bad in (lambda: x.repeat(2), lambda: x.repeat(-1, 1)):  # repeat's errors, known without values
+        try:
+            bad()
+        except Exception as e:  # noqa: BLE001  (the exception is what is compared)
+            out.append((type(e).__name__, str(e)))
     for pick in (lambda: x.index_select(1, i), lambda: x.gather(1, g)):
         first, = lib.autograd.grad(pick().pow(2).sum(), x, create_graph=True)
         second, = lib.autograd.grad((first * first).sum(), x)

@@ -54,6 +54,8 @@ UNARY = {
     "cos": (lambda T, a: T.cos(a), "real"),
     "tanh": (lambda T, a: a.tanh(), "real"),
     "expm1": (lambda T, a: a.expm1(), "real"),
+    "repeat": (lambda T, a: (a.repeat(*([2] * a.dim())), a.repeat(3, *([1] * a.dim())), a.repeat([1] * a.dim())),
+               "real"),
     "logsumexp": (lambda T, a: (a.logsumexp(0), T.logsumexp(a * 3, -1, keepdim=True)), "real"),
     "flip": (lambda T, a: (a.flip(0), a.flip(list(range(a.dim())))), "real"),
     "cumsum": (lambda T, a: (a.cumsum(0), T.cumsum(a, -1, dtype=T.float64)), "real"),

@@ -116,6 +116,7 @@ CASES = {
     "sort_stable": (lambda th, a: tuple(th.sort(a, stable=True)), [A23]),
     "topk": (lambda th, a: tuple(a.topk(2)) + tuple(a.topk(1, 0, largest=False)), [A23]),
     "logsumexp": (lambda th, a: (a.logsumexp(1), th.logsumexp(a, (0, 1), keepdim=True)), [A23]),
+    "repeat": (lambda th, a: (a.repeat(2, 1), a.repeat(1, 2, 3), a.repeat((0, 1))), [A23]),
     "index_select_backward": (lambda th, x: th.autograd.grad(x.index_select(1, th.tensor([0, 0])).pow(2).sum(), x,
                                                              create_graph=True)[0], [A23]),
     "gather_backward": (lambda th, x: th.autograd.grad(x.gather(0, th.tensor([[1, 0, 1]])).pow(2).sum(), x,
