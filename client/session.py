@@ -63,6 +63,16 @@ MAX_IN_FLIGHT = 8  # batches sent and not yet answered; past it the client waits
 META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """An on/off setting from the environment (1/true/yes/on, 0/false/no/off); else the default."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return default
+
+
 # Sessions still open when the program ends are closed before the interpreter stops gRPC's
 # threads (a session's batch stream would otherwise keep the process from exiting).
 _LIVE: weakref.WeakSet = weakref.WeakSet()
@@ -148,13 +158,12 @@ class Session:
         stream; ``direct=False`` (or REMOTE_AUTOGRAD_DIRECT=0) keeps them on gRPC."""
         self.address = address
         if eager is None:
-            eager = os.environ.get("REMOTE_AUTOGRAD_EAGER", "").strip().lower() in ("1", "true", "yes", "on")
+            eager = _env_flag("REMOTE_AUTOGRAD_EAGER", False)
         self.eager = bool(eager)
         self._max_queue = max(1, int(max_queue))
         if send_ahead is None:
             send_ahead = os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or None
-        self._send_ahead_chosen = send_ahead is not None  # else it follows the transport
-        self._send_ahead = max(0, int(send_ahead)) if send_ahead is not None else SEND_AHEAD
+        self._ahead_choice = None if send_ahead is None else max(0, int(send_ahead))  # None: the transport's
         self._inflight: list = []  # (batch, queued commands, their info) of each unanswered batch, oldest first
         self._stream = None  # (requests, replies) of the open ExecuteStream; None: not open; False: refused
         self._stream_answered = False
@@ -182,10 +191,9 @@ class Session:
         self.token = info.token
         self.backend = info.backend
         if direct is None:
-            direct = os.environ.get("REMOTE_AUTOGRAD_DIRECT", "").strip().lower() not in ("0", "false", "no", "off")
+            direct = _env_flag("REMOTE_AUTOGRAD_DIRECT", True)
         self._lane_port = info.direct_port if direct else 0  # 0: no lane (none, refused, or off)
-        if self._lane_port and not self._send_ahead_chosen:
-            self._send_ahead = LANE_SEND_AHEAD
+        self._follow_transport()
         # the gateway routes on x-session-id: every call of a session reaches the same replica
         self._md = (("x-session-id", info.session_id), ("x-session-token", info.token))
         self._ids = itertools.count(1)
@@ -850,8 +858,7 @@ class Session:
                 self._stream_answered = False
                 return self._stream
             self._lane_port = 0  # unreachable or refused: the gRPC stream, for the rest of the session
-            if not self._send_ahead_chosen:
-                self._send_ahead = SEND_AHEAD
+            self._follow_transport()
         if self._stream is None:
             requests = queue.SimpleQueue()
 
@@ -861,6 +868,14 @@ class Session:
             self._stream = (requests, self._stub.ExecuteStream(outgoing(), metadata=self._md))
             self._stream_answered = False
         return self._stream or None
+
+    def _follow_transport(self) -> None:
+        """Send ahead as the user chose, else as pays on the transport batches take: the lane's
+        count while a lane is offered and reachable, SEND_AHEAD on the gRPC stream."""
+        if self._ahead_choice is not None:
+            self._send_ahead = self._ahead_choice
+        else:
+            self._send_ahead = LANE_SEND_AHEAD if self._lane_port else SEND_AHEAD
 
     def _send(self, batch, queued, info) -> None:
         """Put a batch on its way: on the stream (answered later, in order), or, without a stream,

@@ -159,8 +159,7 @@ def _bitwise(kernel: str):
 
 
 def _frac(a):
-    if a.dtype.kind != "f":
-        ops._frac(a)  # raises torch's NotImplementedError for an integer dtype
+    ops.check_frac(a)
     return Meta(a.shape, a.dtype)
 
 

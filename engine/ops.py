@@ -277,9 +277,10 @@ def _pow_scalar_vjp(g, c):
 
 
 def check_pow(a, b) -> None:
-    """torch has no pow of a bool by a bool tensor (a bool tensor to a Python bool is defined:
-    _pow). Operands are arrays, Python scalars or metas (the client's inference runs it too)."""
-    if _is_bool(a) and _is_bool(b) and not (a.__class__ is not bool and b.__class__ is bool):
+    """torch has no pow of a bool by a bool tensor, nor of a Python bool by one (a bool tensor to a
+    Python bool is defined: _pow). Operands are arrays, Python scalars or metas (the client's
+    inference runs it too)."""
+    if _is_bool(a) and _is_bool(b):
         raise NotImplementedError("\"pow\" not implemented for 'Bool'")
 
 
@@ -288,10 +289,11 @@ def _power(a, b):
     of 1 (1) and of -1 (1 or -1 by the exponent's parity); numpy refuses those."""
     check_pow(a, b)
     a, b = _promote(a, b)
-    kind = (b if isinstance(a, _SCALARS) else a).dtype.kind
-    if kind not in "iu" or not bool(xp.any(xp.asarray(b) < 0)):
+    if (b if isinstance(a, _SCALARS) else a).dtype.kind not in "iu":
         return xp.power(a, b)
     negative = xp.asarray(b) < 0
+    if not bool(negative.any()):
+        return xp.power(a, b)
     out = xp.power(a, xp.where(negative, 0, b))
     at_negative = xp.where(a == 1, 1, xp.where(a == -1, xp.where(xp.asarray(b) % 2 == 0, 1, -1), 0))
     return xp.where(negative, at_negative, out).astype(out.dtype)
@@ -376,10 +378,14 @@ def _rounding(fn):
     return lambda a: fn(a) if a.dtype.kind == "f" else a.copy()
 
 
-def _frac(a):
+def check_frac(a) -> None:
+    """frac has no integer kernel; ``a`` is an array or a meta (the client's inference runs it too)."""
     if a.dtype.kind != "f":
-        from .errors import scalar_name
-        raise NotImplementedError(f'"frac_cpu" not implemented for \'{scalar_name(a.dtype)}\'')
+        raise NotImplementedError(f'"frac_cpu" not implemented for \'{_scalar_name(a)}\'')
+
+
+def _frac(a):
+    check_frac(a)
     return a - xp.trunc(a)
 
 
@@ -772,12 +778,12 @@ def check_topk(k: int, size: int) -> None:
 
 
 def _topk(a, k, dim=-1, largest=True, sorted=True):  # noqa: A002  (torch's keyword)
-    size = a.shape[_check_dim(dim, a.ndim)] if a.ndim else 1
-    check_topk(k, size)
+    axis = _check_dim(dim, a.ndim)
+    check_topk(k, a.shape[axis] if a.ndim else 1)
     values, idx = _sort(a, dim, descending=largest)
     if a.ndim == 0:
         return values, idx
-    keep = tuple(slice(0, k) if d == _check_dim(dim, a.ndim) else slice(None) for d in range(a.ndim))
+    keep = tuple(slice(0, k) if d == axis else slice(None) for d in range(a.ndim))
     return xp.ascontiguousarray(values[keep]), xp.ascontiguousarray(idx[keep])
 
 

@@ -136,11 +136,13 @@ def triangles_and_dropout(lib) -> list:
             bad()
         except Exception as e:  # noqa: BLE001  (the exception is what is compared)
             out.append((type(e).__name__, str(e)))
-    y = F.dropout(lib.ones(4000, requires_grad=True), 0.25)
+    ones = lib.ones(4000, requires_grad=True)
+    y = F.dropout(ones, 0.25)
     out += [sorted(set(y.tolist())), y.grad_fn.name(), lib.dropout(x, 0.3, True).grad_fn.name(),
             [type(n[0]).__name__ if n[0] is not None else None for n in y.grad_fn.next_functions],
             abs((y == 0).float().mean().item() - 0.25) < 0.04]
     y.sum().backward()
+    out.append(ones.grad.tolist() == y.tolist())  # the input's gradient is the noise (the input is ones)
     return out
 
 
