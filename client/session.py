@@ -165,6 +165,7 @@ class Session:
             send_ahead = os.environ.get("REMOTE_AUTOGRAD_SEND_AHEAD", "").strip() or None
         self._ahead_choice = None if send_ahead is None else max(0, int(send_ahead))  # None: the transport's
         self._inflight: list = []  # (batch, queued commands, their info) of each unanswered batch, oldest first
+        self._settled: list = []  # the last sync point's answered batches, freed at the next (see _settle)
         self._stream = None  # (requests, replies) of the open ExecuteStream; None: not open; False: refused
         self._stream_answered = False
         self._answered = None  # the answer of the oldest unanswered batch, when read early
@@ -940,7 +941,12 @@ class Session:
         """Read the answer of every unanswered batch, in order. Returns (error, last answer): the
         first failure gives the error to raise, and the commands after the failing one (in later
         batches and in ``later``) did not run and are dropped."""
+        # The batches answered at the last sync point are freed now, while the server works on
+        # these, and these are kept until the next: freeing a step's commands costs ~40 us (a
+        # hundred messages), which would otherwise stand between its last answer and the user.
+        self._settled = None
         inflight, self._inflight = self._inflight, []
+        self._settled = inflight
         kept, self._answered = self._answered, None
         self._ahead_failed = False
         failure, last = None, None
