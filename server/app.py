@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -87,6 +88,22 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+GC_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
+
+
+def tune_gc() -> None:
+    """A command allocates a dozen objects (tensor, node, tuples) and a step's graph lives on until
+    the client releases it; with Python's default threshold, a young collection ran every ~50
+    commands and walked them all, ~4% of a batch of small ops. The engine's graphs avoid reference
+    cycles (a node saves its output as an alias without grad_fn: a chain or MLP step leaves no
+    cyclic garbage), so collections find little: they run less often, and what the server holds
+    from its start is frozen out of them."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
@@ -98,6 +115,7 @@ def main(argv=None) -> None:
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
     server, port = build(args.host, args.port, limits, args.workers, args.direct_port)
+    tune_gc()
     if server.lane is not None:
         log.info("direct lane on %s:%d", args.host, server.lane.port)
     print(f"listening on {args.host}:{port}", flush=True)
