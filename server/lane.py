@@ -135,6 +135,8 @@ class Lane:
                 else:
                     reply = self.servicer.answer(session, request)
                 write_frame(conn, reply.SerializeToString())
+                # freed now, while the client reads the answer, not once the next batch has come
+                frame = request = reply = None
         finally:
             self.registry.close_stream(handle)
 
