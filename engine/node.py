@@ -45,8 +45,15 @@ class Node:
 
     # _host_id: an id the engine's host (the server) gives the node; the engine never reads it
     __slots__ = ("next_functions", "_seq", "_tensor_pre_hooks", "_retain_hooks",
-                 "_pre_hooks", "_post_hooks", "metadata", "_host_id", "__weakref__")
+                 "_pre_hooks", "_post_hooks", "_metadata", "_host_id", "__weakref__")
     _node_name = "Node"
+
+    @property
+    def metadata(self) -> dict:
+        """torch's Node.metadata: a dict of the user's own, made on first use (few nodes need one)."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
 
     def name(self) -> str:
         return self._node_name
@@ -79,13 +86,14 @@ class Node:
         return result[0] if len(result) == 1 else tuple(result)
 
     def _init_node(self, next_functions: tuple) -> None:
+        # (engine/tensor.py _record sets the same, inline: change both together)
         self.next_functions = next_functions
         self._seq = next(_sequence)
         self._tensor_pre_hooks = None
         self._retain_hooks = None
         self._pre_hooks = None
         self._post_hooks = None
-        self.metadata = {}
+        self._metadata = None
 
 
 class AccumulateGrad(Node):

@@ -9,7 +9,7 @@ from . import node as _node
 from .backend import BACKEND, ndarray, to_numpy, writeable, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
-from .node import _STRIP, AccumulateGrad, add_hook, node_class
+from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class
 from .printing import format_tensor
 from .size import Size
 
@@ -293,6 +293,9 @@ def dispatch(op, inputs: tuple, params: dict):
     return results
 
 
+_NO_EDGE = (None, 0)
+
+
 def _record(op, inputs, params, results) -> None:
     cls = node_class(op.node)
     node = cls.__new__(cls)
@@ -300,9 +303,22 @@ def _record(op, inputs, params, results) -> None:
     edges, shapes = [], []
     for i in diff:
         x = inputs[i]
-        edges.append(_edge(x))
-        shapes.append(x._data.shape if x.__class__ is Tensor else ())
-    node._init_node(tuple(edges))
+        if x.__class__ is Tensor:  # _edge(x), inline: this loop runs for every recorded input
+            fn = x.grad_fn
+            if fn is not None:
+                edges.append((fn, x._output_nr))
+            elif x._requires_grad:
+                edges.append((x._grad_accumulator(), 0))
+            else:
+                edges.append(_NO_EDGE)
+            shapes.append(x._data.shape)
+        else:
+            edges.append(_NO_EDGE)
+            shapes.append(())
+    # Node._init_node, inline
+    node.next_functions = tuple(edges)
+    node._seq = next(_sequence)
+    node._tensor_pre_hooks = node._retain_hooks = node._pre_hooks = node._post_hooks = node._metadata = None
     node._op = op
     node._params = params
     node._input_meta = tuple(shapes)
