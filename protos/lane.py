@@ -69,3 +69,23 @@ def write_frame(sock, data: bytes) -> None:
     else:  # large: no copy of the body to join it to the header
         sock.sendall(_LENGTH.pack(len(data)))
         sock.sendall(data)
+
+
+def write_frames(sock, frames: list) -> None:
+    """Several frames, the small ones joined into one send."""
+    if len(frames) == 1 or sum(len(f) for f in frames) > _SMALL:
+        for data in frames:
+            write_frame(sock, data)
+        return
+    sock.sendall(b"".join(part for data in frames for part in (_LENGTH.pack(len(data)), data)))
+
+
+def pending(sock) -> bool:
+    """Whether a read would return at once: the peer has sent more (or ended the connection)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # the read that follows meets the error
+    return True

@@ -24,17 +24,23 @@ from ..protos.lane import (
     MAGIC,
     MAX_FRAME,
     NONCE_BYTES,
+    pending,
     proof,
     read_exact,
     read_frame,
     tune,
     write_frame,
+    write_frames,
 )
 
 log = logging.getLogger("remote_autograd.server")
 
 HANDSHAKE_SECONDS = 10.0
 MAX_HANDSHAKES = 64  # connections not yet proven; past it a new one is closed at once
+# answers held back while more batches wait; past it they are written. Under the client's
+# MAX_IN_FLIGHT (8), so that a client that waits for its oldest answer waits no longer than the
+# server takes to run the batches it has anyway.
+HELD_ANSWERS = 4
 
 
 class _Connection:
@@ -125,6 +131,7 @@ class Lane:
         try:
             _welcome(conn)
             conn.settimeout(None)
+            held: list = []  # answers not yet written
             while (frame := read_frame(conn, MAX_FRAME)) is not None:
                 try:
                     request = pb.Batch.FromString(frame)
@@ -134,9 +141,17 @@ class Lane:
                     reply.error.message = "a direct lane frame that is not a Batch"
                 else:
                     reply = self.servicer.answer(session, request)
-                write_frame(conn, reply.SerializeToString())
+                held.append(reply.SerializeToString())
+                # While the client has sent more (batches sent ahead), the next runs first and
+                # the answers go out together: a client reads them at its sync point, and a send
+                # costs ~20 us. Once none is waiting (the client waits, or builds), they go.
+                if len(held) >= HELD_ANSWERS or not pending(conn):
+                    write_frames(conn, held)
+                    held = []
                 # freed now, while the client reads the answer, not once the next batch has come
                 frame = request = reply = None
+            if held:  # the client ended its side after its last batches: it may still read
+                write_frames(conn, held)
         finally:
             self.registry.close_stream(handle)
 

@@ -217,6 +217,45 @@ def test_a_raw_lane_speaks_the_documented_protocol(address):
         assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
 
 
+def _proven_raw_lane(address, t):
+    s = _connect_raw(address)
+    key, nonce = key_of(t.token), os.urandom(16)
+    welcome = _hello(s, t.session_id, nonce)
+    write_frame(s, pb.LaneProof(proof=proof(key, b"client", welcome.nonce, nonce)).SerializeToString())
+    assert pb.LaneWelcome.FromString(read_frame(s, 4096)) == pb.LaneWelcome()
+    return s
+
+
+@pytest.mark.parametrize("batches", [2, 7, 20])
+def test_batches_sent_back_to_back_are_answered_in_order_even_after_the_client_ends_its_side(
+        address, batches):
+    """The server writes the answers of batches that came while it ran others together: every
+    batch still gets its answer, in order, also when the client shuts its side after sending."""
+    with ra.connect(address) as t:
+        with _proven_raw_lane(address, t) as s:
+            make = pb.Command(kind=pb.Kind.FACTORY, name="full", outputs=[10 ** 6])
+            make.args.add().list.items.add().i = 2
+            make.args.add().f = 1.0
+            frames = [pb.Batch(commands=[make]).SerializeToString()]
+            for k in range(1, batches):
+                add = pb.Command(kind=pb.Kind.CALL, name="add", outputs=[10 ** 6 + k])
+                add.args.add().ref = 10 ** 6 + k - 1
+                add.args.add().f = 1.0
+                frames.append(pb.Batch(commands=[add]).SerializeToString())
+            fetch = pb.Command(kind=pb.Kind.FETCH)
+            fetch.args.add().ref = 10 ** 6 + batches - 1
+            frames.append(pb.Batch(commands=[fetch]).SerializeToString())
+            s.sendall(b"".join(struct.pack("<I", len(f)) + f for f in frames))
+            s.shutdown(socket.SHUT_WR)
+            replies = [pb.BatchResult.FromString(read_frame(s, 1 << 20)) for _ in frames]
+            assert not any(r.HasField("error") for r in replies)
+            assert [len(r.results) for r in replies] == [1] * len(frames)
+            value = replies[-1].results[0].value.tensor
+            assert np.frombuffer(value.data, dtype=np.float32).tolist() == [float(batches)] * 2
+            assert read_frame(s, 1 << 20) is None  # and then the server ends the lane
+        assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
+
+
 def test_closing_the_session_elsewhere_ends_its_lane(address):
     t = ra.connect(address)
     assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
