@@ -436,9 +436,9 @@ def test_a_long_chain_costs_one_wait(address, send_ahead):
         grad = x.grad.tolist()
         assert spy.answers_before_the_last_batch() == 0  # one wait, at the grad read
         # 105 commands: the upload, 100 ops, sum, backward, the grad and its fetch; sent at the
-        # grad read in one batch, or (send_ahead) most of them while the program ran, numbered so
-        # that the server ran them in order
-        assert spy.batches() == ([105] if not send_ahead else [send_ahead] * 3 + [105 - 3 * send_ahead])
+        # grad read in one batch, or (send_ahead) most of them while the program ran, the
+        # backward as soon as it was queued, numbered so that the server ran them in order
+        assert spy.batches() == ([105] if not send_ahead else [send_ahead] * 3 + [103 - 3 * send_ahead, 2])
         seqs = [request.seq for name, request in spy.calls if name == "Execute"]
         assert seqs == sorted(seqs)
         assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
