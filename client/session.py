@@ -649,12 +649,16 @@ class Session:
                                     tuple([_edge(inputs[i]) for i in diff]), plan.saves)
                     break
         cls, node_id = self.Tensor, node._id if node else 0
+        # the user's line, looked for from the caller of the method that called Tensor._dispatch
+        # (this, _dispatch and that method are this package's)
+        where = _user_line(sys._getframe(3))
         if plan.single:  # the common case, without per-output tuples
             tid = next(self._ids)
-            self._queue_command(self._build(K.CALL, op.name, inputs, params, (tid,), node_id), op.name, (tid,))
+            ids = (tid,)
+            self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
             return _inferred(cls, self, tid, plan.outs[0], node, 0)
         ids = tuple([next(self._ids) for _ in plan.outs])
-        self._queue_command(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids)
+        self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
         return tuple([_inferred(cls, self, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
 
     def _call_now(self, op, inputs, params):
@@ -793,10 +797,14 @@ class Session:
                             outputs)
 
     def _queue_command(self, cmd, what: str, outputs) -> None:
+        self._queue_at(cmd, what, tuple(outputs), _user_line(sys._getframe(2)))
+
+    def _queue_at(self, cmd, what: str, outputs: tuple, where) -> None:
+        """Queue a command issued at ``where`` (_user_line's answer)."""
         if self._closed:  # known here: raised at the user's line, as in eager mode
             raise RemoteError("this session is closed")
         self._queue.append(cmd)
-        self._queue_info.append((what, _user_line(), tuple(outputs)))
+        self._queue_info.append((what, where, outputs))
         n = len(self._queue)
         if n >= self._send_ahead and self._send_ahead and not (self.eager or self._in_callback) and \
                 n < self._max_queue:
@@ -1390,10 +1398,9 @@ def _check_backward(tensors, grads, inputs) -> None:
         check_root(i, t, g)
 
 
-def _user_line():
-    """Where the user issued a command: the first frame outside this package, as (code, line);
-    made text only when an error names it (most commands never fail)."""
-    frame = sys._getframe(2)
+def _user_line(frame):
+    """Where the user issued a command: the first frame outside this package from ``frame`` out,
+    as (code, line); made text only when an error names it (most commands never fail)."""
     while frame is not None:
         code = frame.f_code
         inside = _INSIDE.get(code)
