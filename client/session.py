@@ -176,6 +176,7 @@ class Session:
         # goes unnumbered (run at once) and nothing is sent ahead
         self._in_callback = 0
         self._plans: dict = {}
+        self._prepared: list = []  # the plans whose calls are prepared on the server; id = index + 1
         # commands sent without waiting: they ride the next batch, at the next sync point
         self._queue: list = []
         self._queue_info: list = []
@@ -194,6 +195,7 @@ class Session:
         if direct is None:
             direct = _env_flag("REMOTE_AUTOGRAD_DIRECT", True)
         self._lane_port = info.direct_port if direct else 0  # 0: no lane (none, refused, or off)
+        self._can_prepare = info.prepared_calls
         self._follow_transport()
         # the gateway routes on x-session-id: every call of a session reaches the same replica
         self._md = (("x-session-id", info.session_id), ("x-session-token", info.token))
@@ -625,7 +627,9 @@ class Session:
 
     def _new_plan(self, op, inputs, params, key):
         plan = _Plan(op, infer(op.name, [x._meta() if isinstance(x, Tensor) else x for x in inputs], params))
-        if key is not None:
+        if key is None:
+            plan.prepared = -1  # not remembered: nothing to repeat
+        else:
             if len(self._plans) >= META_MEMO:
                 self._plans.clear()
             self._plans[key] = plan
@@ -655,11 +659,49 @@ class Session:
         if plan.single:  # the common case, without per-output tuples
             tid = next(self._ids)
             ids = (tid,)
+            pid = plan.prepared
+            if pid == 0:
+                pid = self._prepare(op, inputs, params, plan)
+            if pid > 0:
+                # a prepared call: queued as (its id, output id, node id, tensor ids), sent in a
+                # CALLS command (_wire); a poisoned or another session's tensor goes by CALL,
+                # whose encoding raises the error
+                entry = [pid, tid, node_id]
+                poisoned = self._poisoned
+                for x in inputs:
+                    if x.__class__ is cls and x._id not in poisoned:
+                        entry.append(x._id)
+                    elif isinstance(x, Tensor):
+                        break
+                else:
+                    self._queue_at(tuple(entry), op.name, ids, where)
+                    return _inferred(cls, self, tid, plan.outs[0], node, 0)
             self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
             return _inferred(cls, self, tid, plan.outs[0], node, 0)
         ids = tuple([next(self._ids) for _ in plan.outs])
         self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
         return tuple([_inferred(cls, self, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
+
+    def _prepare(self, op, inputs, params, plan) -> int:
+        """Name this plan's call on the server once (a PREPARE command, queued before its first
+        use), so that its repetitions travel as ids; its id, or -1 where it is not prepared."""
+        plan.prepared = -1
+        if not self._can_prepare or len(self._prepared) >= MAX_PREPARED or not _preparable(inputs, params):
+            return -1
+        pid = len(self._prepared) + 1
+        self._prepared.append(plan)
+        plan.prepared = pid
+        args = tuple(_SLOT if isinstance(x, Tensor) else x for x in inputs)
+        # outputs[0] is the prepared call's id, no tensor's: the command's info names no output
+        self._queue_command(self._build(K.PREPARE, op.name, args, params, (pid,), 0), f"prepare {op.name}", ())
+        return pid
+
+    def _forget_prepared(self) -> None:
+        """The server holds none of this client's prepared calls (a replica restored from a
+        snapshot older than them): plans prepare them again as they are used."""
+        for plan in self._prepared:
+            plan.prepared = 0
+        self._prepared = []
 
     def _call_now(self, op, inputs, params):
         """An op whose result's shape depends on values: the server runs it now and describes it."""
@@ -777,6 +819,8 @@ class Session:
                 add(ref=a._id)
             elif a.__class__ is float:
                 add(f=a)
+            elif a is _SLOT:
+                add(ref=0)
             else:
                 encode_value(a, add(), ref_of)
         if kwargs:
@@ -817,7 +861,7 @@ class Session:
                 # (as in eager mode), so it is neither sent again nor its target poisoned
                 if self._queue and self._queue[-1] is cmd:
                     del self._queue[-1], self._queue_info[-1]
-                if cmd.kind == K.CALL_INPLACE:
+                if cmd.__class__ is not tuple and cmd.kind == K.CALL_INPLACE:
                     self._poisoned.pop(cmd.args[0].ref, None)
                 raise
 
@@ -848,7 +892,7 @@ class Session:
 
     def _batch(self, commands) -> pb.Batch:
         """The next numbered batch: the commands, and the ids released since the last one."""
-        batch = pb.Batch(commands=commands, seq=0 if self._in_callback else next(self._seq))
+        batch = pb.Batch(commands=_wire(commands), seq=0 if self._in_callback else next(self._seq))
         if self._resume:
             batch.resume, self._resume = True, False
         if self._releases:
@@ -930,6 +974,9 @@ class Session:
         How it ends says little: the server cancels the stream of a session it closed, a gateway
         resets it (INTERNAL) when the replica behind it dies. A unary call tells a lost session
         (SessionLost) from a lost server (ServerUnavailable)."""
+        # the server may come back from a snapshot older than some prepared calls: they are
+        # prepared again as they are used (a repeated PREPARE replaces the server's)
+        self._forget_prepared()
         try:
             self._stub.Execute(pb.Batch(), metadata=self._md, timeout=5)
         except grpc.RpcError as probe:
@@ -1026,8 +1073,9 @@ class Session:
             self._send(batch, queued, info)
         error, reply = self._settle()
         if error is None:
-            results = reply.results  # (only the answers of ``commands``: a slice would wrap every one)
-            return [results[i] for i in range(len(queued), len(results))]
+            results = reply.results  # (only the answers of ``commands``, the batch's last: a
+            # slice would wrap every one; queued prepared calls share results)
+            return [results[i] for i in range(len(results) - len(commands), len(results))]
         if self._hook_errors:
             # a user's hook raised: re-raise that very exception, with the user's traceback
             user_error = self._hook_errors.pop(0)
@@ -1040,7 +1088,12 @@ class Session:
         where the user issued it. It and the commands after it did not run: they are dropped."""
         answer, queued, info = failure
         error = from_batch_error(answer, self.address)
+        if isinstance(error, ServerUnavailable):
+            self._forget_prepared()  # (as _broken_stream_error says)
         if answer.has_index and answer.index < len(queued):
+            if queued[answer.index].__class__ is tuple and answer.code == "NOT_FOUND" and \
+                    answer.message.startswith("prepared call"):
+                self._forget_prepared()  # the server lost them (a restore): prepared again on use
             what, where, _ = info[answer.index]
             line = _line_text(where)
             error.add_note(f"(raised by '{what}', issued at {line})")
@@ -1068,6 +1121,10 @@ class Session:
         seed, requires_grad, hooks, retained and assigned grads) are queued again, so that the
         server keeps agreeing with the client."""
         for i, (cmd, (what, line, outputs)) in enumerate(zip(commands, info)):
+            if cmd.__class__ is tuple:  # a prepared call: it creates its output, nothing else
+                for tid in outputs:
+                    self._poisoned[tid] = reason
+                continue
             if cmd.kind == K.BACKWARD:
                 # a backward that did not run: the gradients predicted from it are not there
                 self._has_grad.clear()
@@ -1346,9 +1403,12 @@ class _Plan:
     """An op application's inferred results, in the form ``_call`` uses them: per output its shape,
     dtype, strides, and whether it is differentiable (a float output the op's node may own)."""
 
-    __slots__ = ("metas", "single", "outs", "node_type", "saves")
+    __slots__ = ("metas", "single", "outs", "node_type", "saves", "prepared")
 
     def __init__(self, op, metas) -> None:
+        # the prepared call that sends this application as ids (Session._prepare): 0 not yet
+        # decided, -1 none (CALL commands), else its id
+        self.prepared = 0
         self.metas = metas
         self.single = not isinstance(metas, tuple)
         metas = (metas,) if self.single else metas
@@ -1426,6 +1486,48 @@ def _warn_at_user_line(message: str, category: type) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+MAX_PREPARED = 4096  # prepared calls a session holds (the server's limit); past it, CALL commands
+
+
+class _Slot:
+    """Where a prepared call takes a tensor per call (``ref: 0`` on the wire)."""
+
+    __slots__ = ()
+
+
+_SLOT = _Slot()
+
+
+def _preparable(inputs, params) -> bool:
+    """Whether a call's constants name it exactly in a plan's key: a zero float does not (0.0 and
+    -0.0 are one key, and a prepared call would compute with the first one's sign)."""
+    for v in (*inputs, *(params.values() if params else ())):
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if x.__class__ is float and x == 0.0:
+                return False
+    return True
+
+
+def _wire(entries) -> list:
+    """Queued entries as a batch's commands: each run of prepared calls (tuples) one CALLS command."""
+    if not any(e.__class__ is tuple for e in entries):
+        return entries
+    out, run = [], None
+    for e in entries:
+        if e.__class__ is tuple:
+            if run is None:
+                run = []
+            run.extend(e)
+        else:
+            if run is not None:
+                out.append(pb.Command(kind=K.CALLS, calls=run))
+                run = None
+            out.append(e)
+    if run is not None:
+        out.append(pb.Command(kind=K.CALLS, calls=run))
+    return out
 
 
 def _refs(cmd):

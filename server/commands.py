@@ -12,6 +12,7 @@ from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import KIND as K
 from ..protos.codec import decode_array, decode_value, encode_array, encode_value
+from .errors import ResourceExhausted, UnknownTensor
 from .function_node import apply_function
 
 FACTORIES = {name: getattr(factories, name) for name in (
@@ -84,6 +85,82 @@ def call(session, cmd, result):
         held[outputs[0]] = out
     else:
         _bind_outputs(session, cmd, (out,), result)
+
+
+MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs more sends CALLs)
+
+
+class Prepared:
+    """A prepared call: its op, its arguments with None in each tensor's place, those places, and
+    its params (copied per call: a node keeps the dict it was given)."""
+
+    __slots__ = ("op", "args", "slots", "params")
+
+    def __init__(self, op, args: list, slots: tuple, params: dict) -> None:
+        self.op, self.args, self.slots, self.params = op, args, slots, params
+
+
+def _no_tensor(tid):
+    raise ValueError("a prepared call takes its tensors per call: its args name them as ref 0, "
+                     "and its kwargs name none")
+
+
+def prepare(session, cmd, result):
+    if len(cmd.outputs) != 1 or not cmd.outputs[0]:
+        raise ValueError("PREPARE names the prepared call's id, not 0, in outputs[0]")
+    pid = cmd.outputs[0]
+    op = _op(cmd.name)
+    if op.num_outputs != 1:
+        raise ValueError(f"only ops with one output can be prepared; {cmd.name} has more")
+    if pid not in session.prepared and len(session.prepared) >= MAX_PREPARED:
+        raise ResourceExhausted(f"session holds {MAX_PREPARED} prepared calls, the limit; send CALL commands")
+    args, slots = [], []
+    for k, v in enumerate(cmd.args):
+        if v.WhichOneof("kind") == "ref" and v.ref == 0:
+            slots.append(k)
+            args.append(None)
+        else:
+            args.append(decode_value(v, _no_tensor, dtypes.by_name))
+    params = {k: decode_value(v, _no_tensor, dtypes.by_name) for k, v in cmd.kwargs.items()}
+    session.prepared[pid] = Prepared(op, args, tuple(slots), params)
+    session.prepared_commands[pid] = cmd.SerializeToString()
+
+
+def calls(session, cmd, result):
+    """A run of prepared calls; on a failure, ``session.extra_index`` counts the calls before it."""
+    ids = list(cmd.calls)
+    n = len(ids)
+    prepared, held, limit = session.prepared, session.tensors, session.limits.max_tensors
+    p = done = 0
+    try:
+        while p < n:
+            call = prepared.get(ids[p])
+            if call is None:
+                raise UnknownTensor(f"prepared call {ids[p]} is not held by this session")
+            q = p + 3
+            end = q + len(call.slots)
+            if end > n:
+                raise ValueError("a CALLS command ends in the middle of a call")
+            args = call.args.copy()
+            for k in call.slots:
+                t = held.get(ids[q])
+                args[k] = t if t is not None else session.tensor(ids[q])
+                q += 1
+            out = dispatch(call.op, tuple(args), call.params.copy() if call.params else {})
+            node = out.grad_fn
+            if node is not None and ids[p + 2]:
+                session.bind_node(ids[p + 2], node)
+            tid = ids[p + 1]
+            if tid not in held and len(held) < limit:
+                held[tid] = out  # session.bind's common case, inline
+            else:
+                session.bind(tid, out)
+            p = end
+            done += 1
+    except Exception:
+        session.extra_index += done
+        raise
+    session.extra_index += done - 1
 
 
 def call_inplace(session, cmd, result):
@@ -266,7 +343,7 @@ HANDLERS = {
     K.SET_GRAD: set_grad, K.SET_REQUIRES_GRAD: set_requires_grad, K.RETAIN_GRAD: retain_grad,
     K.REGISTER_HOOK: register_hook, K.REMOVE_HOOK: remove_hook, K.SET_GRAD_MODE: set_grad_mode,
     K.MANUAL_SEED: seed, K.NEXT_FUNCTIONS: next_functions, K.FETCH: fetch, K.META: meta,
-    K.SET_DATA: set_data, K.DETACH_INPLACE: detach_inplace,
+    K.SET_DATA: set_data, K.DETACH_INPLACE: detach_inplace, K.PREPARE: prepare, K.CALLS: calls,
 }
 
 del engine, encode_value

@@ -145,7 +145,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
-                              direct_port=self.direct_port)
+                              direct_port=self.direct_port, prepared_calls=True)
 
     @handle_errors
     def CloseSession(self, request, context):
@@ -215,6 +215,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def _run(session, request, reply) -> None:
         """Run the batch in order; the first failing command stops it (later ones do not run)."""
         results = reply.results
+        session.extra_index = 0  # a CALLS command counts as one command per call (commands.calls)
         for i, cmd in enumerate(request.commands):
             try:
                 session.want_meta = cmd.describe
@@ -222,9 +223,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             except KeyError as missing:
                 error = missing if cmd.kind in HANDLERS else NotImplementedError(
                     f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
-                raise CommandError(i, error) from missing
+                raise CommandError(i + session.extra_index, error) from missing
             except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
-                raise CommandError(i, e) from e
+                raise CommandError(i + session.extra_index, e) from e
         if session.released_functions:
             reply.released_functions.extend(session.released_functions)
             session.released_functions.clear()

@@ -5,6 +5,7 @@ and the session's token hash. Graph history is not kept: tensors come back as le
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -12,9 +13,12 @@ import shutil
 import tempfile
 
 import numpy
+from google.protobuf.message import DecodeError
 
 from ..engine.backend import from_numpy, to_numpy
 from ..engine.tensor import Tensor
+from ..protos import autograd_pb2 as pb
+from . import commands
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
@@ -34,8 +38,11 @@ def save(session: Session, state_dir: str) -> None:
                 numpy.save(os.path.join(tmp, f"{tid}.grad.npy"), to_numpy(t._grad._data), allow_pickle=False)
                 entry["grad"] = True
             entries.append(entry)
+        # prepared calls as the PREPARE commands that made them (protobuf, base64): prepared again
+        # on load, through the same checks
+        prepared = [base64.b64encode(raw).decode() for raw in session.prepared_commands.values()]
         manifest = {"format": FORMAT, "id": session.id, "token_sha256": session.token_hash.hex(),
-                    "grad_mode": session.grad_mode, "tensors": entries}
+                    "grad_mode": session.grad_mode, "tensors": entries, "prepared": prepared}
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f)
         old = final + ".old"
@@ -62,7 +69,7 @@ def load_all(state_dir: str, limits) -> list[Session]:
             continue
         try:
             sessions.append(_load(path, limits))
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, NotImplementedError, DecodeError) as e:
             log.warning("skipping unreadable session snapshot %s: %s", path, e)
     return sessions
 
@@ -83,5 +90,7 @@ def _load(path: str, limits) -> Session:
         if entry.get("grad"):
             t.grad = Tensor._make(from_numpy(numpy.load(os.path.join(path, f"{tid}.grad.npy"), allow_pickle=False)))
         session.tensors[tid] = t
+    for raw in manifest.get("prepared", ()):
+        commands.prepare(session, pb.Command.FromString(base64.b64decode(raw)), None)
     session.dirty = False
     return session

@@ -47,13 +47,26 @@ class StubSpy:
         return _SpiedMethod(self, name, method)
 
     def batches(self) -> list[int]:
-        """The number of commands of each batch sent so far."""
-        return [len(request.commands) for name, request in self.calls if name == "Execute"]
+        """The number of commands of each batch sent so far, each prepared call of a CALLS
+        command counted as one (as the client queued them)."""
+        return [sum(_calls(c) if c.kind == pb.Kind.CALLS else 1 for c in request.commands)
+                for name, request in self.calls if name == "Execute"]
+
+    def prepares(self) -> int:
+        """PREPARE commands sent so far."""
+        return sum(c.kind == pb.Kind.PREPARE for name, request in self.calls if name == "Execute"
+                   for c in request.commands)
 
     def answers_before_the_last_batch(self) -> int:
         """Answers the client read before it sent its last batch: each one a wait mid-program."""
         last = max(i for i, (name, _) in enumerate(self.calls) if name == "Execute")
         return sum(1 for name, _ in self.calls[:last] if name == "answer")
+
+
+def _calls(cmd) -> int:
+    # a call's length is not on the wire (one id per tensor it takes): the programs counted here
+    # prepare calls of one tensor each (y + 1, y * 1.01), four ids per call
+    return len(cmd.calls) // 4
 
 
 class _SpiedMethod:
@@ -350,6 +363,7 @@ def test_gradients_accumulated_before_a_failed_backward_are_seen(t):
 
 def test_the_queue_bound_is_respected(address, raw):
     with ra.connect(address, max_queue=8) as t:
+        t.ones(2) + 1  # (y + 1's call prepared, before the count)
         spy = spy_on(t)
         stub = raw(t)
         y = t.ones(2)  # command 1
@@ -367,16 +381,18 @@ def test_the_queue_bound_is_respected(address, raw):
         assert spy.batches() == [8] * 6 and len(t._queue) == 2
         assert y.tolist() == [50.0, 50.0]
         assert all(n <= 8 for n in spy.batches()) and sum(spy.batches()) == 51  # 50 and the fetch
+        assert spy.prepares() == 0
 
 
 def test_a_full_queue_is_a_sync_point(address):
-    with ra.connect(address, max_queue=4) as t:
+    with ra.connect(address, max_queue=5) as t:
         x = t.ones(2)
         t.synchronize()
-        line = inspect.currentframe().f_lineno + 1
-        t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5]))  # commands 1 to 3; fails on the server
+        line = inspect.currentframe().f_lineno + 2
+        # commands 1 to 4 (the two tensors, nll_loss's preparation and call); fails on the server
+        t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5]))
         with pytest.raises(IndexError) as info:
-            x.requires_grad_()  # command 4 fills the queue: the batch is sent, and this line raises
+            x.requires_grad_()  # command 5 fills the queue: the batch is sent, and this line raises
         assert info.value.__notes__ == [f"(raised by 'nll_loss', issued at {__file__}:{line})"]
         # the line raised, so x is as it was, here and on the server
         assert not x.requires_grad
@@ -435,10 +451,12 @@ def test_a_long_chain_costs_one_wait(address, send_ahead):
         y.sum().backward()
         grad = x.grad.tolist()
         assert spy.answers_before_the_last_batch() == 0  # one wait, at the grad read
-        # 105 commands: the upload, 100 ops, sum, backward, the grad and its fetch; sent at the
-        # grad read in one batch, or (send_ahead) most of them while the program ran, the
-        # backward as soon as it was queued, numbered so that the server ran them in order
-        assert spy.batches() == ([105] if not send_ahead else [send_ahead] * 3 + [103 - 3 * send_ahead, 2])
+        # 108 commands: the upload, the preparation of y + 0.5, y * 1.01 and sum, 100 ops, sum,
+        # backward, the grad and its fetch; sent at the grad read in one batch, or (send_ahead)
+        # most of them while the program ran, the backward as soon as it was queued, numbered so
+        # that the server ran them in order
+        assert spy.batches() == ([108] if not send_ahead else [send_ahead] * 3 + [106 - 3 * send_ahead, 2])
+        assert spy.prepares() == 3
         seqs = [request.seq for name, request in spy.calls if name == "Execute"]
         assert seqs == sorted(seqs)
         assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
@@ -488,6 +506,7 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
 
 def test_a_full_pipeline_waits_for_its_oldest_batch(address):
     with ra.connect(address, send_ahead=1) as t:
+        (t.ones(3) + 1).tolist()  # (y + 1's call prepared, before the count)
         unanswered = []
         send = t._send
 
