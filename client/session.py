@@ -1502,10 +1502,11 @@ _SLOT = _Slot()
 
 def _preparable(inputs, params) -> bool:
     """Whether a call's constants name it exactly in a plan's key: a zero float does not (0.0 and
-    -0.0 are one key, and a prepared call would compute with the first one's sign)."""
+    -0.0 are one key, and a prepared call would compute with the first one's sign), nor a NaN
+    (no two NaN objects are one key: each call would prepare anew)."""
     for v in (*inputs, *(params.values() if params else ())):
         for x in (v if isinstance(v, tuple) else (v,)):
-            if x.__class__ is float and x == 0.0:
+            if x.__class__ is float and (x == 0.0 or x != x):
                 return False
     return True
 

@@ -168,6 +168,15 @@ def test_a_repeated_op_is_prepared_once_and_sent_as_ids(address):
         assert y.grad_fn.name() == "MulBackward0" and y.grad_fn.next_functions[0][0].name() == "MulBackward0"
 
 
+def test_a_nan_constant_is_not_prepared_for_each_call(address):
+    with ra.connect(address) as t:
+        x = t.ones(2)
+        for _ in range(5):
+            y = x * float("nan")
+        assert all(math.isnan(v) for v in y.tolist())
+        assert not t._prepared
+
+
 def test_a_server_that_does_not_offer_prepared_calls_gets_calls(address):
     with ra.connect(address) as t:
         t._can_prepare = False  # as a SessionInfo without prepared_calls says
