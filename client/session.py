@@ -435,10 +435,6 @@ class Session:
                 # fail on a spent graph: it rides the next batch like any command, after the engine's checks
                 _check_backward(tensors, grads, inputs)
                 self._enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
-                if self._send_ahead and not self._in_callback and self._queue:
-                    # a step's longest command leaves now: the server runs it while this client
-                    # goes on (the bookkeeping below, the commands up to the step's sync point)
-                    self._maybe_send_ahead()
                 self._spend_graph(tensors, retain_graph, False, walk)
                 self._predict_grads(tensors, inputs, False, walk)
                 return
