@@ -177,6 +177,7 @@ class Session:
         self._in_callback = 0
         self._plans: dict = {}
         self._prepared: list = []  # the plans whose calls are prepared on the server; id = index + 1
+        self._recycled = 0  # ids taken back from older plans, once all were given
         # commands sent without waiting: they ride the next batch, at the next sync point
         self._queue: list = []
         self._queue_info: list = []
@@ -682,10 +683,18 @@ class Session:
         """Name this plan's call on the server once (a PREPARE command, queued before its first
         use), so that its repetitions travel as ids; its id, or -1 where it is not prepared."""
         plan.prepared = -1
-        if not self._can_prepare or len(self._prepared) >= MAX_PREPARED or not _preparable(inputs, params):
+        if not self._can_prepare or not _preparable(inputs, params):
             return -1
-        pid = len(self._prepared) + 1
-        self._prepared.append(plan)
+        if len(self._prepared) < MAX_PREPARED:
+            self._prepared.append(plan)
+            pid = len(self._prepared)
+        else:
+            # all ids taken: the oldest is taken back, its plan prepared again if it is used again.
+            # Calls queued before this PREPARE still run with the call it replaces (in order).
+            pid = self._recycled % MAX_PREPARED + 1
+            self._recycled += 1
+            self._prepared[pid - 1].prepared = 0
+            self._prepared[pid - 1] = plan
         plan.prepared = pid
         args = tuple(_SLOT if isinstance(x, Tensor) else x for x in inputs)
         # outputs[0] is the prepared call's id, no tensor's: the command's info names no output
@@ -698,6 +707,7 @@ class Session:
         for plan in self._prepared:
             plan.prepared = 0
         self._prepared = []
+        self._recycled = 0
 
     def _call_now(self, op, inputs, params):
         """An op whose result's shape depends on values: the server runs it now and describes it."""
@@ -1484,7 +1494,7 @@ def _warn_at_user_line(message: str, category: type) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
-MAX_PREPARED = 4096  # prepared calls a session holds (the server's limit); past it, CALL commands
+MAX_PREPARED = 4096  # prepared calls a session holds (the server's limit); past it, ids are reused
 
 
 class _Slot:

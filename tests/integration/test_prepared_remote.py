@@ -168,6 +168,23 @@ def test_a_repeated_op_is_prepared_once_and_sent_as_ids(address):
         assert y.grad_fn.name() == "MulBackward0" and y.grad_fn.next_functions[0][0].name() == "MulBackward0"
 
 
+def _many_ops(th):
+    x = th.tensor([0.5, 1.5, -2.0], requires_grad=True)
+    y = x
+    for _ in range(3):
+        for c in (1.5, 2.5, 3.5):
+            y = y * c + c
+    y.sum().backward()
+    return y, x.grad
+
+
+def test_once_every_id_is_given_the_oldest_is_prepared_anew(t, monkeypatch):
+    monkeypatch.setattr(ra.session, "MAX_PREPARED", 2)  # six distinct calls through two ids
+    for got, want in zip(_many_ops(t), _many_ops(torch), strict=True):
+        assert got.tolist() == pytest.approx(want.tolist(), rel=1e-6)
+    assert len(t._prepared) == 2
+
+
 def test_a_nan_constant_is_not_prepared_for_each_call(address):
     with ra.connect(address) as t:
         x = t.ones(2)
