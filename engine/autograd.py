@@ -291,9 +291,14 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
     # The common node (an op's, one output, no hooks) in a backward that records and captures
     # nothing runs here, its VJPs on arrays; anything else goes through _execute.
     plain = not create_graph and not capture
+    # the next node when it alone is ready (a chain's every step): run without the queue
+    following = None
     with grad_mode.set_grad_enabled(bool(create_graph)):
-        while ready:
-            node = ready.pop()
+        while following is not None or ready:
+            if following is not None:
+                node, following = following, None
+            else:
+                node = ready.pop()
             buf = buffers.pop(node, None)
             run = needed is None or node in needed
             if buf is not None and run:
@@ -317,7 +322,13 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0 and nxt in queued:
-                    ready.push(nxt)
+                    if following is None and not ready:
+                        following = nxt
+                    else:  # more than one ready: the queue orders them
+                        if following is not None:
+                            ready.push(following)
+                            following = None
+                        ready.push(nxt)
     return captured
 
 
