@@ -87,7 +87,7 @@ def call(session, cmd, result):
         _bind_outputs(session, cmd, (out,), result)
 
 
-MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs more sends CALLs)
+MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs more reuses ids)
 
 
 class Prepared:
@@ -100,9 +100,20 @@ class Prepared:
         self.op, self.args, self.slots, self.params = op, args, slots, params
 
 
-def _no_tensor(tid):
-    raise ValueError("a prepared call takes its tensors per call: its args name them as ref 0, "
-                     "and its kwargs name none")
+_CONSTANTS = frozenset((None, "none", "b", "i", "f", "s", "dtype"))
+
+
+def _constant(v):
+    """A prepared call's constant: plain data (numbers, strings, dtypes, lists of them). Its
+    tensors come per call; and it holds no array data of its own (a session's memory is its
+    tensors)."""
+    kind = v.WhichOneof("kind")
+    if kind == "list":
+        return tuple(_constant(x) for x in v.list.items)
+    if kind not in _CONSTANTS:
+        raise ValueError(f"a prepared call's arguments are plain values or ref 0 (a tensor per call), "
+                         f"not {kind}")
+    return decode_value(v, None, dtypes.by_name)
 
 
 def prepare(session, cmd, result):
@@ -120,8 +131,8 @@ def prepare(session, cmd, result):
             slots.append(k)
             args.append(None)
         else:
-            args.append(decode_value(v, _no_tensor, dtypes.by_name))
-    params = {k: decode_value(v, _no_tensor, dtypes.by_name) for k, v in cmd.kwargs.items()}
+            args.append(_constant(v))
+    params = {k: _constant(v) for k, v in cmd.kwargs.items()}
     session.prepared[pid] = Prepared(op, args, tuple(slots), params)
     session.prepared_commands[pid] = cmd.SerializeToString()
 

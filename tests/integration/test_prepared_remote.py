@@ -105,17 +105,24 @@ def test_a_failing_call_is_named_by_its_place_and_the_calls_after_it_do_not_run(
     assert rpc_error(raw_session.execute, fetch_command(42)).code() == grpc.StatusCode.NOT_FOUND  # the third did not
 
 
+def _tensor_value() -> pb.Value:
+    v = pb.Value()
+    encode_array(np.ones(3, dtype=np.float32), v.tensor)
+    return v
+
+
 def test_bad_prepares_and_calls_are_refused_and_the_session_goes_on(raw_session):
     raw_session.execute(_factory("ones", 50, _shape(2)), _prepare(1, "neg", None))
     cases = [
         (_calls((9, 51, 0, 50)), grpc.StatusCode.NOT_FOUND, "prepared call 9 is not held"),
         (_calls((1, 51, 0)), grpc.StatusCode.INVALID_ARGUMENT, "ends in the middle of a call"),
         (_calls((1, 51, 0, 999)), grpc.StatusCode.NOT_FOUND, "tensor id 999"),
-        (_prepare(2, "mul", pb.Value(ref=50), 2.0), grpc.StatusCode.INVALID_ARGUMENT, "per call"),
+        (_prepare(2, "mul", pb.Value(ref=50), 2.0), grpc.StatusCode.INVALID_ARGUMENT, "not ref"),
+        (_prepare(2, "mul", None, _tensor_value()), grpc.StatusCode.INVALID_ARGUMENT, "not tensor"),
         (_prepare(2, "sort", None), grpc.StatusCode.INVALID_ARGUMENT, "one output"),
         (_prepare(0, "neg", None), grpc.StatusCode.INVALID_ARGUMENT, "not 0"),
         (_prepare(2, "no_such_op", None), grpc.StatusCode.UNIMPLEMENTED, "no_such_op"),
-        (_prepare(2, "sum", None, dim=pb.Value(ref=50)), grpc.StatusCode.INVALID_ARGUMENT, "per call"),
+        (_prepare(2, "sum", None, dim=pb.Value(ref=50)), grpc.StatusCode.INVALID_ARGUMENT, "not ref"),
     ]
     for cmd, code, words in cases:
         error = rpc_error(raw_session.execute, cmd)
