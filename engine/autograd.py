@@ -293,8 +293,9 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
     plain = not create_graph and not capture
     # the next node when it alone is ready (a chain's every step): run without the queue
     following = None
+    waiting = ready._heap  # (the queue's emptiness, read without a method call per node)
     with grad_mode.set_grad_enabled(bool(create_graph)):
-        while following is not None or ready:
+        while following is not None or waiting:
             if following is not None:
                 node, following = following, None
             else:
@@ -322,7 +323,7 @@ def _run(outputs, roots, retain_graph, create_graph, inputs, accumulate):
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0 and nxt in queued:
-                    if following is None and not ready:
+                    if following is None and not waiting:
                         following = nxt
                     else:  # more than one ready: the queue orders them
                         if following is not None:
