@@ -20,6 +20,7 @@ import remote_autograd.session as client_session
 from _server import local_server
 from engine_vs_torch import make_chain, make_mlp
 from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.server.app import tune_gc
 from remote_autograd.server.service import Limits, Registry, Servicer
 
 TIMED = 40
@@ -68,6 +69,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=60)
     args = p.parse_args()
     numpy.seterr(all="ignore")  # as the server sets it
+    tune_gc()  # and its garbage collector (else a collection's pause lands on whatever allocated)
     batches = capture(make_chain if args.program == "chain" else make_mlp, max(args.steps, TIMED + 1))
     times = [replay(batches) for _ in range(11)]
     print(f"{args.program}: {len(batches)} batches, {len(pb.Batch.FromString(batches[-1]).commands)} commands "
