@@ -251,6 +251,7 @@ _node.TENSOR = Tensor
 
 
 def _edge(x):
+    # (_record has this inline, for every recorded input: change both together)
     if x.__class__ is Tensor:
         if x.grad_fn is not None:
             return (x.grad_fn, x._output_nr)
