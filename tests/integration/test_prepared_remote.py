@@ -192,6 +192,25 @@ def test_once_every_id_is_given_the_oldest_is_prepared_anew(t, monkeypatch):
     assert len(t._prepared) == 2
 
 
+def test_a_backward_that_fails_after_its_hook_ran_ops_is_named_by_its_line(address):
+    # the hook's own batch runs while the backward's waits: the backward's failure must still
+    # be counted from its own batch's calls
+    with ra.connect(address) as t:
+        x = t.ones(3, requires_grad=True)
+        y = x
+        for _ in range(5):
+            y = y * 1.5  # a run of prepared calls, in the backward's batch
+
+        def hook(g):
+            assert (g * 2.5).tolist() == [2.5] * 3  # a prepared call of the client's, meanwhile
+            return t.ones(2)  # the wrong size: the server's backward raises
+        y.register_hook(hook)
+        with pytest.raises(RuntimeError, match="changed the size") as info:
+            y.sum().backward()  # sent at once (a hook): its error is this line's own
+        assert getattr(info.value, "__notes__", []) == []  # not pinned on one of the queued calls
+        assert (x * 2.5).tolist() == [2.5] * 3
+
+
 def test_a_nan_constant_is_not_prepared_for_each_call(address):
     with ra.connect(address) as t:
         x = t.ones(2)
