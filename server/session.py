@@ -286,14 +286,14 @@ class Session:
         # on in its own mode, whatever the client's code set.
         self.grad_mode = mode
         # the client's own batches, run meanwhile, set per-batch state: the outer batch's comes back
-        want_meta, extra_index = self.want_meta, self.extra_index
+        want_meta, extra_index, releasing = self.want_meta, self.extra_index, self.releasing
         self.lock.release()
         try:
             answered = call.done.wait(self.limits.callback_timeout)
         finally:
             self.lock.acquire()
             engine_grad_mode._enabled.set(mode)
-            self.want_meta, self.extra_index = want_meta, extra_index
+            self.want_meta, self.extra_index, self.releasing = want_meta, extra_index, releasing
             self.pending.pop(call_id, None)
         if not answered:
             raise RuntimeError(f"the client did not answer {what} within "
