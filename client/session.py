@@ -657,7 +657,9 @@ class Session:
             tid = next(self._ids)
             ids = (tid,)
             pid = plan.prepared
-            if pid == 0:
+            if pid == 0:  # a plan's first use goes as a CALL: one that repeats is prepared
+                plan.prepared = _SEEN
+            elif pid == _SEEN:
                 pid = self._prepare(op, inputs, params, plan)
             if pid > 0:
                 # a prepared call: queued as (its id, output id, node id, tensor ids), sent in a
@@ -680,8 +682,10 @@ class Session:
         return tuple([_inferred(cls, self, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
 
     def _prepare(self, op, inputs, params, plan) -> int:
-        """Name this plan's call on the server once (a PREPARE command, queued before its first
-        use), so that its repetitions travel as ids; its id, or -1 where it is not prepared."""
+        """Name this plan's call on the server once it repeats (a PREPARE command, queued before
+        its second use), so that its repetitions travel as ids; its id, or -1 where it is not
+        prepared. (A call made once, a notebook's line, a constant that changes every step, is
+        not worth a PREPARE.)"""
         plan.prepared = -1
         if not self._can_prepare or not _preparable(inputs, params):
             return -1
@@ -1412,8 +1416,8 @@ class _Plan:
     __slots__ = ("metas", "single", "outs", "node_type", "saves", "prepared")
 
     def __init__(self, op, metas) -> None:
-        # the prepared call that sends this application as ids (Session._prepare): 0 not yet
-        # decided, -1 none (CALL commands), else its id
+        # the prepared call that sends this application as ids (Session._prepare): 0 not used
+        # yet, _SEEN used once, -1 none (CALL commands), else its id
         self.prepared = 0
         self.metas = metas
         self.single = not isinstance(metas, tuple)
@@ -1495,6 +1499,7 @@ def _warn_at_user_line(message: str, category: type) -> None:
 
 
 MAX_PREPARED = 4096  # prepared calls a session holds (the server's limit); past it, ids are reused
+_SEEN = -2  # _Plan.prepared of a plan used once, as a CALL: prepared if it is used again
 
 
 class _Slot:

@@ -363,7 +363,7 @@ def test_gradients_accumulated_before_a_failed_backward_are_seen(t):
 
 def test_the_queue_bound_is_respected(address, raw):
     with ra.connect(address, max_queue=8) as t:
-        t.ones(2) + 1  # (y + 1's call prepared, before the count)
+        (t.ones(2) + 1) + 1  # (y + 1's call prepared, as a repeated call is, before the count)
         spy = spy_on(t)
         stub = raw(t)
         y = t.ones(2)  # command 1
@@ -385,14 +385,13 @@ def test_the_queue_bound_is_respected(address, raw):
 
 
 def test_a_full_queue_is_a_sync_point(address):
-    with ra.connect(address, max_queue=5) as t:
+    with ra.connect(address, max_queue=4) as t:
         x = t.ones(2)
         t.synchronize()
-        line = inspect.currentframe().f_lineno + 2
-        # commands 1 to 4 (the two tensors, nll_loss's preparation and call); fails on the server
-        t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5]))
+        line = inspect.currentframe().f_lineno + 1
+        t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5]))  # commands 1 to 3; fails on the server
         with pytest.raises(IndexError) as info:
-            x.requires_grad_()  # command 5 fills the queue: the batch is sent, and this line raises
+            x.requires_grad_()  # command 4 fills the queue: the batch is sent, and this line raises
         assert info.value.__notes__ == [f"(raised by 'nll_loss', issued at {__file__}:{line})"]
         # the line raised, so x is as it was, here and on the server
         assert not x.requires_grad
@@ -451,11 +450,12 @@ def test_a_long_chain_costs_one_wait(address, send_ahead):
         y.sum().backward()
         grad = x.grad.tolist()
         assert spy.answers_before_the_last_batch() == 0  # one wait, at the grad read
-        # 108 commands: the upload, the preparation of y + 0.5, y * 1.01 and sum, 100 ops, sum,
-        # backward, the grad and its fetch; sent at the grad read in one batch, or (send_ahead)
-        # most of them while the program ran, numbered so that the server ran them in order
-        assert spy.batches() == ([108] if not send_ahead else [send_ahead] * 3 + [108 - 3 * send_ahead])
-        assert spy.prepares() == 3
+        # 107 commands: the upload, 100 ops (y + 0.5 and y * 1.01 prepared at their second
+        # use), sum, backward, the grad and its fetch; sent at the grad read in one batch, or
+        # (send_ahead) most of them while the program ran, numbered so that the server ran them
+        # in order
+        assert spy.batches() == ([107] if not send_ahead else [send_ahead] * 3 + [107 - 3 * send_ahead])
+        assert spy.prepares() == 2
         seqs = [request.seq for name, request in spy.calls if name == "Execute"]
         assert seqs == sorted(seqs)
         assert grad == pytest.approx([1.01**50] * 3, rel=1e-5)
@@ -505,7 +505,7 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
 
 def test_a_full_pipeline_waits_for_its_oldest_batch(address):
     with ra.connect(address, send_ahead=1) as t:
-        (t.ones(3) + 1).tolist()  # (y + 1's call prepared, before the count)
+        ((t.ones(3) + 1) + 1).tolist()  # (y + 1's call prepared, as a repeated call is, before the count)
         unanswered = []
         send = t._send
 
