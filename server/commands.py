@@ -67,24 +67,10 @@ def _op(name: str):
 
 
 def call(session, cmd, result):
-    op = OPS.get(cmd.name)
-    out = dispatch(op if op is not None else _op(cmd.name), _args(session, cmd),
-                   _kwargs(session, cmd) if cmd.kwargs else {})
-    if out.__class__ is not Tensor:
-        _name_node(session, cmd, out[0])
-        _bind_outputs(session, cmd, out, result)
-        return
-    # one output, the common case: _name_node and _bind_outputs' common case, inline (the hot path
-    # of every batch; change them together)
-    node = out.grad_fn
-    if node is not None and cmd.node:
-        session.bind_node(cmd.node, node)
-    outputs, held = cmd.outputs, session.tensors
-    if len(outputs) == 1 and not session.want_meta and outputs[0] not in held and \
-            len(held) < session.limits.max_tensors:
-        held[outputs[0]] = out
-    else:
-        _bind_outputs(session, cmd, (out,), result)
+    out = dispatch(_op(cmd.name), _args(session, cmd), _kwargs(session, cmd))
+    outs = (out,) if out.__class__ is Tensor else out
+    _name_node(session, cmd, outs[0])
+    _bind_outputs(session, cmd, outs, result)
 
 
 MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs more reuses ids)
