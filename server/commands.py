@@ -77,13 +77,14 @@ MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs mo
 
 
 class Prepared:
-    """A prepared call: its op, its arguments with None in each tensor's place, those places, and
-    its params (copied per call: a node keeps the dict it was given)."""
+    """A prepared call: its op, its arguments with None in each tensor's place, those places, its
+    params (copied per call: a node keeps the dict it was given), and the PREPARE command that
+    made it (serialized: a snapshot keeps it)."""
 
-    __slots__ = ("op", "args", "slots", "params")
+    __slots__ = ("op", "args", "slots", "params", "raw")
 
-    def __init__(self, op, args: list, slots: tuple, params: dict) -> None:
-        self.op, self.args, self.slots, self.params = op, args, slots, params
+    def __init__(self, op, args: list, slots: tuple, params: dict, raw: bytes) -> None:
+        self.op, self.args, self.slots, self.params, self.raw = op, args, slots, params, raw
 
 
 _CONSTANTS = frozenset((None, "none", "b", "i", "f", "s", "dtype"))
@@ -119,8 +120,7 @@ def prepare(session, cmd, result):
         else:
             args.append(_constant(v))
     params = {k: _constant(v) for k, v in cmd.kwargs.items()}
-    session.prepared[pid] = Prepared(op, args, tuple(slots), params)
-    session.prepared_commands[pid] = cmd.SerializeToString()
+    session.prepared[pid] = Prepared(op, args, tuple(slots), params, cmd.SerializeToString())
 
 
 def calls(session, cmd, result):

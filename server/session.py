@@ -60,11 +60,10 @@ class Session:
         self.grad_mode = True
         self.generator = xp.random.default_rng()
         self.hooks: dict[int, object] = {}
-        # prepared calls (commands.prepare) by the client's id, and the PREPARE commands that made
-        # them (serialized: a snapshot keeps them); extra_index: how many more commands than its
-        # position a running batch's CALLS commands counted as so far (an error's index)
+        # prepared calls (commands.Prepared) by the client's id; extra_index: how many more
+        # commands than its position a running batch's CALLS commands counted as so far (an
+        # error's index)
         self.prepared: dict[int, object] = {}
-        self.prepared_commands: dict[int, bytes] = {}
         self.extra_index = 0
         # graph nodes by id: weak references (a node lives as long as its graph), and the id on the
         # node itself; a plain dict of plain weakrefs, pruned of dead ones as it grows, costs a

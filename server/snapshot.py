@@ -40,7 +40,7 @@ def save(session: Session, state_dir: str) -> None:
             entries.append(entry)
         # prepared calls as the PREPARE commands that made them (protobuf, base64): prepared again
         # on load, through the same checks
-        prepared = [base64.b64encode(raw).decode() for raw in session.prepared_commands.values()]
+        prepared = [base64.b64encode(call.raw).decode() for call in session.prepared.values()]
         manifest = {"format": FORMAT, "id": session.id, "token_sha256": session.token_hash.hex(),
                     "grad_mode": session.grad_mode, "tensors": entries, "prepared": prepared}
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
