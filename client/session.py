@@ -1524,8 +1524,6 @@ def _preparable(inputs, params) -> bool:
 
 def _wire(entries) -> list:
     """Queued entries as a batch's commands: each run of prepared calls (tuples) one CALLS command."""
-    if not any(e.__class__ is tuple for e in entries):
-        return entries
     out, run = [], None
     for e in entries:
         if e.__class__ is tuple:
