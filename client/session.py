@@ -1513,11 +1513,10 @@ _SLOT = _Slot()
 
 def _preparable(inputs, params) -> bool:
     """Whether a call's constants name it exactly in a plan's key: a zero float does not (0.0 and
-    -0.0 are one key, and a prepared call would compute with the first one's sign), nor a NaN
-    (no two NaN objects are one key: each call would prepare anew)."""
+    -0.0 are one key, and a prepared call would compute with the first one's sign)."""
     for v in (*inputs, *(params.values() if params else ())):
         for x in (v if isinstance(v, tuple) else (v,)):
-            if x.__class__ is float and (x == 0.0 or x != x):
+            if x.__class__ is float and x == 0.0:
                 return False
     return True
 
