@@ -1167,16 +1167,19 @@ def check_index_select(a_ndim: int, dim: int, index_dtype, index_ndim: int, inde
     return dim
 
 
-def _check_bounds(index, size: int, message) -> None:
+def _check_bounds(index, size: int, message, error=RuntimeError) -> None:
     bad = (index < 0) | (index >= size)
     if bool(bad.any()):
-        raise RuntimeError(message(int(index[bad].reshape(-1)[0])))
+        raise error(message(int(index[bad].reshape(-1)[0])))
 
 
 def _index_select(a, index, dim):
     dim = check_index_select(a.ndim, dim, index.dtype, index.ndim, index.size)
     size = a.shape[dim] if a.ndim else 1
-    _check_bounds(index, size, lambda v: f"INDICES element is out of DATA bounds, id={v} axis_dim={size}")
+    if a.ndim == 2 and dim == 1:  # torch's own path for a matrix's columns, with its own words
+        _check_bounds(index, size, lambda v: f"INDICES element is out of DATA bounds, id={v} axis_dim={size}")
+    else:
+        _check_bounds(index, size, lambda v: "index out of range in self", IndexError)
     if a.ndim == 0:
         return a.copy()
     return xp.take(a, index.reshape(-1), axis=dim)

@@ -160,7 +160,12 @@ def index_selects_and_gathers(lib) -> list:
              lambda: x.gather(1, g.int()), lambda: x.gather(1, lib.tensor([0, 1])),
              lambda: x.gather(1, lib.tensor([[0], [1], [2]])), lambda: x.gather(1, lib.tensor([[3]])),
              lambda: x.gather(1, lib.tensor([[-1]])), lambda: s.index_select(0, lib.tensor([0, 0])),
-             lambda: s.gather(0, lib.tensor(0)), lambda: s.index_select(0, lib.tensor([0]))]
+             lambda: s.gather(0, lib.tensor(0)), lambda: s.index_select(0, lib.tensor([0])),
+             # out of range: torch's words depend on the path it takes (a 2-d tensor's dim 1: its own)
+             lambda: x.index_select(0, lib.tensor([0, 7])), lambda: x.index_select(-1, lib.tensor([3])),
+             lambda: x[0].index_select(0, lib.tensor([-4])), lambda: s.index_select(0, lib.tensor([1])),
+             lambda: x.reshape(1, 2, 3).index_select(2, lib.tensor([3])),
+             lambda: x.t().index_select(1, lib.tensor([2]))]
     out = []
     for case in cases:
         try:
