@@ -10,7 +10,10 @@ class Node:
     # _edges: for nodes the client named, what each input was (a node, a leaf Tensor, or None):
     # next_functions and the leaves a backward reaches are then known here, without a round trip
     # _saves/_spent: whether the server's node keeps saved values, and whether a backward freed them
-    __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "_saves", "_spent", "__weakref__")
+    # _born: the session's count of in-place writes when the node was made, -1 where its op may fail
+    # in backward (Session._answer_early_at)
+    __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "_saves", "_spent", "_born",
+                 "__weakref__")
 
     def name(self) -> str:
         return self._name
@@ -55,7 +58,8 @@ def make_node(session, ref) -> Node:
     return new_node(session, ref.id, ref.name, ref.type)
 
 
-def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False) -> Node:
+def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False,
+             early: bool = False) -> Node:
     cls = node_class(type_name)
     node = cls.__new__(cls)
     node._session = session
@@ -66,6 +70,7 @@ def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves
     node._retained = None
     node._saves = saves
     node._spent = False
+    node._born = session._writes if early else -1
     return node
 
 

@@ -33,6 +33,7 @@ from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import KIND as K
 from .protos.codec import decode_array, encode_array, encode_value
+from .protos.host import host_digest
 from .tensor import Tensor
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30),
@@ -61,6 +62,23 @@ SEND_AHEAD = 0
 LANE_SEND_AHEAD = 32
 MAX_IN_FLIGHT = 8  # batches sent and not yet answered; past it the client waits for the oldest
 META_MEMO = 4096  # inferred metas remembered per session (op, input shapes/dtypes/strides, params)
+# What may follow the cut of an early answer (Session._answer_early_at). Ops whose every error is
+# one of shape, dtype or grad mode, which this client raises at the user's line before queueing
+# them, and whose result is a new tensor (no view, no input given back): arithmetic, activations,
+# matrix products, reductions, losses with no index argument, as call or in-place. Not here, among
+# others: integer division and remainder (a zero divisor), pow (integers to negative powers),
+# indexing and gathering (an index out of range), views, casts.
+_EARLY_OPS = frozenset((
+    "abs", "add", "addmm", "bmm", "clamp", "cos", "cosh", "div", "dot", "exp", "expm1", "leaky_relu", "log",
+    "log1p", "log_softmax", "logsumexp", "maximum", "mean", "mean_dim", "minimum", "mm", "mse_loss", "mul", "mv",
+    "neg", "reciprocal", "relu", "rsqrt", "rsub", "sigmoid", "silu", "sin", "sinh", "softmax", "softplus",
+    "sqrt", "sub", "sum", "sum_dim", "tan", "tanh", "zero_", "fill_",
+    "binary_cross_entropy_with_logits", "elu",
+))
+# commands besides calls that may follow it: their errors, too, are raised here before they queue
+# (a backward may follow it where _answer_early_at and _backward's _fence allow)
+_EARLY_KINDS = frozenset((K.SET_GRAD_MODE, K.GET_GRAD, K.SET_GRAD, K.DETACH, K.DATA, K.RETAIN_GRAD,
+                          K.SET_REQUIRES_GRAD, K.MANUAL_SEED))
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -146,7 +164,7 @@ class Session:
 
     def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None,
                  eager: bool | None = None, max_queue: int = MAX_QUEUE, send_ahead: int | None = None,
-                 direct: bool | None = None) -> None:
+                 direct: bool | None = None, early_answers: bool | None = None) -> None:
         """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
         slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
         Otherwise commands queue until a sync point or ``max_queue``; once ``send_ahead`` are
@@ -155,7 +173,14 @@ class Session:
         default LANE_SEND_AHEAD on the direct lane, SEND_AHEAD on the gRPC stream).
         Batches go on the server's direct lane where it offers one and this client reaches it
         (a plain TCP connection beside gRPC: ~0.3 ms less per round trip), else on the gRPC
-        stream; ``direct=False`` (or REMOTE_AUTOGRAD_DIRECT=0) keeps them on gRPC."""
+        stream; ``direct=False`` (or REMOTE_AUTOGRAD_DIRECT=0) keeps them on gRPC.
+        With ``early_answers`` (REMOTE_AUTOGRAD_EARLY_ANSWERS=1/0; by default on where the server
+        runs on another machine), a value read (``item()``, ``tolist()``, printing) is answered as
+        soon as the server has it, before the queued commands after it (a step's backward and
+        update) have run, where none of them can fail but for the server's own faults (see
+        _answer_early_at): the server runs them while the program builds its next step. On the
+        server's own machine it is off by default: there the client's work takes cores from the
+        server's threads, and measured it did not pay (benchmarks/RESULTS.md)."""
         self.address = address
         if eager is None:
             eager = _env_flag("REMOTE_AUTOGRAD_EAGER", False)
@@ -185,6 +210,11 @@ class Session:
         # which tensors hold a .grad, known without asking while the graph is mirrored here
         self._has_grad: dict[int, bool] = {}
         self._grad_exact = True
+        # in-place writes queued so far (each node keeps the count it was made at), and the end of
+        # the last queued backward that an in-place write since its graph was made may fail
+        # (the queue it is in, and its position + 1): see _answer_early_at
+        self._writes = 0
+        self._fence: tuple | None = None
         self._accumulators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.RemoteAutogradStub(self._channel)
@@ -197,6 +227,10 @@ class Session:
             direct = _env_flag("REMOTE_AUTOGRAD_DIRECT", True)
         self._lane_port = info.direct_port if direct else 0  # 0: no lane (none, refused, or off)
         self._can_prepare = info.prepared_calls
+        if early_answers is None:
+            early_answers = _env_flag("REMOTE_AUTOGRAD_EARLY_ANSWERS", None)
+        # (a server that names no host is taken as this machine's)
+        self._early = bool(info.host and info.host != host_digest()) if early_answers is None else bool(early_answers)
         self._follow_transport()
         # the gateway routes on x-session-id: every call of a session reaches the same replica
         self._md = (("x-session-id", info.session_id), ("x-session-token", info.token))
@@ -436,6 +470,11 @@ class Session:
                 # fail on a spent graph: it rides the next batch like any command, after the engine's checks
                 _check_backward(tensors, grads, inputs)
                 self._enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
+                writes = self._writes
+                if any(node._born != writes for node in walk[0].values()):
+                    # an in-place write since the graph was made: only the server can tell
+                    # whether it wrote a saved value, and fail this backward
+                    self._fence = (self._queue, len(self._queue))
                 self._spend_graph(tensors, retain_graph, False, walk)
                 self._predict_grads(tensors, inputs, False, walk)
                 return
@@ -572,10 +611,12 @@ class Session:
     def _set_data(self, t: Tensor, value) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        self._writes += 1
         result = self._command(K.SET_DATA, args=(t, value))
         self._rebind(t, result.outputs[0])
 
     def _detach_inplace(self, t: Tensor) -> None:
+        self._writes += 1
         result = self._command(K.DETACH_INPLACE, args=(t,))
         self._rebind(t, result.outputs[0])
 
@@ -647,7 +688,7 @@ class Session:
                 x = inputs[i]
                 if isinstance(x, Tensor) and x._requires_grad:
                     node = new_node(self, next(self._ids), op.node, plan.node_type,
-                                    tuple([_edge(inputs[i]) for i in diff]), plan.saves)
+                                    tuple([_edge(inputs[i]) for i in diff]), plan.saves, plan.early)
                     break
         cls, node_id = self.Tensor, node._id if node else 0
         # the user's line, looked for from the caller of the method that called Tensor._dispatch
@@ -737,11 +778,12 @@ class Session:
             isinstance(x, Tensor) and x._requires_grad for x in inputs)
         if track and target._grad_fn is None and target._requires_grad:
             raise RuntimeError(engine_errors.LEAF_INPLACE)
+        self._writes += 1
         node = None
         if track and target._dtype.is_floating_point:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
             node = new_node(self, next(self._ids), op.node, short_name(op.node),
-                            tuple(_edge(inputs[i]) for i in diff), _saves(op))
+                            tuple(_edge(inputs[i]) for i in diff), _saves(op), op.name in _EARLY_OPS)
         self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node._id if node else 0)
         if node is not None:
             target._grad_fn = node
@@ -753,8 +795,61 @@ class Session:
         if t.numel() * t.dtype.itemsize > INLINE_BYTES:
             self._flush()  # the tensor may still be a queued command's result
             return self._download(t._id)
-        result = self._command(K.FETCH, args=(t,))
-        return decode_array(result.value.tensor)
+        cmd = self._build(K.FETCH, "", (t,), None, (), 0)
+        cmd.describe = True
+        return decode_array(self._execute([cmd], early=self._answer_early_at(t))[0].value.tensor)
+
+    def _answer_early_at(self, t: Tensor) -> int:
+        """Where the queue may be cut so that ``t``'s value is answered before the commands after
+        the cut run (they go as a batch of their own, answered at the next sync point), or 0.
+        A training step reads its loss after its backward and its update: the server answers once
+        the loss is known, and runs the rest while this client goes on building the next step.
+
+        Only where nothing is lost by it: no command after the cut can fail on the server but for
+        its own faults (out of memory, a session's tensor limit), since its error would be raised
+        at the next sync point, not at this one (_EARLY_OPS, _EARLY_KINDS; a backward only where
+        each node it reaches was made by such an op, with no in-place write since: else the cut
+        is after it, see _backward's _fence); ``t`` is a fresh result of such an op made in the
+        queue, and no command after it reads or writes ``t`` (a backward from it excepted), so
+        that nothing after the cut can change its value."""
+        queue = self._queue
+        n = len(queue)
+        if n < 2 or not self._early or self._in_callback or self.eager or not self._open_stream():
+            return 0  # (on unary Execute, a batch runs only once its answer is asked for)
+        tid, info = t._id, self._queue_info
+        fence = self._fence
+        # a backward before this position may fail: it does not go after the cut
+        fenced = fence[1] if fence is not None and fence[0] is queue else 0
+        cut = 0  # the position after the last backward that stays before the cut: what follows is checked
+        for k in range(n - 1, -1, -1):
+            cmd = queue[k]
+            what, _, outputs = info[k]
+            if cmd.__class__ is tuple:  # a prepared call: (id, output, node, tensor ids)
+                if tid == cmd[1]:  # the command that makes t
+                    break
+                if (not cut and what not in _EARLY_OPS) or tid in cmd[3:]:
+                    return 0
+                continue
+            if tid in outputs:
+                break
+            kind = cmd.kind
+            if kind == K.CALL or kind == K.CALL_INPLACE:
+                if (not cut and what not in _EARLY_OPS) or tid in _refs(cmd):
+                    return 0
+            elif kind == K.BACKWARD:
+                if k < fenced:
+                    cut = cut or k + 1
+            elif kind == K.PREPARE:
+                if not cut and cmd.name not in _EARLY_OPS:
+                    return 0
+            elif (not cut and kind not in _EARLY_KINDS) or tid in _refs(cmd):
+                return 0
+        else:
+            return 0  # t is not made in the queue
+        if what not in _EARLY_OPS:
+            return 0
+        cut = cut or k + 1
+        return cut if cut < n else 0
 
     # ------------------------------------------------------------ proxies
     def _proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides="contiguous",
@@ -1006,10 +1101,11 @@ class Session:
             reply.error.has_index, reply.error.index = True, int(md["x-error-index"])
         return reply
 
-    def _settle(self, later=(), later_info=()):
+    def _settle(self, later=(), later_info=(), keep: int = 0):
         """Read the answer of every unanswered batch, in order. Returns (error, last answer): the
         first failure gives the error to raise, and the commands after the failing one (in later
-        batches and in ``later``) did not run and are dropped."""
+        batches and in ``later``) did not run and are dropped. The last ``keep`` batches are left
+        unanswered, unless one before them failed."""
         # The batches answered at the last sync point are freed now, while the server works on
         # these, and these are kept until the next: freeing a step's commands costs ~40 us (a
         # hundred messages), which would otherwise stand between its last answer and the user.
@@ -1019,7 +1115,10 @@ class Session:
         kept, self._answered = self._answered, None
         self._ahead_failed = False
         failure, last = None, None
-        for batch, sent, info in inflight:
+        for i, (batch, sent, info) in enumerate(inflight):
+            if keep and i == len(inflight) - keep and failure is None:
+                self._inflight = inflight[i:]
+                break
             if isinstance(kept, grpc.RpcError):  # the stream broke while the batches went ahead
                 self._resume = True
                 return self._broken_stream_error(kept), None
@@ -1057,7 +1156,10 @@ class Session:
             if error is not None:
                 raise error
 
-    def _execute(self, commands, callbacks: bool = False):
+    def _execute(self, commands, callbacks: bool = False, early: int = 0):
+        """Send the queue and ``commands`` and wait for their answer. With ``early`` (a cut of the
+        queue: _answer_early_at), the commands after it go as a batch of their own, sent at once
+        and answered later; the answer waited for is that of the batch before it."""
         if self._closed:
             raise RemoteError("this session is closed")
         if callbacks and self._inflight:
@@ -1070,18 +1172,30 @@ class Session:
             self._queue, self._queue_info = later, later_info
         queued, info = self._queue, self._queue_info
         self._queue, self._queue_info = [], []
-        batch = self._batch(queued + list(commands) if queued else commands)
-        if callbacks and self._events is not None:
-            try:
-                reply = self._execute_with_callbacks(batch)
-            except grpc.RpcError as e:
-                reply = self._reply_from_error(e)
-            self._inflight.append((batch, queued, info))
-            self._answered = reply
+        if early:
+            # the commands up to the cut, then ``commands``: the batch waited for. The rest goes
+            # after it, with the released ids (its commands may still use them).
+            releases, self._releases = self._releases, []
+            batch = self._batch(queued[:early] + list(commands))
+            batch.awaited = True  # a server that holds answers while batches wait sends it at once
+            self._releases = releases
+            self._send(batch, queued[:early], info[:early])
+            rest, rest_info = queued[early:], info[early:]
+            self._send(self._batch(rest), rest, rest_info)
+            error, reply = self._settle(keep=1)
         else:
-            self._open_stream()
-            self._send(batch, queued, info)
-        error, reply = self._settle()
+            batch = self._batch(queued + list(commands) if queued else commands)
+            if callbacks and self._events is not None:
+                try:
+                    reply = self._execute_with_callbacks(batch)
+                except grpc.RpcError as e:
+                    reply = self._reply_from_error(e)
+                self._inflight.append((batch, queued, info))
+                self._answered = reply
+            else:
+                self._open_stream()
+                self._send(batch, queued, info)
+            error, reply = self._settle()
         if error is None:
             results = reply.results  # (only the answers of ``commands``, the batch's last: a
             # slice would wrap every one; queued prepared calls share results)
@@ -1413,7 +1527,7 @@ class _Plan:
     """An op application's inferred results, in the form ``_call`` uses them: per output its shape,
     dtype, strides, and whether it is differentiable (a float output the op's node may own)."""
 
-    __slots__ = ("metas", "single", "outs", "node_type", "saves", "prepared")
+    __slots__ = ("metas", "single", "outs", "node_type", "saves", "prepared", "early")
 
     def __init__(self, op, metas) -> None:
         # the prepared call that sends this application as ids (Session._prepare): 0 not used
@@ -1430,6 +1544,7 @@ class _Plan:
         floats = any(m.dtype.kind == "f" for m in metas)
         self.node_type = short_name(op.node) if op.node is not None and floats else None
         self.saves = _saves(op)
+        self.early = op.name in _EARLY_OPS  # its node's backward cannot fail (_answer_early_at)
 
 
 def _inferred(cls, session, tid: int, out, node, nr: int):

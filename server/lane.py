@@ -133,6 +133,7 @@ class Lane:
             conn.settimeout(None)
             held: list = []  # answers not yet written
             while (frame := read_frame(conn, MAX_FRAME)) is not None:
+                awaited = False
                 try:
                     request = pb.Batch.FromString(frame)
                 except DecodeError:
@@ -141,11 +142,13 @@ class Lane:
                     reply.error.message = "a direct lane frame that is not a Batch"
                 else:
                     reply = self.servicer.answer(session, request)
+                    awaited = request.awaited
                 held.append(reply.SerializeToString())
                 # While the client has sent more (batches sent ahead), the next runs first and
                 # the answers go out together: a client reads them at its sync point, and a send
-                # costs ~20 us. Once none is waiting (the client waits, or builds), they go.
-                if len(held) >= HELD_ANSWERS or not pending(conn):
+                # costs ~20 us. Once none is waiting (the client waits, or builds), they go, and
+                # so does the answer of a batch the client says it waits for.
+                if len(held) >= HELD_ANSWERS or awaited or not pending(conn):
                     write_frames(conn, held)
                     held = []
                 # freed now, while the client reads the answer, not once the next batch has come

@@ -16,6 +16,7 @@ from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import check_header, decode_value, encode_array
+from ..protos.host import host_digest
 from . import relay, snapshot
 from .commands import HANDLERS
 from .errors import CommandError, ResourceExhausted, Unauthenticated, describe_failure, handle_errors
@@ -145,7 +146,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
-                              direct_port=self.direct_port, prepared_calls=True)
+                              direct_port=self.direct_port, prepared_calls=True, host=host_digest())
 
     @handle_errors
     def CloseSession(self, request, context):

@@ -3,6 +3,7 @@ client/lane.py; the protocol is in protos/autograd.proto at SessionInfo.direct_p
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
 import threading
@@ -14,7 +15,7 @@ import torch
 from remote_autograd.lane import Lane, lane_host, open_lane
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos.lane import MAGIC, key_of, proof, read_frame, write_frame
-from remote_helpers import RawStub, running_server
+from remote_helpers import RawStub, fetch_command, running_server
 
 
 def _program(lib):
@@ -253,6 +254,38 @@ def test_batches_sent_back_to_back_are_answered_in_order_even_after_the_client_e
             value = replies[-1].results[0].value.tensor
             assert np.frombuffer(value.data, dtype=np.float32).tolist() == [float(batches)] * 2
             assert read_frame(s, 1 << 20) is None  # and then the server ends the lane
+        assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("awaited", [True, False])
+def test_an_awaited_answer_is_written_at_once_while_later_batches_run(address, awaited):
+    """A batch the client says it waits for (Batch.awaited: an early answer) is answered as soon as
+    it has run, though the batch after it already waits; one not so marked is held and goes out
+    with the later answers (the contrast shows the test can see the difference)."""
+    with ra.connect(address) as t:
+        with _proven_raw_lane(address, t) as s:
+            big, small = 10 ** 6, 10 ** 6 + 1
+            make = pb.Command(kind=pb.Kind.FACTORY, name="ones", outputs=[big])
+            make.args.add().list.items.extend([pb.Value(i=700), pb.Value(i=700)])
+            make_small = pb.Command(kind=pb.Kind.FACTORY, name="ones", outputs=[small])
+            make_small.args.add().list.items.add().i = 2
+            write_frame(s, pb.Batch(commands=[make, make_small]).SerializeToString())
+            assert not pb.BatchResult.FromString(read_frame(s, 1 << 20)).HasField("error")
+            slow = []  # ~0.1-0.5 s of matrix products: the batch that runs after the awaited one
+            for k in range(30):
+                mm = pb.Command(kind=pb.Kind.CALL, name="mm", outputs=[big + 2 + k])
+                mm.args.add().ref = big
+                mm.args.add().ref = big
+                slow.append(mm)
+            frames = [pb.Batch(commands=[fetch_command(small)], awaited=awaited).SerializeToString(),
+                      pb.Batch(commands=slow).SerializeToString()]
+            s.sendall(b"".join(struct.pack("<I", len(f)) + f for f in frames))  # both wait as the first runs
+            first = pb.BatchResult.FromString(read_frame(s, 1 << 20))
+            assert np.frombuffer(first.results[0].value.tensor.data, dtype=np.float32).tolist() == [1.0, 1.0]
+            # the second's answer: not there yet when the first was written at once, else right behind it
+            assert bool(select.select([s], [], [], 0)[0]) is not awaited
+            second = pb.BatchResult.FromString(read_frame(s, 1 << 20))
+            assert not second.HasField("error") and len(second.results) == len(slow)
         assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
 
 
