@@ -227,6 +227,7 @@ class Session:
             direct = _env_flag("REMOTE_AUTOGRAD_DIRECT", True)
         self._lane_port = info.direct_port if direct else 0  # 0: no lane (none, refused, or off)
         self._can_prepare = info.prepared_calls
+        self._can_prepare_inplace = info.prepared_inplace_calls
         if early_answers is None:
             early_answers = _env_flag("REMOTE_AUTOGRAD_EARLY_ANSWERS", None)
         # (a server that names no host is taken as this machine's)
@@ -702,33 +703,20 @@ class Session:
                 plan.prepared = _SEEN
             elif pid == _SEEN:
                 pid = self._prepare(op, inputs, params, plan)
-            if pid > 0:
-                # a prepared call: queued as (its id, output id, node id, tensor ids), sent in a
-                # CALLS command (_wire); a poisoned or another session's tensor goes by CALL,
-                # whose encoding raises the error
-                entry = [pid, tid, node_id]
-                poisoned = self._poisoned
-                for x in inputs:
-                    if x.__class__ is cls and x._id not in poisoned:
-                        entry.append(x._id)
-                    elif isinstance(x, Tensor):
-                        break
-                else:
-                    self._queue_at(tuple(entry), op.name, ids, where)
-                    return _inferred(cls, self, tid, plan.outs[0], node, 0)
-            self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
+            if pid <= 0 or not self._queue_prepared(pid, tid, node_id, inputs, op.name, tid, where):
+                self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
             return _inferred(cls, self, tid, plan.outs[0], node, 0)
         ids = tuple([next(self._ids) for _ in plan.outs])
         self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
         return tuple([_inferred(cls, self, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
 
-    def _prepare(self, op, inputs, params, plan) -> int:
+    def _prepare(self, op, inputs, params, plan, inplace: bool = False) -> int:
         """Name this plan's call on the server once it repeats (a PREPARE command, queued before
         its second use), so that its repetitions travel as ids; its id, or -1 where it is not
         prepared. (A call made once, a notebook's line, a constant that changes every step, is
         not worth a PREPARE.)"""
         plan.prepared = -1
-        if not self._can_prepare or not _preparable(inputs, params):
+        if not (self._can_prepare_inplace if inplace else self._can_prepare) or not _preparable(inputs, params):
             return -1
         if len(self._prepared) < MAX_PREPARED:
             self._prepared.append(plan)
@@ -743,8 +731,24 @@ class Session:
         plan.prepared = pid
         args = tuple(_SLOT if isinstance(x, Tensor) else x for x in inputs)
         # outputs[0] is the prepared call's id, no tensor's: the command's info names no output
-        self._queue_command(self._build(K.PREPARE, op.name, args, params, (pid,), 0), f"prepare {op.name}", ())
+        cmd = self._build(K.PREPARE, op.name, args, params, (pid,), 0)
+        cmd.inplace = inplace
+        self._queue_command(cmd, f"prepare {op.name}", ())
         return pid
+
+    def _queue_prepared(self, pid: int, tid: int, node_id: int, inputs, what: str, named: int, where) -> bool:
+        """Queue a prepared call as (its id, output id, node id, tensor ids), sent in a CALLS
+        command (_wire); False where a poisoned or another session's tensor is among the inputs
+        (it goes as a command, whose encoding raises the error). ``named``: the tensor a failure
+        before it poisons (the output, or an in-place call's target); ``where``: _user_line's."""
+        entry, cls, poisoned = [pid, tid, node_id], self.Tensor, self._poisoned
+        for x in inputs:
+            if x.__class__ is cls and x._id not in poisoned:
+                entry.append(x._id)
+            elif isinstance(x, Tensor):
+                return False
+        self._queue_at(tuple(entry), what, (named,), where)
+        return True
 
     def _forget_prepared(self) -> None:
         """The server holds none of this client's prepared calls (a replica restored from a
@@ -768,12 +772,16 @@ class Session:
 
     def _call_inplace(self, op, inputs, params):
         target = inputs[0]
-        try:
-            meta = self._plan(op, inputs, params).metas
-        except ValueDependentError:
-            meta = None
-        if meta is not None:
-            _check_inplace(target, meta)
+        key = _meta_key(op.name, inputs, params)
+        key = None if key is None else (K.CALL_INPLACE, key)  # a plan of its own: its calls are prepared apart
+        plan = self._plans.get(key) if key is not None else None
+        if plan is None:
+            try:
+                plan = self._new_plan(op, inputs, params, key)
+            except ValueDependentError:
+                plan = None
+        if plan is not None:
+            _check_inplace(target, plan.metas)
         track = op.node is not None and self._grad_enabled and any(
             isinstance(x, Tensor) and x._requires_grad for x in inputs)
         if track and target._grad_fn is None and target._requires_grad:
@@ -784,7 +792,15 @@ class Session:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
             node = new_node(self, next(self._ids), op.node, short_name(op.node),
                             tuple(_edge(inputs[i]) for i in diff), _saves(op), op.name in _EARLY_OPS)
-        self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node._id if node else 0)
+        node_id = node._id if node else 0
+        pid = -1 if plan is None else plan.prepared
+        if pid == 0:  # as _call: a first use goes as a command, a repeated one is prepared
+            plan.prepared = _SEEN
+        elif pid == _SEEN:
+            pid = self._prepare(op, inputs, params, plan, inplace=True)
+        if pid <= 0 or not self._queue_prepared(pid, 0, node_id, inputs, op.name, target._id,
+                                                _user_line(sys._getframe(1))):
+            self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node_id)
         if node is not None:
             target._grad_fn = node
             target._output_nr = 0
@@ -966,7 +982,10 @@ class Session:
                 # (as in eager mode), so it is neither sent again nor its target poisoned
                 if self._queue and self._queue[-1] is cmd:
                     del self._queue[-1], self._queue_info[-1]
-                if cmd.__class__ is not tuple and cmd.kind == K.CALL_INPLACE:
+                if cmd.__class__ is tuple:
+                    if not cmd[1]:  # an in-place prepared call: its target
+                        self._poisoned.pop(cmd[3], None)
+                elif cmd.kind == K.CALL_INPLACE:
                     self._poisoned.pop(cmd.args[0].ref, None)
                 raise
 
@@ -1245,7 +1264,7 @@ class Session:
         seed, requires_grad, hooks, retained and assigned grads) are queued again, so that the
         server keeps agreeing with the client."""
         for i, (cmd, (what, line, outputs)) in enumerate(zip(commands, info)):
-            if cmd.__class__ is tuple:  # a prepared call: it creates its output, nothing else
+            if cmd.__class__ is tuple:  # a prepared call: it creates its output (writes its target), nothing else
                 for tid in outputs:
                     self._poisoned[tid] = reason
                 continue

@@ -78,13 +78,14 @@ MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs mo
 
 class Prepared:
     """A prepared call: its op, its arguments with None in each tensor's place, those places, its
-    params (copied per call: a node keeps the dict it was given), and the PREPARE command that
-    made it (serialized: a snapshot keeps it)."""
+    params (copied per call: a node keeps the dict it was given), whether it writes its first
+    tensor (a CALL_INPLACE), and the PREPARE command that made it (serialized: a snapshot keeps it)."""
 
-    __slots__ = ("op", "args", "slots", "params", "raw")
+    __slots__ = ("op", "args", "slots", "params", "inplace", "raw")
 
-    def __init__(self, op, args: list, slots: tuple, params: dict, raw: bytes) -> None:
+    def __init__(self, op, args: list, slots: tuple, params: dict, inplace: bool, raw: bytes) -> None:
         self.op, self.args, self.slots, self.params, self.raw = op, args, slots, params, raw
+        self.inplace = inplace
 
 
 _CONSTANTS = frozenset((None, "none", "b", "i", "f", "s", "dtype"))
@@ -119,8 +120,10 @@ def prepare(session, cmd, result):
             args.append(None)
         else:
             args.append(_constant(v))
+    if cmd.inplace and (not slots or slots[0] != 0):
+        raise ValueError("an in-place prepared call's first argument is `ref: 0`, the tensor it writes")
     params = {k: _constant(v) for k, v in cmd.kwargs.items()}
-    session.prepared[pid] = Prepared(op, args, tuple(slots), params, cmd.SerializeToString())
+    session.prepared[pid] = Prepared(op, args, tuple(slots), params, cmd.inplace, cmd.SerializeToString())
 
 
 def calls(session, cmd, result):
@@ -143,6 +146,16 @@ def calls(session, cmd, result):
                 t = held.get(ids[q])
                 args[k] = t if t is not None else session.tensor(ids[q])
                 q += 1
+            if call.inplace:
+                if ids[p + 1]:
+                    raise ValueError("an in-place prepared call names no output (0)")
+                target = args[0]
+                dispatch_inplace(call.op, tuple(args), call.params.copy() if call.params else {})
+                if ids[p + 2] and target.grad_fn is not None:
+                    session.bind_node(ids[p + 2], target.grad_fn)
+                p = end
+                done += 1
+                continue
             out = dispatch(call.op, tuple(args), call.params.copy() if call.params else {})
             node = out.grad_fn
             if node is not None and ids[p + 2]:

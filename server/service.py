@@ -146,7 +146,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
-                              direct_port=self.direct_port, prepared_calls=True, host=host_digest())
+                              direct_port=self.direct_port, prepared_calls=True,
+                              prepared_inplace_calls=True, host=host_digest())
 
     @handle_errors
     def CloseSession(self, request, context):

@@ -88,6 +88,32 @@ def test_prepared_calls_compute_what_calls_do_and_name_their_nodes(raw_session):
     assert [p.list.items[0].node.name for p in pairs] == ["MulBackward0", "torch::autograd::AccumulateGrad"]
 
 
+def test_prepared_inplace_calls_write_their_first_tensor_and_name_its_node(raw_session):
+    x = _factory("full", 60, _shape(3), pb.Value(f=2.0), requires_grad=pb.Value(b=True))
+    double = pb.Command(kind=K.CALL, name="mul", outputs=[61], args=[pb.Value(ref=60), pb.Value(f=2.0)])
+    sub = _prepare(4, "sub", None, None)
+    sub.inplace = True
+    zero = _prepare(5, "zero_", None)
+    zero.inplace = True
+    z = _factory("ones", 62, _shape(3))
+    # y = x * 2 (4s); y -= x twice (node 71, then 72); z.zero_()
+    raw_session.execute(x, double, z, sub, zero, _calls((4, 0, 71, 61, 60), (4, 0, 72, 61, 60), (5, 0, 0, 62)))
+    assert _values(raw_session, 61) == [0.0] * 3
+    assert _values(raw_session, 62) == [0.0] * 3
+    nxt = pb.Command(kind=K.NEXT_FUNCTIONS)
+    nxt.kwargs["node"].i = 72  # the second sub_'s node: after the first's
+    pairs = raw_session.execute(nxt).results[0].value.list.items
+    assert [(p.list.items[0].node.id, p.list.items[0].node.name) for p in pairs][0] == (71, "SubBackward0")
+    # an in-place call names no output; its first argument is the tensor it writes
+    error = rpc_error(raw_session.execute, _calls((4, 63, 0, 61, 60)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "names no output" in error.details()
+    bad = _prepare(6, "sub", 1.0, None)
+    bad.inplace = True
+    error = rpc_error(raw_session.execute, bad)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "first argument" in error.details()
+    assert _values(raw_session, 61) == [0.0] * 3  # nothing written by the refused call
+
+
 def test_a_failing_call_is_named_by_its_place_and_the_calls_after_it_do_not_run(raw_session):
     scores = _factory("zeros", 30, _shape(2, 3))
     good = pb.Command(kind=K.UPLOAD, outputs=[31])
@@ -173,6 +199,61 @@ def test_a_repeated_op_is_prepared_at_its_second_use_and_then_sent_as_ids(addres
         assert [c.name for c in commands if c.kind == K.CALL] == ["mul", "sum"]  # used once so far
         assert sum(len(c.calls) for c in commands if c.kind == K.CALLS) == 49 * 4
         assert y.grad_fn.name() == "MulBackward0" and y.grad_fn.next_functions[0][0].name() == "MulBackward0"
+
+
+def _inplace_steps(th):
+    w = th.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    m = th.zeros(3)
+    out = []
+    for _ in range(4):
+        y = w * 1.0
+        y.mul_(w)  # in place, recorded (a node of its own)
+        y.add_(1.0)
+        y.sum().backward()
+        with th.no_grad():
+            m.mul_(0.5).add_(w.grad)
+            w.sub_(0.1 * m)
+            w.grad.zero_()
+        out.append((y.grad_fn.name(), y.grad_fn.next_functions[0][0].name(), y.tolist(), w.tolist(), m.tolist()))
+    return out
+
+
+def test_a_repeated_inplace_op_is_prepared_too(address):
+    with ra.connect(address) as t:
+        sent = []
+        send = t._send
+        t._send = lambda batch, *args: (sent.append(batch), send(batch, *args))[1]
+        assert _inplace_steps(t) == _inplace_steps(torch)
+        commands = [c for b in sent for c in b.commands]
+        prepared = {c.name for c in commands if c.kind == K.PREPARE and c.inplace}
+        assert prepared == {"mul", "add", "sub", "zero_"}
+        # each in-place op went once as a command: the first step's
+        assert sorted(c.name for c in commands if c.kind == K.CALL_INPLACE) == ["add", "add", "mul", "mul", "sub",
+                                                                                 "zero_"]
+
+
+def test_a_server_without_prepared_inplace_calls_gets_commands(address):
+    with ra.connect(address) as t:
+        t._can_prepare_inplace = False  # a server that prepares calls, not in-place ones
+        sent = []
+        send = t._send
+        t._send = lambda batch, *args: (sent.append(batch), send(batch, *args))[1]
+        assert _inplace_steps(t) == _inplace_steps(torch)
+        commands = [c for b in sent for c in b.commands]
+        assert not any(c.inplace for c in commands) and sum(c.kind == K.CALL_INPLACE for c in commands) == 4 * 6
+
+
+def test_a_prepared_inplace_call_after_a_failure_leaves_its_target_poisoned(address):
+    with ra.connect(address) as t:
+        w = t.ones(2)
+        for bad in (False, False, True):  # the third sub_ goes as a prepared call
+            picked = t.ones(2).index_select(0, t.tensor([0, 9 if bad else 1]))
+            w.sub_(picked)
+        with pytest.raises(IndexError):
+            t.synchronize()
+        with pytest.raises(RuntimeError, match="never computed"):
+            w.tolist()
+        assert t._queue == []
 
 
 def _many_ops(th):
