@@ -29,6 +29,8 @@ def address(server_process) -> str:
 # pipeline at its finest) and eager (each command sent and waited for).
 # Lazy and eager batches ride the server's direct lane; ahead's ride the gRPC stream (the lane
 # off), so that both transports run the whole suite (test_lane_remote.py pipelines on the lane).
+# Lazy mode answers value reads early, as a client on another machine than the server does by
+# default (test_early_answers_remote.py).
 # REMOTE_AUTOGRAD_TEST_MODES=lazy (or ahead, eager, or a list) picks some.
 MODES = [m.strip() for m in os.environ.get("REMOTE_AUTOGRAD_TEST_MODES", "lazy,ahead,eager").split(",")
          if m.strip()]
@@ -42,6 +44,7 @@ def session_mode(request, monkeypatch) -> str:
     monkeypatch.setenv("REMOTE_AUTOGRAD_EAGER", "1" if request.param == "eager" else "0")
     monkeypatch.setenv("REMOTE_AUTOGRAD_SEND_AHEAD", "1" if request.param == "ahead" else "")
     monkeypatch.setenv("REMOTE_AUTOGRAD_DIRECT", "0" if request.param == "ahead" else "1")
+    monkeypatch.setenv("REMOTE_AUTOGRAD_EARLY_ANSWERS", "1" if request.param == "lazy" else "0")
     return request.param
 
 
@@ -51,6 +54,7 @@ def t(address, session_mode):
     assert session.eager == (session_mode == "eager")
     assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.LANE_SEND_AHEAD)
     assert bool(session._lane_port) == (session_mode != "ahead")
+    assert session._early == (session_mode == "lazy")
     yield session
     session.close()
 
