@@ -920,14 +920,14 @@ def _mm(a, b):
     if a.shape[1] != b.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
                            f"({a.shape[0]}x{a.shape[1]} and {b.shape[0]}x{b.shape[1]})")
-    _same_dtype(a, b, "self and mat2")
+    _same_dtype(a, b)
     return a @ b
 
 
-def _same_dtype(a, b, what="self and mat2"):
+def _same_dtype(a, b):
     if a.dtype != b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{of_array(a).name if False else _tname(a)} != {_tname(b)}")
+                           f"{_tname(a)} != {_tname(b)}")
 
 
 def _tname(a):
