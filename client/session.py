@@ -32,7 +32,7 @@ from .node import make_node, new_node, short_name
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import KIND as K
-from .protos.codec import decode_array, encode_array, encode_value
+from .protos.codec import MAX_PREPARED, decode_array, encode_array, encode_value
 from .protos.host import host_digest
 from .tensor import Tensor
 
@@ -655,12 +655,15 @@ class Session:
         return tuple(out)
 
     # ------------------------------------------------------------ ops
-    def _plan(self, op, inputs, params):
-        """What ``_call`` needs to know of this application of ``op``, remembered per op signature:
+    def _plan(self, op, inputs, params, inplace: bool = False):
+        """What a call of ``op`` needs to know of this application, remembered per op signature:
         a program repeats its ops with the same shapes and dtypes (a training step), and a lookup
-        is cheaper than the op table's meta rule. Raises ValueDependentError where only the
-        server can tell the result's metadata."""
+        is cheaper than the op table's meta rule (``_call`` has this lookup inline). An in-place
+        application has a plan of its own: its calls are prepared apart. Raises
+        ValueDependentError where only the server can tell the result's metadata."""
         key = _meta_key(op.name, inputs, params)
+        if key is not None and inplace:
+            key = (K.CALL_INPLACE, key)
         plan = self._plans.get(key) if key is not None else None
         return plan if plan is not None else self._new_plan(op, inputs, params, key)
 
@@ -698,12 +701,7 @@ class Session:
         if plan.single:  # the common case, without per-output tuples
             tid = next(self._ids)
             ids = (tid,)
-            pid = plan.prepared
-            if pid == 0:  # a plan's first use goes as a CALL: one that repeats is prepared
-                plan.prepared = _SEEN
-            elif pid == _SEEN:
-                pid = self._prepare(op, inputs, params, plan)
-            if pid <= 0 or not self._queue_prepared(pid, tid, node_id, inputs, op.name, tid, where):
+            if not self._queue_prepared(op, inputs, params, plan, tid, node_id, tid, where):
                 self._queue_at(self._build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
             return _inferred(cls, self, tid, plan.outs[0], node, 0)
         ids = tuple([next(self._ids) for _ in plan.outs])
@@ -736,18 +734,28 @@ class Session:
         self._queue_command(cmd, f"prepare {op.name}", ())
         return pid
 
-    def _queue_prepared(self, pid: int, tid: int, node_id: int, inputs, what: str, named: int, where) -> bool:
-        """Queue a prepared call as (its id, output id, node id, tensor ids), sent in a CALLS
-        command (_wire); False where a poisoned or another session's tensor is among the inputs
-        (it goes as a command, whose encoding raises the error). ``named``: the tensor a failure
+    def _queue_prepared(self, op, inputs, params, plan, tid: int, node_id: int, named: int, where,
+                        inplace: bool = False) -> bool:
+        """Queue this application of ``plan`` as a prepared call: (its id, output id, node id,
+        tensor ids), sent in a CALLS command (_wire). False where it goes as a command instead:
+        the plan's first use, a plan not prepared, or a poisoned or another session's tensor among
+        the inputs (the command's encoding raises the error). ``named``: the tensor a failure
         before it poisons (the output, or an in-place call's target); ``where``: _user_line's."""
+        pid = plan.prepared
+        if pid == 0:  # a plan's first use goes as a command: one that repeats is prepared
+            plan.prepared = _SEEN
+            return False
+        if pid == _SEEN:
+            pid = self._prepare(op, inputs, params, plan, inplace)
+        if pid < 0:
+            return False
         entry, cls, poisoned = [pid, tid, node_id], self.Tensor, self._poisoned
         for x in inputs:
             if x.__class__ is cls and x._id not in poisoned:
                 entry.append(x._id)
             elif isinstance(x, Tensor):
                 return False
-        self._queue_at(tuple(entry), what, (named,), where)
+        self._queue_at(tuple(entry), op.name, (named,), where)
         return True
 
     def _forget_prepared(self) -> None:
@@ -772,14 +780,10 @@ class Session:
 
     def _call_inplace(self, op, inputs, params):
         target = inputs[0]
-        key = _meta_key(op.name, inputs, params)
-        key = None if key is None else (K.CALL_INPLACE, key)  # a plan of its own: its calls are prepared apart
-        plan = self._plans.get(key) if key is not None else None
-        if plan is None:
-            try:
-                plan = self._new_plan(op, inputs, params, key)
-            except ValueDependentError:
-                plan = None
+        try:
+            plan = self._plan(op, inputs, params, inplace=True)
+        except ValueDependentError:
+            plan = None
         if plan is not None:
             _check_inplace(target, plan.metas)
         track = op.node is not None and self._grad_enabled and any(
@@ -793,14 +797,10 @@ class Session:
             node = new_node(self, next(self._ids), op.node, short_name(op.node),
                             tuple(_edge(inputs[i]) for i in diff), _saves(op), op.name in _EARLY_OPS)
         node_id = node._id if node else 0
-        pid = -1 if plan is None else plan.prepared
-        if pid == 0:  # as _call: a first use goes as a command, a repeated one is prepared
-            plan.prepared = _SEEN
-        elif pid == _SEEN:
-            pid = self._prepare(op, inputs, params, plan, inplace=True)
-        if pid <= 0 or not self._queue_prepared(pid, 0, node_id, inputs, op.name, target._id,
-                                                _user_line(sys._getframe(1))):
-            self._enqueue(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params, node=node_id)
+        where = _user_line(sys._getframe(1))
+        if plan is None or not self._queue_prepared(op, inputs, params, plan, 0, node_id, target._id, where,
+                                                    inplace=True):
+            self._queue_at(self._build(K.CALL_INPLACE, op.name, inputs, params, (), node_id), op.name, (), where)
         if node is not None:
             target._grad_fn = node
             target._output_nr = 0
@@ -1014,12 +1014,12 @@ class Session:
         self._send(self._batch(self._queue), self._queue, self._queue_info)
         self._queue, self._queue_info = [], []
 
-    def _batch(self, commands) -> pb.Batch:
-        """The next numbered batch: the commands, and the ids released since the last one."""
+    def _batch(self, commands, release: bool = True) -> pb.Batch:
+        """The next numbered batch: the commands, and (``release``) the ids released since the last one."""
         batch = pb.Batch(commands=_wire(commands), seq=0 if self._in_callback else next(self._seq))
         if self._resume:
             batch.resume, self._resume = True, False
-        if self._releases:
+        if release and self._releases:
             released, self._releases = self._releases, []
             batch.release.extend(released)
             for tid in released:
@@ -1128,7 +1128,6 @@ class Session:
         # The batches answered at the last sync point are freed now, while the server works on
         # these, and these are kept until the next: freeing a step's commands costs ~40 us (a
         # hundred messages), which would otherwise stand between its last answer and the user.
-        self._settled = None
         inflight, self._inflight = self._inflight, []
         self._settled = inflight
         kept, self._answered = self._answered, None
@@ -1194,10 +1193,8 @@ class Session:
         if early:
             # the commands up to the cut, then ``commands``: the batch waited for. The rest goes
             # after it, with the released ids (its commands may still use them).
-            releases, self._releases = self._releases, []
-            batch = self._batch(queued[:early] + list(commands))
+            batch = self._batch(queued[:early] + list(commands), release=False)
             batch.awaited = True  # a server that holds answers while batches wait sends it at once
-            self._releases = releases
             self._send(batch, queued[:early], info[:early])
             rest, rest_info = queued[early:], info[early:]
             self._send(self._batch(rest), rest, rest_info)
@@ -1632,7 +1629,6 @@ def _warn_at_user_line(message: str, category: type) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
-MAX_PREPARED = 4096  # prepared calls a session holds (the server's limit); past it, ids are reused
 _SEEN = -2  # _Plan.prepared of a plan used once, as a CALL: prepared if it is used again
 
 

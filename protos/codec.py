@@ -12,6 +12,9 @@ DTYPES = {name: numpy.dtype(name).newbyteorder("<") for name in
           ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}
 
 MAX_DIMS = 64
+# Prepared calls a session holds (Kind PREPARE): the server refuses more; a client that needs
+# more reuses its ids, oldest first.
+MAX_PREPARED = 4096
 
 
 def encode_array(array: numpy.ndarray, out: pb.TensorData | None = None) -> pb.TensorData:

@@ -11,7 +11,7 @@ from ..engine.random import manual_seed
 from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import KIND as K
-from ..protos.codec import decode_array, decode_value, encode_array, encode_value
+from ..protos.codec import MAX_PREPARED, decode_array, decode_value, encode_array, encode_value
 from .errors import ResourceExhausted, UnknownTensor
 from .function_node import apply_function
 
@@ -71,9 +71,6 @@ def call(session, cmd, result):
     outs = (out,) if out.__class__ is Tensor else out
     _name_node(session, cmd, outs[0])
     _bind_outputs(session, cmd, outs, result)
-
-
-MAX_PREPARED = 4096  # prepared calls a session may hold (a client that needs more reuses ids)
 
 
 class Prepared:
@@ -146,25 +143,22 @@ def calls(session, cmd, result):
                 t = held.get(ids[q])
                 args[k] = t if t is not None else session.tensor(ids[q])
                 q += 1
+            params = call.params.copy() if call.params else {}
+            tid = ids[p + 1]
             if call.inplace:
-                if ids[p + 1]:
+                if tid:
                     raise ValueError("an in-place prepared call names no output (0)")
-                target = args[0]
-                dispatch_inplace(call.op, tuple(args), call.params.copy() if call.params else {})
-                if ids[p + 2] and target.grad_fn is not None:
-                    session.bind_node(ids[p + 2], target.grad_fn)
-                p = end
-                done += 1
-                continue
-            out = dispatch(call.op, tuple(args), call.params.copy() if call.params else {})
-            node = out.grad_fn
+                dispatch_inplace(call.op, tuple(args), params)
+                node = args[0].grad_fn  # the node its target now has, if any
+            else:
+                out = dispatch(call.op, tuple(args), params)
+                node = out.grad_fn
+                if tid not in held and len(held) < limit:
+                    held[tid] = out  # session.bind's common case, inline
+                else:
+                    session.bind(tid, out)
             if node is not None and ids[p + 2]:
                 session.bind_node(ids[p + 2], node)
-            tid = ids[p + 1]
-            if tid not in held and len(held) < limit:
-                held[tid] = out  # session.bind's common case, inline
-            else:
-                session.bind(tid, out)
             p = end
             done += 1
     except Exception:
