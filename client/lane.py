@@ -135,6 +135,10 @@ class Lane:
                 self.broken = f"the direct lane failed: {e}"
         return self.broken is not None
 
+    def end(self) -> None:
+        """No more batches: the server's side ends with the connection."""
+        self.cancel()
+
     def cancel(self) -> None:
         if self.broken is None:
             self.broken = "the direct lane was closed"

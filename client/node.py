@@ -11,7 +11,7 @@ class Node:
     # next_functions and the leaves a backward reaches are then known here, without a round trip
     # _saves/_spent: whether the server's node keeps saved values, and whether a backward freed them
     # _born: the session's count of in-place writes when the node was made, -1 where its op may fail
-    # in backward (Session._answer_early_at)
+    # in backward (client/early.py)
     __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "_saves", "_spent", "_born",
                  "__weakref__")
 
@@ -59,7 +59,7 @@ def make_node(session, ref) -> Node:
 
 
 def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False,
-             early: bool = False) -> Node:
+             born: int = -1) -> Node:
     cls = node_class(type_name)
     node = cls.__new__(cls)
     node._session = session
@@ -70,7 +70,7 @@ def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves
     node._retained = None
     node._saves = saves
     node._spent = False
-    node._born = session._writes if early else -1
+    node._born = born
     return node
 
 

@@ -123,7 +123,7 @@ def test_fifty_sessions_spread_over_replicas_and_run_the_notebook(stack):
             assert name == "AddBackward0"
             assert nexts == ["MulBackward0", "torch::autograd::AccumulateGrad"]
             counts[_holder(t, stack["replicas"])] += 1
-            assert t._lane_port == 0  # no replica offers a lane its clients could not reach
+            assert t.wire.lane_port == 0  # no replica offers a lane its clients could not reach
         assert sum(counts) == 50
         assert min(counts) >= 5, f"sessions did not spread over the replicas: {counts}"
     finally:

@@ -52,9 +52,9 @@ def session_mode(request, monkeypatch) -> str:
 def t(address, session_mode):
     session = ra.connect(address)
     assert session.eager == (session_mode == "eager")
-    assert session._send_ahead == (1 if session_mode == "ahead" else ra.session.LANE_SEND_AHEAD)
-    assert bool(session._lane_port) == (session_mode != "ahead")
-    assert session._early == (session_mode == "lazy")
+    assert session.wire.send_ahead == (1 if session_mode == "ahead" else ra.session.LANE_SEND_AHEAD)
+    assert bool(session.wire.lane_port) == (session_mode != "ahead")
+    assert session.wire.early_answers == (session_mode == "lazy")
     yield session
     session.close()
 

@@ -240,3 +240,29 @@ def assert_same_as_torch(program, session, capsys):
     assert remote[1] == expected[1], f"printed output differs:\nremote:\n{remote[1]}\ntorch:\n{expected[1]}"
     assert remote[2] == expected[2], f"warnings differ:\nremote: {remote[2]}\ntorch: {expected[2]}"
     return remote
+
+
+def record_batches(session) -> list:
+    """The batches ``session`` sends from now on, in order (through its transport's observer)."""
+    from remote_autograd.transport import Observer
+    sent: list = []
+
+    class Recording(Observer):
+        def sent(self, batch) -> None:  # noqa: PLR6301
+            sent.append(batch)
+    session.wire.observe(Recording())
+    return sent
+
+
+def as_older_server(monkeypatch, **unset) -> None:
+    """Sessions created from now on see a SessionInfo with these capability flags off, as an older
+    server's (one that does not know them) says."""
+    from remote_autograd.transport import Transport
+    create = Transport.create_session
+
+    def older(self, client):
+        info = create(self, client)
+        for name in unset:
+            setattr(info, name, False)
+        return info
+    monkeypatch.setattr(Transport, "create_session", older)

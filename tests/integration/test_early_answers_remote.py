@@ -12,6 +12,7 @@ import remote_autograd as ra
 import remote_autograd.session as client_session
 import torch
 from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.transport import Observer
 from remote_helpers import running_server
 
 K = pb.Kind
@@ -21,12 +22,11 @@ def _connect(address, **kw):
     """A lazy session (nothing sent ahead) whose sent batches are recorded in ``t.sent``."""
     t = ra.connect(address, eager=False, send_ahead=0, **kw)
     t.sent = []
-    send = t._send
 
-    def recording(batch, queued, info):
-        t.sent.append(batch)
-        return send(batch, queued, info)
-    t._send = recording
+    class Recording(Observer):
+        def sent(self, batch):
+            t.sent.append(batch)
+    t.wire.observe(Recording())
     return t
 
 
@@ -73,9 +73,9 @@ def test_a_step_reads_its_loss_before_its_backward_and_update_run(address, direc
             rest = _kinds(t.sent[i + 1])  # the backward, the update (in-place calls, prepared ones too)
             assert K.BACKWARD in rest and rest & {K.CALL_INPLACE, K.CALLS}
             assert not t.sent[i + 1].awaited
-        assert len(t._inflight) == 1  # the last step's rest: answered at the next sync point
+        assert t.wire.in_flight == 1  # the last step's rest: answered at the next sync point
         np.testing.assert_allclose(W1.tolist(), tW1.tolist(), rtol=1e-5)
-        assert not t._inflight
+        assert not t.wire.in_flight
         np.testing.assert_allclose(W2.tolist(), tW2.tolist(), rtol=1e-5)
         assert W1.grad.abs().sum().item() == 0.0
 
@@ -83,25 +83,25 @@ def test_a_step_reads_its_loss_before_its_backward_and_update_run(address, direc
 def test_they_are_off_on_the_servers_machine_and_on_from_another(address, monkeypatch):
     monkeypatch.delenv("REMOTE_AUTOGRAD_EARLY_ANSWERS", raising=False)
     with _connect(address) as t:
-        assert not t._early  # this test's server runs here
+        assert not t.wire.early_answers  # this test's server runs here
         _mlp_steps(t, 3)
-        assert not any(b.awaited for b in t.sent) and not t._inflight
+        assert not any(b.awaited for b in t.sent) and not t.wire.in_flight
     monkeypatch.setattr(client_session, "host_digest", lambda: "another machine")
     with _connect(address) as t:
-        assert t._early
+        assert t.wire.early_answers
         _mlp_steps(t, 3)
         assert sum(b.awaited for b in t.sent) == 3
     with _connect(address, early_answers=False) as t:
-        assert not t._early
+        assert not t.wire.early_answers
     monkeypatch.setenv("REMOTE_AUTOGRAD_EARLY_ANSWERS", "0")
     with _connect(address) as t:
-        assert not t._early
+        assert not t.wire.early_answers
     monkeypatch.undo()
     monkeypatch.setenv("REMOTE_AUTOGRAD_EARLY_ANSWERS", "1")
     with _connect(address) as t:
-        assert t._early
+        assert t.wire.early_answers
     with _connect(address, early_answers=False) as t:
-        assert not t._early  # the argument over the environment
+        assert not t.wire.early_answers  # the argument over the environment
 
 
 def test_a_failure_after_the_cut_is_raised_at_the_next_sync_point_naming_its_op_and_line():
@@ -124,7 +124,7 @@ def test_a_failure_after_the_cut_is_raised_at_the_next_sync_point_naming_its_op_
                         loss.item()
                 else:
                     assert loss.item() == 12.0
-                    assert len(t._inflight) == 1
+                    assert t.wire.in_flight == 1
                     with pytest.raises(ra.RemoteError, match="RESOURCE_EXHAUSTED") as info:
                         t.synchronize()
                 assert any("'mul'" in n and f"{__file__}:{line}" in n for n in info.value.__notes__)
@@ -148,7 +148,7 @@ def test_an_error_before_the_cut_is_raised_at_the_read_and_the_rest_does_not_run
             with pytest.raises(IndexError) as info:
                 loss.item()
             assert any("'index_select'" in n for n in info.value.__notes__)
-            assert not t._inflight
+            assert not t.wire.in_flight
         with pytest.raises(RuntimeError, match="index_select"):
             w.tolist()  # the update after the failure did not run: w is poisoned, as in lazy mode
         assert (t.ones(2) * 2).tolist() == [2.0, 2.0]

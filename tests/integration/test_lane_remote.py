@@ -29,7 +29,7 @@ def _program(lib):
 
 def _lane_port(address: str) -> int:
     with ra.connect(address, direct=True) as t:
-        return t._lane_port
+        return t.wire.lane_port
 
 
 def _connect_raw(address: str):
@@ -54,7 +54,7 @@ def _closed_by_peer(sock) -> bool:
 def test_batches_ride_the_lane_and_match_torch(address, send_ahead):
     with ra.connect(address, send_ahead=send_ahead) as t:
         got = _program(t)
-        assert isinstance(t._stream[0], Lane)
+        assert isinstance(t.wire.stream, Lane)
     want = _program(torch)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
@@ -63,26 +63,26 @@ def test_batches_ride_the_lane_and_match_torch(address, send_ahead):
 def test_sending_ahead_is_on_by_default_on_the_lane_and_a_choice_is_kept(address, monkeypatch):
     monkeypatch.delenv("REMOTE_AUTOGRAD_SEND_AHEAD", raising=False)
     with ra.connect(address) as t, ra.connect(address, send_ahead=0) as off:
-        assert t._send_ahead == ra.session.LANE_SEND_AHEAD > 0 and off._send_ahead == 0
+        assert t.wire.send_ahead == ra.session.LANE_SEND_AHEAD > 0 and off.wire.send_ahead == 0
         x = t.ones(3, requires_grad=True)
         y = x
         for _ in range(3 * ra.session.LANE_SEND_AHEAD):
             y = y * 1.01
-        assert len(t._inflight) >= 2  # batches went out before the sync point
+        assert t.wire.in_flight >= 2  # batches went out before the sync point
         y.sum().backward()
         assert x.grad.tolist() == pytest.approx([1.01 ** (3 * ra.session.LANE_SEND_AHEAD)] * 3, rel=1e-5)
-        assert isinstance(t._stream[0], Lane)
+        assert isinstance(t.wire.stream, Lane)
 
 
 def test_direct_false_and_the_environment_keep_batches_on_grpc(address, monkeypatch):
     with ra.connect(address, direct=False) as t:
         assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
-        assert t._lane_port == 0 and not isinstance(t._stream[0], Lane)
-        assert t._send_ahead == ra.session.SEND_AHEAD  # sending ahead on gRPC did not pay
+        assert t.wire.lane_port == 0 and not isinstance(t.wire.stream, Lane)
+        assert t.wire.send_ahead == ra.session.SEND_AHEAD  # sending ahead on gRPC did not pay
     monkeypatch.setenv("REMOTE_AUTOGRAD_DIRECT", "0")
     with ra.connect(address) as t:
         assert (t.ones(2) * 3).tolist() == [3.0, 3.0]
-        assert not isinstance(t._stream[0], Lane)
+        assert not isinstance(t.wire.stream, Lane)
 
 
 @pytest.mark.parametrize("send_ahead", [0, 1])
@@ -95,7 +95,7 @@ def test_a_deferred_error_on_the_lane_names_its_op_and_the_session_goes_on(addre
         with pytest.raises(IndexError, match="out of bounds") as info:
             z.tolist()
         assert "nll_loss" in "".join(getattr(info.value, "__notes__", []))
-        assert isinstance(t._stream[0], Lane)
+        assert isinstance(t.wire.stream, Lane)
         del bad
         assert (y * 3).tolist() == [6.0] * 3
         (x * 4).sum().backward()
@@ -104,9 +104,9 @@ def test_a_deferred_error_on_the_lane_names_its_op_and_the_session_goes_on(addre
 
 def test_a_server_without_a_lane_offers_none(address):
     with running_server("--direct-port", "-1") as server, ra.connect(server.address) as t:
-        assert t._lane_port == 0
+        assert t.wire.lane_port == 0
         assert (t.ones(2) + 1).tolist() == [2.0, 2.0]
-        assert t._stream and not isinstance(t._stream[0], Lane)
+        assert t.wire.stream is not None and not isinstance(t.wire.stream, Lane)
 
 
 def test_an_unreachable_lane_falls_back_to_the_grpc_stream(address):
@@ -115,10 +115,10 @@ def test_an_unreachable_lane_falls_back_to_the_grpc_stream(address):
     port = free.getsockname()[1]
     free.close()  # nothing listens there now
     with ra.connect(address) as t:
-        t._lane_port = port
+        t.wire.lane_port = port
         assert (t.ones(2) * 5).tolist() == [5.0, 5.0]
-        assert t._lane_port == 0 and not isinstance(t._stream[0], Lane)
-        assert t._send_ahead == ra.session.SEND_AHEAD  # the default follows the transport
+        assert t.wire.lane_port == 0 and not isinstance(t.wire.stream, Lane)
+        assert t.wire.send_ahead == ra.session.SEND_AHEAD  # the default follows the transport
         assert (t.ones(2) * 6).tolist() == [6.0, 6.0]
 
 
@@ -143,9 +143,9 @@ def test_a_peer_that_cannot_prove_the_session_gets_no_batch_and_no_token(address
     thread.start()
     try:
         with ra.connect(address) as t:
-            t._lane_port = listener.getsockname()[1]
+            t.wire.lane_port = listener.getsockname()[1]
             assert (t.tensor([1.0, 2.0]) * 2).tolist() == [2.0, 4.0]  # served by the gRPC stream
-            assert not isinstance(t._stream[0], Lane)
+            assert not isinstance(t.wire.stream, Lane)
             token = t.token
         thread.join(10)
     finally:
@@ -189,7 +189,7 @@ def test_the_handshake_refuses_strangers_and_the_server_keeps_serving(address):
         # the session and its lane are untouched
         (x * 3).sum().backward()
         assert x.grad.tolist() == [3.0, 3.0]
-        assert isinstance(t._stream[0], Lane)
+        assert isinstance(t.wire.stream, Lane)
 
 
 def test_a_raw_lane_speaks_the_documented_protocol(address):
@@ -292,7 +292,7 @@ def test_an_awaited_answer_is_written_at_once_while_later_batches_run(address, a
 def test_closing_the_session_elsewhere_ends_its_lane(address):
     t = ra.connect(address)
     assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
-    lane = t._stream[0]
+    lane = t.wire.stream
     assert isinstance(lane, Lane)
     other = RawStub(address, t.session_id, t.token)  # another client holding the session's token
     try:
@@ -309,9 +309,9 @@ def test_the_lane_counts_against_the_open_stream_limit(address):
     with running_server("--max-streams", "1") as server:
         with ra.connect(server.address) as a, ra.connect(server.address) as b:
             assert (a.ones(2) * 2).tolist() == [2.0, 2.0]
-            assert isinstance(a._stream[0], Lane)
+            assert isinstance(a.wire.stream, Lane)
             assert (b.ones(2) * 3).tolist() == [3.0, 3.0]  # refused a lane and a stream: unary calls
-            assert b._lane_port == 0 and b._stream is False
+            assert b.wire.lane_port == 0 and b.wire.kind == "unary"
             assert (a.ones(2) * 4).tolist() == [4.0, 4.0]
 
 
@@ -319,11 +319,11 @@ def test_a_lane_the_server_ended_while_idle_is_replaced(address):
     with ra.connect(address) as t:
         x = t.ones(2, requires_grad=True)
         assert (x * 2).tolist() == [2.0, 2.0]
-        first = t._stream[0]
+        first = t.wire.stream
         first.sock.shutdown(socket.SHUT_RDWR)  # as the server's side ending would look from here
         (x * 3).sum().backward()
         assert x.grad.tolist() == [3.0, 3.0]
-        assert t._stream[0] is not first
+        assert t.wire.stream is not first
 
 
 @pytest.mark.parametrize("address, host", [

@@ -16,35 +16,29 @@ import grpc
 import pytest
 import remote_autograd as ra
 import torch
+from remote_autograd.command_queue import MAX_IN_FLIGHT
 from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.transport import Observer
 from remote_helpers import RawStub, fetch_command, rpc_error, run_program, running_server
 
 
-class StubSpy:
+class StubSpy(Observer):
     """What a session sends, in the order it does: ("Execute", batch) for every batch it sends (on
     its batch stream, or unary), ("answer", None) for every batch answer it reads, and (method
     name, request) for every other call."""
 
     def __init__(self, session) -> None:
-        self._stub = session._stub
         self.calls: list = []
-        send, reply_of = session._send, session._reply_of
+        session.wire.observe(self)
 
-        def sending(batch, *args):
-            self.calls.append(("Execute", batch))
-            return send(batch, *args)
+    def sent(self, batch) -> None:
+        self.calls.append(("Execute", batch))
 
-        def answering(batch):
-            answer = reply_of(batch)
-            self.calls.append(("answer", None))
-            return answer
-        session._send, session._reply_of = sending, answering
+    def answered(self, reply) -> None:
+        self.calls.append(("answer", None))
 
-    def __getattr__(self, name):
-        method = getattr(self._stub, name)
-        if name in ("Execute", "ExecuteStream"):
-            return _SpiedMethod(self, name, method, record=False)  # batches are recorded as sent
-        return _SpiedMethod(self, name, method)
+    def called(self, method: str, request) -> None:
+        self.calls.append((method, request))
 
     def batches(self) -> list[int]:
         """The number of commands of each batch sent so far, each prepared call of a CALLS
@@ -69,26 +63,10 @@ def _calls(cmd) -> int:
     return len(cmd.calls) // 4
 
 
-class _SpiedMethod:
-    def __init__(self, spy: StubSpy, name: str, method, record: bool = True) -> None:
-        self._spy, self._name, self._method, self._record = spy, name, method, record
-
-    def __call__(self, request, *args, **kwargs):
-        if self._record:
-            self._spy.calls.append((self._name, request))
-        return self._method(request, *args, **kwargs)
-
-    def future(self, request, *args, **kwargs):  # backward with hooks: a batch sent by itself
-        self._spy.calls.append((self._name, request))
-        return self._method.future(request, *args, **kwargs)
-
-
 def spy_on(session) -> StubSpy:
     """Spy on a session's calls from now on."""
     session.synchronize()
-    spy = StubSpy(session)
-    session._stub = spy
-    return spy
+    return StubSpy(session)
 
 
 @pytest.fixture
@@ -378,7 +356,7 @@ def test_the_queue_bound_is_respected(address, raw):
         assert rpc_error(stub.execute, fetch_command(ids[8])).code() == grpc.StatusCode.NOT_FOUND  # not the 9th
         for _ in range(41):  # 50 commands in all, no sync point
             y = y + 1
-        assert spy.batches() == [8] * 6 and len(t._queue) == 2
+        assert spy.batches() == [8] * 6 and t.wire.queued == 2
         assert y.tolist() == [50.0, 50.0]
         assert all(n <= 8 for n in spy.batches()) and sum(spy.batches()) == 51  # 50 and the fetch
         assert spy.prepares() == 0
@@ -487,7 +465,7 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
         loss = t.nn.functional.nll_loss(x.log_softmax(1), t.tensor([0, 5]))  # fails on the server
         after = [loss * k for k in range(6)]  # several more batches go ahead meanwhile
         w.requires_grad_()  # a state change the client has made: it must hold on the server too
-        assert len(t._inflight) >= 4  # sent ahead; nothing waited for, nothing raised yet
+        assert t.wire.in_flight >= 4  # sent ahead; nothing waited for, nothing raised yet
         with pytest.raises(IndexError) as info:
             t.synchronize()
         assert str(info.value) == str(_torch_nll_error())
@@ -506,19 +484,18 @@ def test_an_error_in_a_batch_sent_ahead_surfaces_at_the_next_sync_point(address)
 def test_a_full_pipeline_waits_for_its_oldest_batch(address):
     with ra.connect(address, send_ahead=1) as t:
         ((t.ones(3) + 1) + 1).tolist()  # (y + 1's call prepared, as a repeated call is, before the count)
-        unanswered = []
-        send = t._send
+        unanswered = []  # at each batch sent, how many sent before it were unanswered
 
-        def counting(*args):
-            send(*args)
-            unanswered.append(len(t._inflight))
-        t._send = counting
+        class Counting(Observer):
+            def sent(self, batch):
+                unanswered.append(t.wire.in_flight)
+        t.wire.observe(Counting())
         y = t.ones(3)
-        for _ in range(3 * ra.session.MAX_IN_FLIGHT):
+        for _ in range(3 * MAX_IN_FLIGHT):
             y = y + 1
         # every command went ahead at once, and the client never let more than the bound go unanswered
-        assert len(unanswered) == 3 * ra.session.MAX_IN_FLIGHT + 1
-        assert max(unanswered) == ra.session.MAX_IN_FLIGHT
+        assert len(unanswered) == 3 * MAX_IN_FLIGHT + 1
+        assert max(unanswered) == MAX_IN_FLIGHT - 1
         assert y.tolist() == [25.0] * 3
 
 
@@ -583,7 +560,7 @@ def test_a_server_that_refuses_batch_streams_gets_unary_calls(address):
             y = y * 2  # several batches go out on the stream before its refusal is read
         y.sum().backward()
         assert x.grad.tolist() == [512.0] * 3
-        assert t._stream is False
+        assert t.wire.kind == "unary"
         z = x * 3
         assert z.tolist() == [3.0] * 3
         with pytest.raises(IndexError):

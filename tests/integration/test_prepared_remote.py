@@ -14,7 +14,7 @@ import remote_helpers as rh
 import torch
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos.codec import encode_array
-from remote_helpers import RawStub, fetch_command, rpc_error
+from remote_helpers import RawStub, as_older_server, fetch_command, record_batches, rpc_error
 
 K = pb.Kind
 
@@ -182,13 +182,7 @@ def test_calls_with_zero_constants_keep_their_sign(t):
 
 def test_a_repeated_op_is_prepared_at_its_second_use_and_then_sent_as_ids(address):
     with ra.connect(address) as t:
-        sent = []
-        send = t._send
-
-        def keep(batch, *args):
-            sent.append(batch)
-            return send(batch, *args)
-        t._send = keep
+        sent = record_batches(t)
         x = t.ones(4, requires_grad=True)
         y = x
         for _ in range(50):
@@ -220,9 +214,7 @@ def _inplace_steps(th):
 
 def test_a_repeated_inplace_op_is_prepared_too(address):
     with ra.connect(address) as t:
-        sent = []
-        send = t._send
-        t._send = lambda batch, *args: (sent.append(batch), send(batch, *args))[1]
+        sent = record_batches(t)
         assert _inplace_steps(t) == _inplace_steps(torch)
         commands = [c for b in sent for c in b.commands]
         prepared = {c.name for c in commands if c.kind == K.PREPARE and c.inplace}
@@ -232,12 +224,10 @@ def test_a_repeated_inplace_op_is_prepared_too(address):
                                                                                  "zero_"]
 
 
-def test_a_server_without_prepared_inplace_calls_gets_commands(address):
+def test_a_server_without_prepared_inplace_calls_gets_commands(address, monkeypatch):
+    as_older_server(monkeypatch, prepared_inplace_calls=False)  # one that prepares calls, not in-place ones
     with ra.connect(address) as t:
-        t._can_prepare_inplace = False  # a server that prepares calls, not in-place ones
-        sent = []
-        send = t._send
-        t._send = lambda batch, *args: (sent.append(batch), send(batch, *args))[1]
+        sent = record_batches(t)
         assert _inplace_steps(t) == _inplace_steps(torch)
         commands = [c for b in sent for c in b.commands]
         assert not any(c.inplace for c in commands) and sum(c.kind == K.CALL_INPLACE for c in commands) == 4 * 6
@@ -253,7 +243,7 @@ def test_a_prepared_inplace_call_after_a_failure_leaves_its_target_poisoned(addr
             t.synchronize()
         with pytest.raises(RuntimeError, match="never computed"):
             w.tolist()
-        assert t._queue == []
+        assert t.wire.queued == 0
 
 
 def _many_ops(th):
@@ -267,10 +257,12 @@ def _many_ops(th):
 
 
 def test_once_every_id_is_given_the_oldest_is_prepared_anew(t, monkeypatch):
-    monkeypatch.setattr(ra.session, "MAX_PREPARED", 2)  # six distinct calls through two ids
+    monkeypatch.setattr(ra.prepared, "MAX_PREPARED", 2)  # six distinct calls through two ids
+    sent = record_batches(t)
     for got, want in zip(_many_ops(t), _many_ops(torch), strict=True):
         assert got.tolist() == pytest.approx(want.tolist(), rel=1e-6)
-    assert len(t._prepared) == 2
+    prepares = [c for b in sent for c in b.commands if c.kind == K.PREPARE]
+    assert {c.outputs[0] for c in prepares} == {1, 2} and len(prepares) > 2  # ids taken back and given again
 
 
 def test_a_backward_that_fails_after_its_hook_ran_ops_is_named_by_its_line(address):
@@ -295,20 +287,19 @@ def test_a_backward_that_fails_after_its_hook_ran_ops_is_named_by_its_line(addre
 def test_a_call_whose_constant_changes_every_time_is_never_prepared(address):
     # each is a plan of its own, used once (a NaN too: no two NaN objects are one key)
     with ra.connect(address) as t:
+        sent = record_batches(t)
         x = t.ones(2)
         for i in range(5):
             y = x * float("nan")
             z = x * (1.5 + i)
         assert all(math.isnan(v) for v in y.tolist()) and z.tolist() == [5.5, 5.5]
-        assert not t._prepared
+        assert not any(c.kind == K.PREPARE for b in sent for c in b.commands)
 
 
-def test_a_server_that_does_not_offer_prepared_calls_gets_calls(address):
+def test_a_server_that_does_not_offer_prepared_calls_gets_calls(address, monkeypatch):
+    as_older_server(monkeypatch, prepared_calls=False, prepared_inplace_calls=False)
     with ra.connect(address) as t:
-        t._can_prepare = False  # as a SessionInfo without prepared_calls says
-        sent = []
-        send = t._send
-        t._send = lambda batch, *args: (sent.append(batch), send(batch, *args))[1]
+        sent = record_batches(t)
         x = t.ones(2)
         for _ in range(3):  # repeated: it would be prepared at its second use
             y = x * 3
@@ -358,9 +349,10 @@ def test_prepared_calls_come_back_with_a_restored_session_or_are_prepared_again(
             w.tolist()
         second.cleanup()
         second = rh.ServerProcess("--port", port, "--state-dir", state)
+        sent = record_batches(t)
         assert _eventually(lambda: (w * 2.5).sum().item()) == 15.0
         assert (w * 2.5).sum().item() == 15.0  # prepared again
-        assert len(t._prepared) == 2
+        assert {c.name for b in sent for c in b.commands if c.kind == K.PREPARE} == {"mul", "sum"}
         ((w * 2.5).sum()).backward()
         assert w.grad.tolist() == [2.5] * 3
     finally:

@@ -1,0 +1,137 @@
+"""The client's mirror of a session's graph: which tensors hold a grad, retained grads, nodes, accumulators, writes."""
+from __future__ import annotations
+
+import weakref
+
+from .node import make_node, new_node
+from .tensor import Tensor
+
+
+def edge(x):
+    """What a mirrored node records of one input (as the engine's _edge does on the server)."""
+    if isinstance(x, Tensor):
+        if x._grad_fn is not None:
+            return (x._grad_fn, x._output_nr)
+        if x._requires_grad:
+            return (x, 0)
+    return (None, 0)
+
+
+def walk(roots):
+    """Nodes and leaves a backward from ``roots`` reaches, as far as the mirrored graph knows;
+    ``exact`` is False where it reached a node made elsewhere (a custom Function, the server)."""
+    reached_nodes, reached_leaves, exact = {}, {}, True
+    stack = [t._grad_fn if t._grad_fn is not None else t for t in roots]
+    push = stack.append
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Tensor):
+            reached_leaves[x._id] = x
+            continue
+        key = id(x)
+        if key in reached_nodes:
+            continue
+        reached_nodes[key] = x
+        edges = getattr(x, "_edges", None)
+        if edges is None:
+            exact = False
+            continue
+        for target, _ in edges:
+            if target is not None:
+                push(target)
+    return reached_nodes, reached_leaves, exact
+
+
+class Mirror:
+    """What the client knows of the server's graph without asking: whether a tensor holds a
+    ``.grad`` (exact while every backward ran through mirrored nodes), which tensors retain
+    their grad, the node proxies by id, each leaf's AccumulateGrad proxy, and the count of in-place
+    writes (a node keeps the count it was made at: a backward may meet a modified saved value)."""
+
+    def __init__(self) -> None:
+        self.has_grad: dict[int, bool] = {}
+        self.grad_exact = True
+        self.retained: set[int] = set()
+        self.nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.accumulators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.writes = 0
+
+    # ------------------------------------------------------------ gradients
+    def grad_known(self, t: Tensor):
+        """True or False when the mirror knows whether ``t.grad`` is set; None when only the server does."""
+        if not self.grad_exact:
+            return None
+        state = self.has_grad.get(t._id)
+        if state is not None:
+            return state
+        if t._grad_fn is not None:
+            return False if t._id not in self.retained else None
+        return False if not t._requires_grad else None
+
+    def new_leaf(self, tid: int) -> None:
+        """A new leaf that requires grad has none yet."""
+        self.has_grad[tid] = False
+
+    def released(self, ids) -> None:
+        pop = self.has_grad.pop
+        for tid in ids:
+            pop(tid, None)
+
+    def grads_unknown(self) -> None:
+        """A backward failed midway (a hook raised) or did not run: which grads exist, only the server knows."""
+        self.has_grad.clear()
+
+    def spend(self, roots, retain_graph, create_graph, reached=None) -> None:
+        """After a backward that frees buffers: the mirrored nodes that held saved values are spent."""
+        if retain_graph or (retain_graph is None and create_graph):
+            return
+        for node in (reached or walk(roots))[0].values():
+            if getattr(node, "_saves", False):
+                node._spent = True
+
+    def predict_grads(self, roots, inputs, create_graph: bool, reached=None) -> None:
+        """After a backward: which leaves (and retained tensors) now hold a gradient."""
+        if create_graph:
+            self.grad_exact = False  # gradients with history: let the server describe them
+            return
+        reached_nodes, reached_leaves, exact = reached or walk(roots)
+        if not exact:
+            self.grad_exact = False
+            return
+        if inputs is not None:
+            for t in inputs:
+                if (t._grad_fn is None and t._id in reached_leaves) or \
+                        (t._grad_fn is not None and id(t._grad_fn) in reached_nodes):
+                    self.has_grad[t._id] = True
+            return
+        for tid in reached_leaves:
+            self.has_grad[tid] = True
+
+    # ------------------------------------------------------------ nodes
+    def node(self, session, ref):
+        """The proxy of a node the server described (one per node id)."""
+        node = self.nodes.get(ref.id)
+        if node is None:
+            node = make_node(session, ref)
+            self.nodes[ref.id] = node
+        return node
+
+    def new_node(self, session, node_id: int, name: str, type_name: str, edges, saves: bool, early: bool):
+        """A node the client names for an op it queues; ``early``: its backward cannot fail, unless
+        an in-place write comes after it (its count of writes is kept; -1 where it may fail anyway)."""
+        return new_node(session, node_id, name, type_name, edges, saves, self.writes if early else -1)
+
+    def edge_node(self, session, target):
+        """A mirrored edge as next_functions shows it: a node, or a leaf's AccumulateGrad."""
+        if not isinstance(target, Tensor):
+            return target
+        acc = self.accumulators.get(target._id)
+        if acc is None:
+            acc = new_node(session, 0, "torch::autograd::AccumulateGrad", "AccumulateGrad", ())
+            self.accumulators[target._id] = acc
+        return acc
+
+    def written_since(self, reached_nodes) -> bool:
+        """Whether an in-place write came after any of these nodes was made."""
+        writes = self.writes
+        return any(node._born != writes for node in reached_nodes.values())
