@@ -16,10 +16,10 @@ import tempfile
 import time
 
 import remote_autograd as ra
-import remote_autograd.session as client_session
 import torch
 from _server import server_process
 from engine_vs_torch import make_chain, make_mlp, timeit
+from remote_autograd.transport import Observer
 
 PARTS = ("client builds the batch", "batch reaches the server", "server runs the batch",
          "answer reaches the client", "client after the answer")
@@ -27,16 +27,13 @@ PARTS = ("client builds the batch", "batch reaches the server", "server runs the
 
 def breakdown(make, steps: int, times_file: str, server, address: str) -> dict:
     marks: list = []
-    send, reply_of = client_session.Session._send, client_session.Session._reply_of
 
-    def timed_send(self, *args):
-        marks.append(("sent", time.perf_counter()))
-        return send(self, *args)
+    class Timing(Observer):
+        def sent(self, batch):
+            marks.append(("sent", time.perf_counter()))
 
-    def timed_reply_of(self, batch):
-        reply = reply_of(self, batch)
-        marks.append(("answered", time.perf_counter()))
-        return reply
+        def answered(self, reply):
+            marks.append(("answered", time.perf_counter()))
 
     # one batch per step (nothing sent ahead), so that the parts follow one another
     with ra.connect(address, send_ahead=0) as t:
@@ -45,7 +42,7 @@ def breakdown(make, steps: int, times_file: str, server, address: str) -> dict:
             step()
         os.kill(server.pid, signal.SIGUSR1)  # forget the warm-up's batches
         time.sleep(0.3)
-        client_session.Session._send, client_session.Session._reply_of = timed_send, timed_reply_of
+        stop = t.wire.observe(Timing())
         try:
             bounds = []
             for _ in range(steps):
@@ -54,7 +51,7 @@ def breakdown(make, steps: int, times_file: str, server, address: str) -> dict:
                 step()
                 bounds.append((t0, dict(marks), time.perf_counter()))
         finally:
-            client_session.Session._send, client_session.Session._reply_of = send, reply_of
+            stop()
     os.kill(server.pid, signal.SIGUSR1)
     time.sleep(0.3)
     with open(times_file) as f:

@@ -16,32 +16,29 @@ import time
 
 import numpy
 import remote_autograd as ra
-import remote_autograd.session as client_session
 from _server import local_server
 from engine_vs_torch import make_chain, make_mlp
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.server.app import tune_gc
 from remote_autograd.server.service import Limits, Registry, Servicer
+from remote_autograd.transport import Observer
 
 TIMED = 40
 
 
 def capture(make, steps: int) -> list[bytes]:
     sent: list[bytes] = []
-    send = client_session.Session._send
 
-    def keep(self, batch, *args):
-        sent.append(batch.SerializeToString())
-        return send(self, batch, *args)
-    client_session.Session._send = keep
-    try:
-        # one batch per step (nothing sent ahead): a batch's time is a step's server work
-        with local_server() as address, ra.connect(address, send_ahead=0) as t:
-            step = make(t)
-            for _ in range(steps):
-                step()
-    finally:
-        client_session.Session._send = send
+    class Keep(Observer):
+        def sent(self, batch):
+            sent.append(batch.SerializeToString())
+
+    # one batch per step (nothing sent ahead): a batch's time is a step's server work
+    with local_server() as address, ra.connect(address, send_ahead=0) as t:
+        t.wire.observe(Keep())
+        step = make(t)
+        for _ in range(steps):
+            step()
     return sent
 
 

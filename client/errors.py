@@ -1,7 +1,11 @@
 """Exceptions of the SDK itself; errors of torch semantics arrive as torch's own types."""
 from __future__ import annotations
 
+import builtins
+
 import grpc
+
+from .protos.protocol import ERROR_TYPE, TORCH_ERROR_TYPES
 
 
 class RemoteError(RuntimeError):
@@ -16,14 +20,14 @@ class SessionLost(RemoteError):  # noqa: N818  (public API name)
     """The server no longer knows this session (closed, expired, or its replica restarted)."""
 
 
-_TORCH_TYPES = {"RuntimeError": RuntimeError, "IndexError": IndexError, "TypeError": TypeError,
-                "ValueError": ValueError, "NotImplementedError": NotImplementedError}
+# torch's exception types by the names the server sends (looked up, never evaluated)
+_TORCH_TYPES = {name: getattr(builtins, name) for name in TORCH_ERROR_TYPES}
 
 
 def from_rpc_error(err: grpc.RpcError, address: str) -> BaseException:
     """The exception a torch user expects for a failed call (looked up by name, never evaluated)."""
     md = dict(err.trailing_metadata() or ())
-    return _exception(err.code(), md.get("x-error-type", ""), err.details() or "", address)
+    return _exception(err.code(), md.get(ERROR_TYPE, ""), err.details() or "", address)
 
 
 def from_batch_error(err, address: str) -> BaseException:

@@ -11,6 +11,7 @@ from .errors import from_rpc_error
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array
+from .protos.protocol import session_metadata
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def watch(address: str, session_id: str, token: str) -> Iterator[GradientEvent]:
     # a watcher gets every gradient's values, however large: the SDK's message limits, not gRPC's 4 MiB
     channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30)])
     stub = pb_grpc.RemoteAutogradStub(channel)
-    md = (("x-session-id", session_id), ("x-session-token", token))
+    md = session_metadata(session_id, token)
     stream = stub.Subscribe(pb.SubscribeRequest(controller=False), metadata=md)
     try:
         first = next(stream)  # the server's "ready": it now delivers every event to this stream
