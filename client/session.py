@@ -127,7 +127,8 @@ class Session:
 
     def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None,
                  eager: bool | None = None, max_queue: int = MAX_QUEUE, send_ahead: int | None = None,
-                 direct: bool | None = None, early_answers: bool | None = None) -> None:
+                 direct: bool | None = None, early_answers: bool | None = None,
+                 transport: Transport | None = None) -> None:
         """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
         slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
         Otherwise commands queue until a sync point or ``max_queue``; once ``send_ahead`` are
@@ -143,7 +144,9 @@ class Session:
         update) have run, where none of them can fail but for the server's own faults
         (client/early.py): the server runs them while the program builds its next step. On the
         server's own machine it is off by default: there the client's work takes cores from the
-        server's threads, and measured it did not pay (benchmarks/RESULTS.md)."""
+        server's threads, and measured it did not pay (benchmarks/RESULTS.md).
+        ``transport``: an object with client.transport.Transport's methods to carry the session
+        instead of a gRPC channel to ``address`` (a test's fake, an embedding's own wire)."""
         self.address = address
         eager = _env_flag("REMOTE_AUTOGRAD_EAGER", False) if eager is None else eager
         self.eager = bool(eager)
@@ -153,7 +156,7 @@ class Session:
         self._closed = False
         self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self), "__module__": "torch"})
         # the layers, each owning its state; upper ones call lower ones (transport at the bottom)
-        transport = self._transport = Transport(address, timeout)
+        transport = self._transport = transport if transport is not None else Transport(address, timeout)
         info = transport.create_session(client)
         self.session_id, self.token, self.backend = info.session_id, info.token, info.backend
         transport.attach(info, _env_flag("REMOTE_AUTOGRAD_DIRECT", True) if direct is None else bool(direct))
