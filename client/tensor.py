@@ -20,6 +20,12 @@ class Tensor(TensorMethods):
 
     # ------------------------------------------------------------ metadata (no round trip)
     @property
+    def remote_id(self) -> int:
+        """The id this tensor has in its session on the server: what the protocol's commands name
+        it by (another language's client, a raw call, a watcher)."""
+        return self._id
+
+    @property
     def shape(self) -> Size:
         return Size(self._shape)
 

@@ -78,7 +78,8 @@ class FakeTransport:
         return reply
 
 
-def failing_at(index: int, type_name: str = "RuntimeError", message: str = "it failed", code: str = "FAILED_PRECONDITION"):
+def failing_at(index: int, type_name: str = "RuntimeError", message: str = "it failed",
+               code: str = "FAILED_PRECONDITION"):
     """A respond() whose batch fails at its command ``index`` (counting a CALLS command's calls)."""
     def respond(batch):
         reply = pb.BatchResult()

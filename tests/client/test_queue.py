@@ -1,4 +1,4 @@
-"""The command queue, prepared calls and the mirror, on a fake transport: what is sent, when, and what a failure does."""
+"""The command queue, prepared calls and the mirror, on a fake transport: what is sent, when, what a failure does."""
 from __future__ import annotations
 
 import sys

@@ -190,7 +190,7 @@ def test_second_backward_status_is_failed_precondition(t, raw):
     cmd = pb.Command(kind=pb.Kind.BACKWARD)
     refs = cmd.args.add()
     refs.list.SetInParent()
-    refs.list.items.add().ref = y._id
+    refs.list.items.add().ref = y.remote_id
     cmd.args.add().none = True
     cmd.args.add().none = True
     err = rpc_error(stub.execute, cmd)

@@ -133,7 +133,7 @@ HANGING_CLIENT = textwrap.dedent("""
 
     x = t.tensor([1.0, 2.0], requires_grad=True)
     y = Hang.apply(x)
-    print(t.session_id, t.token, x._id, flush=True)
+    print(t.session_id, t.token, x.remote_id, flush=True)
     y.sum().backward()
 """)
 

@@ -345,13 +345,13 @@ def test_the_queue_bound_is_respected(address, raw):
         spy = spy_on(t)
         stub = raw(t)
         y = t.ones(2)  # command 1
-        ids = [y._id]
+        ids = [y.remote_id]
         for _ in range(7):  # commands 2..8: the 8th fills the queue, which is sent
             y = y + 1
-            ids.append(y._id)
+            ids.append(y.remote_id)
         assert spy.batches() == [8]
         y = y + 1  # command 9: queued
-        ids.append(y._id)
+        ids.append(y.remote_id)
         assert stub.execute(fetch_command(ids[7])).results[0].value.tensor.shape == [2]  # the 8th ran
         assert rpc_error(stub.execute, fetch_command(ids[8])).code() == grpc.StatusCode.NOT_FOUND  # not the 9th
         for _ in range(41):  # 50 commands in all, no sync point
@@ -401,7 +401,7 @@ def test_eager_mode_sends_each_command_at_once(eager, raw):
     spy = spy_on(eager)
     x = eager.ones(2)
     assert spy.batches() == [1]
-    assert raw(eager).execute(fetch_command(x._id)).results[0].value.tensor.shape == [2]
+    assert raw(eager).execute(fetch_command(x.remote_id)).results[0].value.tensor.shape == [2]
 
 
 def test_eager_mode_from_the_environment(address, monkeypatch):
@@ -447,9 +447,9 @@ def test_a_raw_stub_sees_nothing_before_a_sync_point(lazy, address):
     x = lazy.ones(2)
     stub = RawStub(address, lazy.session_id, lazy.token)
     try:
-        assert rpc_error(stub.execute, fetch_command(x._id)).code() == grpc.StatusCode.NOT_FOUND
+        assert rpc_error(stub.execute, fetch_command(x.remote_id)).code() == grpc.StatusCode.NOT_FOUND
         lazy.synchronize()
-        assert stub.execute(fetch_command(x._id)).results[0].value.tensor.shape == [2]
+        assert stub.execute(fetch_command(x.remote_id)).results[0].value.tensor.shape == [2]
     finally:
         stub.close()
 

@@ -316,15 +316,14 @@ def assert_same_result(r_out, e_out, where: str = "output") -> None:
             assert type(r) is type(e) and r == e, f"{where}[{k}]: remote {r!r} != expected {e!r}"
 
 
-def backward_both(r_out, e_out, seed: str):
+def backward_both(r_session, r_out, e_out, seed: str):
     """Backward from every differentiable output with the same upstream gradients on both sides."""
     pairs = [(r, e) for r, e in zip(flat(r_out), flat(e_out), strict=True)
              if isinstance(e, engine.Tensor) and e.requires_grad]
     if not pairs:
         return False
     rng = _rng(seed)
-    ws = [rng.standard_normal(tuple(e.shape)).astype(e._data.dtype) for _, e in pairs]
-    r_session = pairs[0][0]._session
+    ws = [rng.standard_normal(tuple(e.shape)).astype(e.detach().numpy().dtype) for _, e in pairs]
     r_session.autograd.backward([r for r, _ in pairs], [r_session.tensor(w) for w in ws])
     engine.autograd.backward([e for _, e in pairs], [engine.tensor(w) for w in ws])
     return True
@@ -358,7 +357,7 @@ def test_op_remote_matches_engine(t, case):
     if op.node is not None and any(is_tensor(x) and x.requires_grad for x in flat(e_out)):
         names = graph_names(r_out)
         assert op.node in names, f"{case}: the results' graph {sorted(names)} does not hold {op.node}"
-    if backward_both(r_out, e_out, case):
+    if backward_both(t, r_out, e_out, case):
         for k, (r, e) in enumerate(zip(r_in, e_in, strict=True)):
             if e.grad is None:
                 assert r.grad is None, f"{case}: input {k} has a grad remotely only"
@@ -745,4 +744,5 @@ def test_tensor_of_a_tensor_copies_like_torch(t, address):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mine = t.tensor(theirs, requires_grad=True)
-    assert mine._session is t and mine.tolist() == [1.5, 2.5] and mine.requires_grad
+    assert mine.tolist() == [1.5, 2.5] and mine.requires_grad
+    assert (mine + t.ones(2)).tolist() == [2.5, 3.5]  # a tensor of this session

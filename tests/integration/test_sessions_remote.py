@@ -27,10 +27,10 @@ def test_two_sessions_are_isolated(address, raw, session_mode):
         a.synchronize()  # lazy: ya exists on the server now, so the checks below mean something
         # b's token does not open a's session, nor the other way round
         for session_id, token in ((a.session_id, b.token), (b.session_id, a.token)):
-            err = rpc_error(raw(session_id=session_id, token=token).execute, fetch_command(xa._id))
+            err = rpc_error(raw(session_id=session_id, token=token).execute, fetch_command(xa.remote_id))
             assert err.code() == grpc.StatusCode.UNAUTHENTICATED
         # a's ids mean nothing in b, even though b may name the same numbers
-        err = rpc_error(raw(b).execute, fetch_command(ya._id))
+        err = rpc_error(raw(b).execute, fetch_command(ya.remote_id))
         assert err.code() == grpc.StatusCode.NOT_FOUND
         # a proxy of a passed to b: a clear error before anything is sent, for ops and for autograd
         xb = b.ones(2)
@@ -58,7 +58,7 @@ def test_seeded_sessions_do_not_disturb_each_other(address, session_mode):
 def test_with_block_closes_the_session(address, raw, session_mode):
     with ra.connect(address) as t:
         x = t.ones(2)
-        session_id, token, tid = t.session_id, t.token, x._id
+        session_id, token, tid = t.session_id, t.token, x.remote_id
         assert x.tolist() == [1.0, 1.0]
     err = rpc_error(raw(session_id=session_id, token=token).execute, fetch_command(tid))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED  # the server no longer knows it
@@ -82,7 +82,7 @@ def test_a_lost_session_raises_session_lost(address, session_mode):
 
 def test_dropped_tensor_is_released_on_the_server(t, raw):
     x = t.ones(2)
-    tid = x._id
+    tid = x.remote_id
     t.synchronize()  # lazy: the factory is queued until a sync point
     assert raw(t).execute(fetch_command(tid)).results[0].value.tensor.shape == [2]
     del x
@@ -174,7 +174,7 @@ def test_64_mib_round_trip_is_exact(t, raw):
     back = x.numpy()
     assert back.tobytes() == host.tobytes()
     # the download came in chunks of the stream, not as one message
-    chunks = list(raw(t).stub.Download(pb.DownloadRequest(id=x._id), metadata=raw(t).md, timeout=60))
+    chunks = list(raw(t).stub.Download(pb.DownloadRequest(id=x.remote_id), metadata=raw(t).md, timeout=60))
     assert len(chunks) > 1 and sum(len(c.data) for c in chunks) == host.nbytes
     # a computed result of the same size comes back exactly too
     doubled = (x * 2).numpy()
