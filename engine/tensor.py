@@ -5,11 +5,10 @@ import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
-from . import node as _node
 from .backend import BACKEND, ndarray, to_numpy, writeable, xp
 from .grad_mode import _enabled
 from .methods import TensorMethods
-from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class
+from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class, register_tensor_class
 from .printing import format_tensor
 from .size import Size
 
@@ -247,7 +246,7 @@ class Tensor(TensorMethods):
         return dispatch_inplace(op, inputs, params)
 
 
-_node.TENSOR = Tensor
+register_tensor_class(Tensor)
 
 
 def _edge(x):
