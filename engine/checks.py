@@ -34,19 +34,19 @@ def check_inplace_result(target_shape: tuple, target_dtype, result_shape: tuple,
 def check_grad_assignment(value, value_shape: tuple | None, value_dtype, shape: tuple, dtype,
                           is_tensor: bool) -> None:
     """``t.grad = value`` for a tensor of ``shape`` and ``dtype``: None, or a tensor (``is_tensor``)
-    of the same size and dtype. ``value_shape`` and ``value_dtype`` are read only for a tensor.
-    Raises TypeError for anything else than a tensor or None, RuntimeError for a size or dtype."""
+    of the same dtype and size. ``value_shape`` and ``value_dtype`` are read only for a tensor.
+    Raises TypeError for anything else than a tensor or None, RuntimeError for a dtype, then a size."""
     if value is None:
         return
     if not is_tensor:
         raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
-    if tuple(value_shape) != tuple(shape):
-        raise RuntimeError(f"attempting to assign a gradient of size '{list(value_shape)}' to a tensor of size "
-                           f"'{list(shape)}'. Please ensure that the gradient and the tensor are the same size")
-    if value_dtype is not dtype:
+    if value_dtype is not dtype:  # torch checks the dtype before the size
         got, want = _as_dtype(value_dtype), _as_dtype(dtype)
         if got is not want:
             raise RuntimeError(errors.grad_dtype_message(got, want))
+    if tuple(value_shape) != tuple(shape):
+        raise RuntimeError(f"attempting to assign a gradient of size '{list(value_shape)}' to a tensor of size "
+                           f"'{list(shape)}'. Please ensure that the gradient and the tensor are the same size")
 
 
 def check_requires_grad(is_leaf: bool, flag: bool, dtype, setter: bool = False) -> bool:
