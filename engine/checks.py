@@ -18,9 +18,8 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
 
 
 def check_inplace_result(target_shape: tuple, target_dtype, result_shape: tuple, result_dtype) -> None:
-    """Before an in-place op writes its result into its target: the result must broadcast to the
-    target's shape, and its dtype must not be of a higher category (bool < integer < float) than the
-    target's. Dtypes are engine or numpy dtypes; raises RuntimeError in torch's words."""
+    """An in-place op's result must broadcast to its target's shape and not outrank its dtype's category
+    (bool < integer < float); dtypes are engine or numpy dtypes. Raises RuntimeError in torch's words."""
     if result_shape != target_shape and not _broadcasts_to(tuple(result_shape), tuple(target_shape)):
         raise RuntimeError(f"output with shape {list(target_shape)} doesn't match the broadcast shape "
                            f"{list(result_shape)}")
@@ -33,9 +32,8 @@ def check_inplace_result(target_shape: tuple, target_dtype, result_shape: tuple,
 
 def check_grad_assignment(value, value_shape: tuple | None, value_dtype, shape: tuple, dtype,
                           is_tensor: bool) -> None:
-    """``t.grad = value`` for a tensor of ``shape`` and ``dtype``: None, or a tensor (``is_tensor``)
-    of the same dtype and size. ``value_shape`` and ``value_dtype`` are read only for a tensor.
-    Raises TypeError for anything else than a tensor or None, RuntimeError for a dtype, then a size."""
+    """``t.grad = value`` on a tensor of ``shape`` and ``dtype``: None, or a tensor (``is_tensor``; only
+    then are ``value_shape`` and ``value_dtype`` read) of that dtype and size. TypeError, else RuntimeError."""
     if value is None:
         return
     if not is_tensor:
@@ -50,11 +48,8 @@ def check_grad_assignment(value, value_shape: tuple | None, value_dtype, shape: 
 
 
 def check_requires_grad(is_leaf: bool, flag: bool, dtype, setter: bool = False) -> bool:
-    """Setting ``requires_grad`` to ``flag`` by the setter (``setter``) or by ``requires_grad_()``:
-    whether the flag is to be stored (False: a non-leaf asked by requires_grad_() to require grad,
-    which it does, so nothing changes). Raises RuntimeError for any other change of a non-leaf, and
-    for a tensor of a dtype that is not floating point asked to require grad; the setter and
-    requires_grad_() word both errors apart, as torch does."""
+    """``t.requires_grad = flag`` (``setter``) or ``t.requires_grad_(flag)``: whether to store ``flag``
+    (False: requires_grad_(True) on a non-leaf, a no-op). RuntimeError, worded apart for the two, as torch does."""
     if not is_leaf:
         if flag and not setter:
             return False
