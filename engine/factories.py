@@ -12,6 +12,7 @@ import numpy
 from . import dtypes, errors
 from .backend import from_numpy as to_backend
 from .backend import xp
+from .checks import check_factory_requires_grad, check_legacy_new_kwargs
 from .random import generator
 from .size import Size
 from .tensor import Tensor
@@ -166,8 +167,7 @@ def _from_data(data, dt: dtypes.dtype):
 def _finish(array, dtype, requires_grad) -> Tensor:
     t = Tensor._make(array)
     if requires_grad:
-        if array.dtype.kind != "f":
-            raise RuntimeError(errors.FACTORY_REQUIRES_GRAD)
+        check_factory_requires_grad(requires_grad, array.dtype)
         t._requires_grad = True
     return t
 
@@ -195,10 +195,7 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 
 def legacy_tensor_data(*args, **kwargs):
     """torch.Tensor(...): float32 from data, or an uninitialised float32 tensor of a shape."""
-    kwargs.pop("device", None)
-    if kwargs:
-        raise TypeError(f"new() received an invalid combination of arguments - got unexpected keyword "
-                        f"arguments {sorted(kwargs)}")
+    check_legacy_new_kwargs(kwargs)
     if not args:
         return xp.empty((0,), dtype=_DEFAULT.np)
     if len(args) == 1:

@@ -7,11 +7,17 @@ from collections import OrderedDict
 
 from . import errors
 
-# engine/tensor.py's Tensor class, set there once it exists (that module imports this one)
-TENSOR: type | None = None
+# the engine's Tensor class: engine/tensor.py registers it (it imports this module, not the reverse)
+_TENSOR: type | None = None
 _sequence = itertools.count()
 # AccumulateGrad runs as soon as it is ready, as torch's does (its sequence_nr is UINT64_MAX).
 _LEAF_SEQUENCE = 1 << 62
+
+
+def register_tensor_class(cls: type) -> None:
+    """Name the class whose instances the nodes unpack to arrays (the engine's Tensor; called once, by it)."""
+    global _TENSOR
+    _TENSOR = cls
 
 
 class RemovableHandle:
@@ -80,9 +86,7 @@ class Node:
 
     def __call__(self, *grads):
         """Run this node's backward on the given output gradients (as ``grad_fn(g)`` does in torch)."""
-        from .tensor import Tensor
-        arrays = [g._data if isinstance(g, Tensor) else g for g in grads]
-        result = self._apply(list(grads), create_graph=False) if arrays else ()
+        result = self._apply(list(grads), create_graph=False) if grads else ()
         return result[0] if len(result) == 1 else tuple(result)
 
     def _init_node(self, next_functions: tuple) -> None:
@@ -156,7 +160,7 @@ class OpNode(Node):
         if self._saved is not None:
             x = []
             for t in self._unpack_inputs():
-                if t.__class__ is TENSOR:
+                if t.__class__ is _TENSOR:
                     t = t._data
                     if t.dtype is not dt and t.dtype != dt:
                         return None

@@ -108,9 +108,9 @@ def _sum_int(a, axis=None, keepdims=False):
     return a.sum(axis=axis, keepdims=keepdims)
 
 
-def _const(array):
-    from .tensor import Tensor
-    return Tensor._make(xp.asarray(array), False, None)
+def _const(like, array):
+    """A tensor without history holding ``array``, made by the class of ``like`` (a tensor at hand)."""
+    return like._make(xp.asarray(array), False, None)
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -329,8 +329,7 @@ op("pow_scalar_base", "PowBackward2",
 
 def where(cond, a, b):
     """torch.where in tensor terms (cond a bool tensor; a and b tensors or Python scalars)."""
-    from .tensor import Tensor
-    first = cond if isinstance(cond, Tensor) else a
+    first = cond if hasattr(cond, "_dispatch") else a
     return first._dispatch(OPS["where"], (cond, a, b), {})
 
 
@@ -448,7 +447,7 @@ op("leaky_relu", "LeakyReluBackward0",
 op("leaky_relu_backward", "LeakyReluBackwardBackward0",
    lambda g, x, negative_slope: xp.where(x > 0, g, g * negative_slope).astype(g.dtype, copy=False),
    (lambda gg, c: _call("leaky_relu_backward", (gg, c.x[1]), **c.p),
-    lambda gg, c: _const(xp.zeros_like(gg._data))), save=(1,))
+    lambda gg, c: _const(gg, xp.zeros_like(gg._data))), save=(1,))
 op("elu", "EluBackward0",
    lambda a, alpha=1.0: xp.where(a > 0, a, alpha * xp.expm1(a)).astype(a.dtype, copy=False),
    (lambda g, c: _call("elu_backward", (g, c.x[0]), alpha=c.p.get("alpha", 1.0)),), save=(0,))
@@ -480,7 +479,7 @@ def _threshold_backward(g, x, threshold):
 
 op("threshold_backward", "ThresholdBackwardBackward0", _threshold_backward,
    (lambda gg, c: _call("threshold_backward", (gg, c.x[1]), threshold=c.p["threshold"]),
-    lambda gg, c: _const(xp.zeros_like(gg._data))), save=(1,))
+    lambda gg, c: _const(gg, xp.zeros_like(gg._data))), save=(1,))
 
 
 def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
@@ -754,7 +753,7 @@ def _select_at_indices(g, c):
         idx = xp.expand_dims(idx, dim)
         g = g.unsqueeze(dim)
     positions = xp.arange(shape[dim]).reshape((-1,) + (1,) * (len(shape) - dim - 1))
-    return where(_const(positions == idx), g, 0.0)
+    return where(_const(g, positions == idx), g, 0.0)
 
 
 def _sort(a, dim=-1, descending=False, stable=False):
@@ -853,7 +852,7 @@ def _prod_vjp(g, c):
     if is_grad_enabled():
         # create_graph: torch's zero-safe formula is differentiable, so this one must be too
         return g * _prod_others_tensor(x, axis)
-    return g * _const(_prod_others(x._data, axis))
+    return g * _const(x, _prod_others(x._data, axis))
 
 
 def _prod_others_tensor(x, axis):
@@ -863,7 +862,7 @@ def _prod_others_tensor(x, axis):
     shape = tuple(x.shape)
     n = shape[axis]
     rows = x.unsqueeze(axis).expand(shape[:axis] + (n,) + shape[axis:])
-    eye = _const(xp.eye(n, dtype=bool).reshape((1,) * axis + (n, n) + (1,) * (len(shape) - axis - 1)))
+    eye = _const(x, xp.eye(n, dtype=bool).reshape((1,) * axis + (n, n) + (1,) * (len(shape) - axis - 1)))
     return where(eye, 1.0, rows).prod(axis + 1)
 
 
@@ -1388,7 +1387,7 @@ def _cat_vjp(g, c):
     for shape in c.shapes:
         if len(shape) == 1 and shape[0] == 0 and nd != 1:
             # a skipped legacy empty input still gets a gradient: zeros of shape [0], as in torch
-            grads.append(_const(xp.zeros((0,), dtype=g._data.dtype)))
+            grads.append(_const(g, xp.zeros((0,), dtype=g._data.dtype)))
             continue
         n = shape[d % nd]
         grads.append(g.narrow(d, start, n))
@@ -1775,7 +1774,7 @@ def _nll_vjp(g, c):
     reduction = p.get("reduction", "mean")
     if reduction == "mean":
         weight = weight / max(int(valid.sum()), 1)
-    w = _const(weight.reshape(shape) if len(shape) == 1 else weight)
+    w = _const(g, weight.reshape(shape) if len(shape) == 1 else weight)
     if reduction == "none":
         return w * g.unsqueeze(-1) if len(shape) == 2 else w * g
     return w * g

@@ -5,11 +5,19 @@ import warnings
 from collections import OrderedDict
 
 from . import dtypes, errors
-from . import node as _node
 from .backend import BACKEND, ndarray, to_numpy, writeable, xp
+from .checks import (
+    check_grad_assignment,
+    check_inplace_result,
+    check_item,
+    check_numpy,
+    check_register_hook,
+    check_requires_grad,
+    check_retain_grad,
+)
 from .grad_mode import _enabled
 from .methods import TensorMethods
-from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class
+from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class, register_tensor_class
 from .printing import format_tensor
 from .size import Size
 
@@ -77,24 +85,13 @@ class Tensor(TensorMethods):
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
-        if self.grad_fn is not None and flag:
-            # unlike requires_grad_(True), the setter refuses any change on a non-leaf
-            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
-        self._set_requires_grad(flag, errors.INTEGER_REQUIRES_GRAD)
+        if check_requires_grad(self.grad_fn is None, flag, self._data.dtype, setter=True):
+            self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        # torch's requires_grad_() words the dtype error differently from the setter's
-        self._set_requires_grad(requires_grad, errors.INTEGER_REQUIRES_GRAD_)
+        if check_requires_grad(self.grad_fn is None, requires_grad, self._data.dtype):
+            self._requires_grad = bool(requires_grad)
         return self
-
-    def _set_requires_grad(self, flag: bool, dtype_error: str) -> None:
-        if self.grad_fn is not None:
-            if flag:
-                return
-            raise RuntimeError(errors.NON_LEAF_REQUIRES_GRAD)
-        if flag and self._data.dtype.kind not in "fc":
-            raise RuntimeError(dtype_error)
-        self._requires_grad = bool(flag)
 
     @property
     def grad(self) -> Tensor | None:
@@ -106,15 +103,11 @@ class Tensor(TensorMethods):
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
         if value is not None:
-            if not isinstance(value, Tensor):
-                raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
-                                f"{type(value).__name__}")
-            if value._data.shape != self._data.shape:
-                raise RuntimeError(f"attempting to assign a gradient of size '{list(value._data.shape)}' to a "
-                                   f"tensor of size '{list(self._data.shape)}'. Please ensure that the "
-                                   "gradient and the tensor are the same size")
-            if value._data.dtype != self._data.dtype:
-                raise RuntimeError(errors.grad_dtype_message(value.dtype, self.dtype))
+            data = self._data
+            if isinstance(value, Tensor):
+                check_grad_assignment(value, value._data.shape, value._data.dtype, data.shape, data.dtype, True)
+            else:
+                check_grad_assignment(value, None, None, data.shape, data.dtype, False)
         self._grad = value
 
     @property
@@ -179,8 +172,7 @@ class Tensor(TensorMethods):
         return acc
 
     def retain_grad(self) -> None:
-        if not self.requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        check_retain_grad(self.requires_grad)
         if self.grad_fn is None or self._retains_grad:
             return
         self._retains_grad = True
@@ -194,8 +186,7 @@ class Tensor(TensorMethods):
         return self._retains_grad
 
     def register_hook(self, hook):
-        if not self.requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        check_register_hook(self.requires_grad)
         if self.grad_fn is None:
             if self._hooks is None:
                 self._hooks = OrderedDict()
@@ -209,16 +200,14 @@ class Tensor(TensorMethods):
 
     # ------------------------------------------------------------ values
     def item(self):
-        if self._data.size != 1:
-            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        check_item(self._data.size)
         return self._data.reshape(()).item()
 
     def tolist(self):
         return to_numpy(self._data).tolist()
 
     def numpy(self, *, force: bool = False):
-        if self.requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        check_numpy(self.requires_grad, force)
         return to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
@@ -247,7 +236,7 @@ class Tensor(TensorMethods):
         return dispatch_inplace(op, inputs, params)
 
 
-_node.TENSOR = Tensor
+register_tensor_class(Tensor)
 
 
 def _edge(x):
@@ -514,17 +503,7 @@ def _check_inplace(self, op) -> None:
 
 def _write(self, out, op) -> None:
     data = self._data
-    if out.shape != data.shape:
-        try:
-            xp.broadcast_to(out, data.shape)
-        except ValueError:
-            raise RuntimeError(f"output with shape {list(data.shape)} doesn't match the broadcast shape "
-                               f"{list(out.shape)}") from None
-    if out.dtype != data.dtype:
-        src, dst = dtypes.of_array(out), dtypes.of_array(data)
-        if src._category > dst._category:
-            raise RuntimeError(f"result type {errors.scalar_name(src)} can't be cast to the desired "
-                               f"output type {errors.scalar_name(dst)}")
+    check_inplace_result(data.shape, data.dtype, out.shape, out.dtype)
     if not writeable(data):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "

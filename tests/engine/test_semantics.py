@@ -199,7 +199,8 @@ def test_grad_setter():
 
 
 @pytest.mark.parametrize("value", ["3", "t.ones(3)", "t.ones(2, dtype=t.float64)", "t.ones(2, dtype=t.int64)",
-                                   "t.ones(2, dtype=t.float16)", "t.ones(1)"])
+                                   "t.ones(2, dtype=t.float16)", "t.ones(1)",
+                                   "t.ones(3, dtype=t.float64)"])
 def test_grad_setter_errors(value):
     def f(t):
         a = t.tensor([1., 2.], requires_grad=True)
