@@ -1,8 +1,8 @@
 """Autograd as commands: backward, grad, and a tensor's autograd state, kept in step with the mirror."""
 from __future__ import annotations
 
-from .engine import errors as engine_errors
 from .engine.autograd import EMPTY_INPUTS, check_outputs, check_root, match_grads
+from .engine.checks import check_grad_assignment, check_requires_grad
 from .mirror import walk
 from .protos.codec import KIND as K
 from .tensor import Tensor
@@ -100,16 +100,9 @@ class Autograd:
         return self._recorder.from_meta(result.outputs[0]) if result.outputs else None
 
     def set_grad(self, t: Tensor, value) -> None:
-        if value is not None and not isinstance(value, Tensor):
-            raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
-                            f"{type(value).__name__}")
-        if value is not None:  # the engine setter's checks, at the user's line
-            if value._shape != t._shape:
-                raise RuntimeError(f"attempting to assign a gradient of size '{list(value._shape)}' to a tensor of "
-                                   f"size '{list(t._shape)}'. Please ensure that the gradient and the tensor are "
-                                   "the same size")
-            if value._dtype is not t._dtype:
-                raise RuntimeError(engine_errors.grad_dtype_message(value._dtype, t._dtype))
+        is_tensor = isinstance(value, Tensor)  # the engine setter's checks, at the user's line
+        check_grad_assignment(value, value._shape if is_tensor else None, value._dtype if is_tensor else None,
+                              t._shape, t._dtype, is_tensor)
         self._queue.enqueue(K.SET_GRAD, args=(t, value))
         self._mirror.has_grad[t._id] = value is not None
 
@@ -121,14 +114,10 @@ class Autograd:
         return t._id in self._mirror.retained
 
     # ------------------------------------------------------------ requires_grad, detach, data
-    def set_requires_grad(self, t: Tensor, flag: bool, dtype_error: str = engine_errors.INTEGER_REQUIRES_GRAD) -> None:
-        # torch's checks, at the user's line (the setter and requires_grad_() word the dtype error apart)
-        if t._grad_fn is not None:
-            if flag:
-                return
-            raise RuntimeError(engine_errors.NON_LEAF_REQUIRES_GRAD)
-        if flag and not t.dtype.is_floating_point:
-            raise RuntimeError(dtype_error)
+    def set_requires_grad(self, t: Tensor, flag: bool, setter: bool = True) -> None:
+        # torch's checks, at the user's line (the setter and requires_grad_() differ)
+        if not check_requires_grad(t._grad_fn is None, flag, t._dtype, setter):
+            return
         self._queue.enqueue(K.SET_REQUIRES_GRAD, args=(t, flag))
         t._requires_grad = flag
         if flag:

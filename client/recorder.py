@@ -7,6 +7,7 @@ import sys
 from .early import EARLY_OPS
 from .engine import dtypes
 from .engine import errors as engine_errors
+from .engine.checks import check_inplace_result
 from .engine.meta import ValueDependentError, infer
 from .engine.strides import contiguous_strides
 from .mirror import edge
@@ -159,7 +160,7 @@ class Recorder:
         except ValueDependentError:
             plan = None
         if plan is not None:
-            check_inplace(target, plan.metas)
+            check_inplace_result(target._shape, target._dtype, tuple(plan.metas.shape), plan.metas.dtype)
         track = op.node is not None and self.grad_enabled and any(
             isinstance(x, Tensor) and x._requires_grad for x in inputs)
         if track and target._grad_fn is None and target._requires_grad:
@@ -221,23 +222,6 @@ class Recorder:
         t._dtype = dtypes.by_name(m.dtype)
         t._strides = tuple(m.strides)
         self.update(t, m)
-
-
-def check_inplace(target: Tensor, meta) -> None:
-    """The engine's checks on writing a result into ``target``, raised at the user's line."""
-    import numpy
-    if tuple(meta.shape) != target._shape:
-        try:
-            ok = numpy.broadcast_shapes(tuple(meta.shape), target._shape) == target._shape
-        except ValueError:
-            ok = False
-        if not ok:
-            raise RuntimeError(f"output with shape {list(target._shape)} doesn't match the broadcast shape "
-                               f"{list(meta.shape)}")
-    src, dst = dtypes.of_dtype(meta.dtype), target._dtype
-    if src._category > dst._category:
-        raise RuntimeError(f"result type {engine_errors.scalar_name(src)} can't be cast to the desired "
-                           f"output type {engine_errors.scalar_name(dst)}")
 
 
 def _inferred(cls, session, tid: int, out, node, nr: int):

@@ -16,6 +16,7 @@ from .command_queue import CommandQueue, Ref
 from .engine import dtypes
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
+from .engine.checks import check_factory_requires_grad, check_legacy_new_kwargs
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import factory_meta
@@ -270,8 +271,7 @@ class Session:
             if data._session is not self:  # values cross sessions as values, through this client
                 return self.tensor(data._value(), dtype=dtype, requires_grad=requires_grad)
             dt = dtypes.from_any(dtype) if dtype is not None else data.dtype
-            if requires_grad and not dt.is_floating_point:
-                raise RuntimeError(engine_errors.FACTORY_REQUIRES_GRAD)
+            check_factory_requires_grad(requires_grad, dt)
             out = data.detach().to(dt, copy=True)  # always a copy, as torch.tensor makes one
             return out.requires_grad_() if requires_grad else out
         if isinstance(data, (numpy.ndarray, numpy.generic)) or (
@@ -280,8 +280,7 @@ class Session:
             host = host.astype((dtypes.from_any(dtype) if dtype is not None else dtypes.from_any(host.dtype)).np)
         else:
             host = host_array(_plain(data), dtype)  # torch's inference, and its errors, before any round trip
-        if requires_grad and host.dtype.kind != "f":
-            raise RuntimeError(engine_errors.FACTORY_REQUIRES_GRAD)
+        check_factory_requires_grad(requires_grad, host.dtype)
         return self._upload(_contiguous(host), requires_grad)
 
     def as_tensor(self, data, dtype=None, device=None):
@@ -407,10 +406,7 @@ def _plain(data):
 def _legacy_new(session: Session):
     def __new__(cls, *args, **kwargs):  # noqa: N807
         """torch.Tensor(...): float32 from data, or a zero-filled float32 tensor of a shape."""
-        kwargs.pop("device", None)
-        if kwargs:
-            raise TypeError(f"new() received an invalid combination of arguments - got unexpected keyword "
-                            f"arguments {sorted(kwargs)}")
+        check_legacy_new_kwargs(kwargs)
         if not args:
             return session.tensor([], dtype=dtypes.float32)
         if len(args) == 1 and isinstance(args[0], Tensor):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import warnings
 
-from .engine import dtypes, errors
+from .engine import dtypes
+from .engine.checks import check_item, check_numpy, check_register_hook, check_retain_grad
 from .engine.errors import NON_LEAF_GRAD
 from .engine.meta import Meta
 from .engine.methods import TensorMethods
@@ -46,7 +47,7 @@ class Tensor(TensorMethods):
         self._session._set_requires_grad(self, bool(flag))
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        self._session._set_requires_grad(self, bool(requires_grad), errors.INTEGER_REQUIRES_GRAD_)
+        self._session._set_requires_grad(self, bool(requires_grad), setter=False)
         return self
 
     @property
@@ -118,13 +119,11 @@ class Tensor(TensorMethods):
         return self._grad_fn is not None and self._session._retains(self)
 
     def retain_grad(self) -> None:
-        if not self._requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        check_retain_grad(self._requires_grad)
         self._session._retain_grad(self)
 
     def register_hook(self, hook):
-        if not self._requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        check_register_hook(self._requires_grad)
         return self._session._register_hook(self, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
@@ -135,17 +134,14 @@ class Tensor(TensorMethods):
         return self._session._fetch(self)
 
     def item(self):
-        n = self.numel()
-        if n != 1:
-            raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
+        check_item(self.numel())
         return self._value().reshape(()).item()
 
     def tolist(self):
         return self._value().tolist()
 
     def numpy(self, *, force: bool = False):
-        if self._requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        check_numpy(self._requires_grad, force)
         return self._value()
 
     def __array__(self, dtype=None, copy=None):
