@@ -17,7 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from .lane import Lane
-from .service import Limits, Registry, Servicer
+from .registry import Limits, Registry
+from .service import Servicer
 
 log = logging.getLogger("remote_autograd.server")
 

@@ -1,13 +1,9 @@
-"""The gRPC servicer: thin handlers (parse, call the session, convert) and the session registry."""
+"""The gRPC servicer: thin handlers (parse, call the session, convert)."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import re
-import threading
 import time
-from dataclasses import dataclass
 
 import grpc
 
@@ -17,120 +13,16 @@ from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import check_header, decode_value, encode_array
 from ..protos.host import host_digest
-from . import relay, snapshot
+from ..protos.protocol import SESSION_ID, SESSION_TOKEN
+from . import relay
 from .commands import HANDLERS
-from .errors import CommandError, ResourceExhausted, Unauthenticated, describe_failure, handle_errors
+from .errors import CommandError, Unauthenticated, describe_failure, handle_errors
+from .registry import Registry
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
 
 CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass
-class Limits:
-    max_sessions: int = 1000
-    max_tensors: int = 1_000_000
-    session_ttl: float = 3600.0
-    callback_timeout: float = 60.0
-    state_dir: str | None = None
-    # ExecuteStream holds a worker thread for as long as it is open: past this many open streams
-    # a new one is refused and its client uses Execute (unary) instead
-    max_streams: int = 32
-
-
-class Registry:
-    """Live sessions by id; idle ones expire unless a client keeps a stream open."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.sessions: dict[str, Session] = {}
-        self.lock = threading.Lock()
-        self.streams: dict = {}  # open ExecuteStreams: context -> session
-        if limits.state_dir:
-            os.makedirs(limits.state_dir, exist_ok=True)
-            for s in snapshot.load_all(limits.state_dir, limits):
-                self.sessions[s.id] = s
-            if self.sessions:
-                log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)
-
-    def create(self, proposed: str | None = None) -> Session:
-        if proposed is not None and not SESSION_ID.fullmatch(proposed):
-            raise ValueError("x-session-id on CreateSession must be 32 lowercase hex digits")
-        with self.lock:
-            if len(self.sessions) >= self.limits.max_sessions:
-                raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
-            if proposed in self.sessions:
-                raise ValueError("that session id is taken; propose another")
-            s = Session(self.limits, proposed)
-            self.sessions[s.id] = s
-        return s
-
-    def get(self, context) -> Session:
-        md = dict(context.invocation_metadata())
-        s = self.sessions.get(md.get("x-session-id", ""))
-        if s is None or s.closed:
-            raise Unauthenticated("unknown session or bad token")
-        s.check_token(md.get("x-session-token", ""))
-        s.last_used = time.monotonic()
-        return s
-
-    def close(self, s: Session, reason: str = "closed") -> None:
-        with self.lock:
-            self.sessions.pop(s.id, None)
-            streams = [context for context, owner in self.streams.items() if owner is s]
-        for context in streams:  # an expired session's stream frees its worker thread
-            context.cancel()
-        s.close(reason)
-        if self.limits.state_dir:
-            snapshot.remove(s.id, self.limits.state_dir)
-
-    def snapshot(self) -> int:
-        """Save every session changed since its last snapshot; returns how many were saved."""
-        if not self.limits.state_dir:
-            return 0
-        saved = 0
-        for s in list(self.sessions.values()):
-            if not s.dirty or s.closed:
-                continue
-            with s.lock:
-                s.dirty = False
-                try:
-                    snapshot.save(s, self.limits.state_dir)
-                    saved += 1
-                except OSError as e:
-                    s.dirty = True
-                    log.error("could not snapshot session %s: %s", s.id, e)
-        return saved
-
-    def end_streams(self) -> None:
-        """Stopping: end every session's event and batch streams (the sessions themselves stay, for a
-        snapshot). A batch running on a stream completes; only its answer is lost."""
-        for s in list(self.sessions.values()):
-            s.end_streams()
-        with self.lock:
-            streams = list(self.streams)
-        for context in streams:
-            context.cancel()
-
-    def open_stream(self, context, session) -> bool:
-        with self.lock:
-            if len(self.streams) >= self.limits.max_streams:
-                return False
-            self.streams[context] = session
-            return True
-
-    def close_stream(self, context) -> None:
-        with self.lock:
-            self.streams.pop(context, None)
-
-    def reap(self) -> None:
-        now = time.monotonic()
-        for s in list(self.sessions.values()):
-            if s.controller is None and now - s.last_used > self.limits.session_ttl:
-                log.info("session %s expired after %.0f s idle", s.id, now - s.last_used)
-                self.close(s, "expired")
 
 
 class Servicer(pb_grpc.RemoteAutogradServicer):
@@ -139,11 +31,15 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         self.direct_port = 0  # the direct lane's port, offered to new sessions (0: none)
         relay.install()
 
+    def _session(self, context) -> Session:
+        md = dict(context.invocation_metadata())
+        return self.registry.get(md.get(SESSION_ID, ""), md.get(SESSION_TOKEN, ""))
+
     @handle_errors
     def CreateSession(self, request, context):
         # A client may propose the id: a gateway that hashes x-session-id then sends the
         # creation to the very replica that all later calls of the session will reach.
-        s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
+        s = self.registry.create(dict(context.invocation_metadata()).get(SESSION_ID))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
                               direct_port=self.direct_port, prepared_calls=True,
@@ -151,7 +47,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def CloseSession(self, request, context):
-        self.registry.close(self.registry.get(context))
+        self.registry.close(self._session(context))
         return pb.Empty()
 
     @handle_errors
@@ -163,13 +59,13 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Execute(self, request, context):
-        return self._execute(self.registry.get(context), request)
+        return self._execute(self._session(context), request)
 
     def ExecuteStream(self, request_iterator, context):
         """Batches of one session over one stream, answered in order; a batch's failure is its
         answer's error, and the stream goes on."""
         try:
-            session = self.registry.get(context)
+            session = self._session(context)
         except Unauthenticated as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         if not self.registry.open_stream(context, session):
@@ -237,7 +133,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Upload(self, request_iterator, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         first = next(request_iterator, None)
         if first is None:
             raise ValueError("an upload stream needs at least one chunk (the one with id, dtype and shape)")
@@ -265,7 +161,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Download(self, request, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         with session.lock:
             t = session.tensor(request.id)
             if request.grad:
@@ -277,7 +173,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     def Subscribe(self, request, context):
         try:
-            session = self.registry.get(context)
+            session = self._session(context)
         except Unauthenticated as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         q = session.subscribe(request.controller)
@@ -300,7 +196,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Reply(self, request, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         result = decode_value(request.result, tensor_of=int)  # ids stay ids; the session looks them up
         session.answer(request.call_id, result, request.error or None)
         return pb.Empty()
