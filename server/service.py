@@ -1,22 +1,20 @@
-"""The gRPC servicer: thin handlers (parse, call the session, convert)."""
+"""The gRPC servicer: thin handlers (parse the call, ask the registry, a session or the data plane, convert)."""
 from __future__ import annotations
 
 import logging
 import queue
-import time
 
 import grpc
 
-from ..engine.backend import BACKEND, errstate, from_numpy, to_numpy
+from ..engine.backend import BACKEND, from_numpy, to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
-from ..protos.codec import check_header, decode_value, encode_array
+from ..protos.codec import check_header, decode_value
 from ..protos.host import host_digest
 from ..protos.protocol import SESSION_ID, SESSION_TOKEN
-from . import relay
-from .commands import HANDLERS
-from .errors import CommandError, Unauthenticated, describe_failure, handle_errors
+from . import batches
+from .errors import Unauthenticated, handle_errors
 from .registry import Registry
 from .session import Session
 
@@ -29,7 +27,6 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.direct_port = 0  # the direct lane's port, offered to new sessions (0: none)
-        relay.install()
 
     def _session(self, context) -> Session:
         md = dict(context.invocation_metadata())
@@ -59,7 +56,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Execute(self, request, context):
-        return self._execute(self._session(context), request)
+        return batches.answer(self._session(context), request)  # its error goes out as the call's status
 
     def ExecuteStream(self, request_iterator, context):
         """Batches of one session over one stream, answered in order; a batch's failure is its
@@ -72,64 +69,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open batch streams; use Execute")
         try:
             for request in request_iterator:
-                yield self.answer(session, request)
+                yield batches.answer(session, request)
         finally:
             self.registry.close_stream(context)
-
-    def answer(self, session, request):
-        """A batch's answer on a stream (ExecuteStream's, the direct lane's): its failure is the
-        answer's error."""
-        try:
-            if session.closed:
-                raise Unauthenticated("unknown session or bad token")
-            session.last_used = time.monotonic()
-            return self._execute(session, request)
-        except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
-            code, kind, message, index = describe_failure(e)
-            reply = pb.BatchResult()
-            reply.error.code, reply.error.type, reply.error.message = code.name, kind or "", message
-            if index is not None:
-                reply.error.has_index, reply.error.index = True, index
-            return reply
-
-    def _execute(self, session, request):
-        reply = pb.BatchResult()
-        # numpy's error state is per thread, and torch warns of no nan or inf: none here either
-        with session.turn(request.seq, request.resume), relay.collect() as warned, session.lock, \
-                session.active(), errstate(all="ignore"):
-            session.dirty = True
-            session.releasing = frozenset(request.release)
-            try:
-                self._run(session, request, reply)
-            finally:
-                # after the commands: a queued command may use an id the client dropped since
-                session.releasing = frozenset()
-                session.release(request.release)
-        for category, message in warned:
-            reply.warnings.add(category=category, message=message)
-        return reply
-
-    @staticmethod
-    def _run(session, request, reply) -> None:
-        """Run the batch in order; the first failing command stops it (later ones do not run)."""
-        results = reply.results
-        session.extra_index = 0  # a CALLS command counts as one command per call (commands.calls)
-        for i, cmd in enumerate(request.commands):
-            try:
-                session.want_meta = cmd.describe
-                HANDLERS[cmd.kind](session, cmd, results.add())
-            except KeyError as missing:
-                error = missing if cmd.kind in HANDLERS else NotImplementedError(
-                    f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
-                raise CommandError(i + session.extra_index, error) from missing
-            except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
-                raise CommandError(i + session.extra_index, e) from e
-        if session.released_functions:
-            reply.released_functions.extend(session.released_functions)
-            session.released_functions.clear()
-        if session.freed_functions:
-            reply.freed_functions.extend(session.freed_functions)
-            session.freed_functions.clear()
 
     @handle_errors
     def Upload(self, request_iterator, context):
@@ -220,6 +162,3 @@ def _chunks(array):
         for start in range(0, len(data), CHUNK_BYTES):
             yield pb.TensorChunk(data=bytes(data[start:start + CHUNK_BYTES]))
     return gen()
-
-
-del encode_array
