@@ -1,6 +1,7 @@
 """The gRPC servicer: thin handlers (parse the call, ask the registry, a session or the data plane, convert)."""
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 
@@ -10,17 +11,15 @@ from ..engine.backend import BACKEND, from_numpy, to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
-from ..protos.codec import check_header, decode_value
+from ..protos.codec import decode_value
 from ..protos.host import host_digest
-from ..protos.protocol import SESSION_ID, SESSION_TOKEN
+from ..protos.protocol import SESSION_ID, SESSION_TOKEN, chunks_of, join_chunks
 from . import batches
 from .errors import Unauthenticated, handle_errors
 from .registry import Registry
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
-
-CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
 
 
 class Servicer(pb_grpc.RemoteAutogradServicer):
@@ -79,22 +78,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         first = next(request_iterator, None)
         if first is None:
             raise ValueError("an upload stream needs at least one chunk (the one with id, dtype and shape)")
-        dt, shape, nbytes = check_header(first.dtype, first.shape)
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        pos = 0
-        for chunk in _chain(first, request_iterator):
-            n = len(chunk.data)
-            if pos + n > nbytes:
-                raise ValueError(f"upload of tensor {first.id} sent more than the {nbytes} bytes its "
-                                 "dtype and shape need")
-            view[pos:pos + n] = chunk.data
-            pos += n
-        if pos != nbytes:
-            raise ValueError(f"upload of tensor {first.id} ended after {pos} of {nbytes} bytes")
-        import numpy
-        array = numpy.frombuffer(buf, dtype=dt).reshape(shape)
-        t = Tensor._make(from_numpy(array if dt.isnative else array.astype(dt.newbyteorder("="))))
+        t = Tensor._make(from_numpy(join_chunks(first, request_iterator, f"tensor {first.id}")))
         if first.requires_grad:
             t.requires_grad = True
         with session.lock:
@@ -110,8 +94,11 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
                 t = t._grad
                 if t is None:
                     raise RuntimeError(f"tensor {request.id} has no grad")
-            array = to_numpy(t._data)
-        return _chunks(array)
+            # the first chunk (a contiguous copy of a strided tensor too) is taken while the
+            # session's batches wait
+            chunks = chunks_of(to_numpy(t._data), pb.TensorChunk())
+            first = next(chunks)
+        return itertools.chain((first,), chunks)
 
     def Subscribe(self, request, context):
         try:
@@ -142,23 +129,3 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         result = decode_value(request.result, tensor_of=int)  # ids stay ids; the session looks them up
         session.answer(request.call_id, result, request.error or None)
         return pb.Empty()
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
-
-
-def _chunks(array):
-    header = pb.TensorChunk(dtype=array.dtype.name)
-    header.shape.extend(array.shape)
-    data = memoryview(array if array.flags.c_contiguous else array.copy()).cast("B")
-    if len(data) <= CHUNK_BYTES:
-        header.data = bytes(data)
-        return iter((header,))
-
-    def gen():
-        yield header
-        for start in range(0, len(data), CHUNK_BYTES):
-            yield pb.TensorChunk(data=bytes(data[start:start + CHUNK_BYTES]))
-    return gen()
