@@ -11,9 +11,11 @@ import threading
 import time
 import weakref
 
+import numpy
+
 from ..engine import grad_mode as engine_grad_mode
 from ..engine import random as engine_random
-from ..engine.backend import to_numpy, xp
+from ..engine.backend import to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import encode_array
@@ -55,7 +57,9 @@ class Session:
         self.tensors: dict[int, Tensor] = {}
         self.lock = threading.Lock()
         self.grad_mode = True
-        self.generator = xp.random.default_rng()
+        # numpy's on every backend: the engine draws on the host (engine/random.py), so a CuPy
+        # server's sessions need numpy's generator too
+        self.generator = numpy.random.default_rng()
         self.hooks: dict[int, object] = {}
         self.prepared: dict[int, object] = {}  # prepared calls (commands.Prepared) by the client's id
         # graph nodes by id: weak references (a node lives as long as its graph), and the id on the
