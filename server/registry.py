@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..protos.protocol import SESSION_ID
 from . import snapshot
 from .errors import ResourceExhausted, Unauthenticated
 from .session import Session
@@ -47,7 +48,7 @@ class Registry:
 
     def create(self, proposed: str | None = None) -> Session:
         if proposed is not None and not SESSION_ID_FORMAT.fullmatch(proposed):
-            raise ValueError("x-session-id on CreateSession must be 32 lowercase hex digits")
+            raise ValueError(f"{SESSION_ID} on CreateSession must be 32 lowercase hex digits")
         with self.lock:
             if len(self.sessions) >= self.limits.max_sessions:
                 raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
