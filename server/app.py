@@ -16,8 +16,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
+from . import batches
 from .lane import Lane
-from .service import Limits, Registry, Servicer
+from .registry import Limits, Registry
+from .service import Servicer
 
 log = logging.getLogger("remote_autograd.server")
 
@@ -44,7 +46,7 @@ def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: 
         raise OSError(f"could not bind {host}:{port}")
     server.lane = None
     if direct_port >= 0:
-        server.lane = Lane(host, direct_port, registry, servicer)
+        server.lane = Lane(host, direct_port, registry, batches.answer)
         servicer.direct_port = server.lane.port
     server.start()
     for name in ("", SERVICE_NAME):
@@ -107,7 +109,7 @@ def tune_gc() -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
-    # (this thread's; a batch's thread sets its own: Servicer._execute)
+    # (this thread's; a batch's thread sets its own: batches.execute)
     numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     max_streams = max(0, (args.workers - 4) // 2) if args.max_streams < 0 else args.max_streams

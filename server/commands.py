@@ -42,21 +42,37 @@ def _kwargs(session, cmd):
     return {k: decode_value(v, tensor_of, dtypes.by_name) for k, v in cmd.kwargs.items()}
 
 
-def _bind_outputs(session, cmd, tensors, result: pb.CommandResult) -> None:
+def _bind_outputs(session, ctx, cmd, tensors, result: pb.CommandResult) -> None:
+    """Bind a command's tensors to the ids it named (a None is skipped), described if it asked."""
     outputs, held = cmd.outputs, session.tensors
-    if len(outputs) == 1 and len(tensors) == 1 and tensors[0] is not None and not session.want_meta and \
+    if len(outputs) == 1 and len(tensors) == 1 and tensors[0] is not None and not ctx.want_meta and \
             outputs[0] not in held and len(held) < session.limits.max_tensors:
         held[outputs[0]] = tensors[0]  # the common case, with nothing for bind() to check
         return
     if len(outputs) != len(tensors):
         raise ValueError(f"command {cmd.name or pb.Kind.Name(cmd.kind)} creates {len(tensors)} tensors "
                          f"but {len(cmd.outputs)} ids were named")
-    for tid, t in zip(cmd.outputs, tensors, strict=True):
+    bind(session, ctx, result, outputs, tensors)
+
+
+def bind(session, ctx, result: pb.CommandResult, ids, tensors, none_described: bool = False) -> None:
+    """Bind each tensor to its id and describe it in ``result`` if the command asked. A None binds
+    nothing; with ``none_described`` it still takes its place in ``result`` (an empty meta, id 0),
+    as gradients that are None do."""
+    for tid, t in zip(ids, tensors):
         if t is None:
+            if none_described:
+                result.outputs.add()
             continue
-        session.bind(tid, t)
-        if session.want_meta:
+        session.bind(tid, t, ctx.releasing)
+        if ctx.want_meta:
             session.meta(tid, t, result.outputs.add())
+
+
+def describe(session, ctx, result: pb.CommandResult, tid: int, t: Tensor) -> None:
+    """Describe a tensor the command changed in place (held as ``tid``) if the command asked."""
+    if ctx.want_meta:
+        session.meta(tid, t, result.outputs.add())
 
 
 def _op(name: str):
@@ -66,11 +82,11 @@ def _op(name: str):
     return op
 
 
-def call(session, cmd, result):
+def call(session, ctx, cmd, result):
     out = dispatch(_op(cmd.name), _args(session, cmd), _kwargs(session, cmd))
     outs = (out,) if out.__class__ is Tensor else out
     _name_node(session, cmd, outs[0])
-    _bind_outputs(session, cmd, outs, result)
+    _bind_outputs(session, ctx, cmd, outs, result)
 
 
 class Prepared:
@@ -101,7 +117,7 @@ def _constant(v):
     return decode_value(v, None, dtypes.by_name)
 
 
-def prepare(session, cmd, result):
+def prepare(session, ctx, cmd, result):
     if len(cmd.outputs) != 1 or not cmd.outputs[0]:
         raise ValueError("PREPARE names the prepared call's id, not 0, in outputs[0]")
     pid = cmd.outputs[0]
@@ -123,8 +139,8 @@ def prepare(session, cmd, result):
     session.prepared[pid] = Prepared(op, args, tuple(slots), params, cmd.inplace, cmd.SerializeToString())
 
 
-def calls(session, cmd, result):
-    """A run of prepared calls; on a failure, ``session.extra_index`` counts the calls before it."""
+def calls(session, ctx, cmd, result):
+    """A run of prepared calls; on a failure, ``ctx.extra_index`` counts the calls before it."""
     ids = list(cmd.calls)
     n = len(ids)
     prepared, held, limit = session.prepared, session.tensors, session.limits.max_tensors
@@ -156,23 +172,22 @@ def calls(session, cmd, result):
                 if tid not in held and len(held) < limit:
                     held[tid] = out  # session.bind's common case, inline
                 else:
-                    session.bind(tid, out)
+                    session.bind(tid, out, ctx.releasing)
             if node is not None and ids[p + 2]:
                 session.bind_node(ids[p + 2], node)
             p = end
             done += 1
     except Exception:
-        session.extra_index += done
+        ctx.extra_index += done
         raise
-    session.extra_index += done - 1
+    ctx.extra_index += done - 1
 
 
-def call_inplace(session, cmd, result):
+def call_inplace(session, ctx, cmd, result):
     args = _args(session, cmd)
     dispatch_inplace(_op(cmd.name), args, _kwargs(session, cmd))
     _name_node(session, cmd, args[0])
-    if session.want_meta:
-        session.meta(cmd.args[0].ref, args[0], result.outputs.add())
+    describe(session, ctx, result, cmd.args[0].ref, args[0])
 
 
 def _name_node(session, cmd, t) -> None:
@@ -181,143 +196,126 @@ def _name_node(session, cmd, t) -> None:
         session.bind_node(cmd.node, t.grad_fn)
 
 
-def function(session, cmd, result):
+def function(session, ctx, cmd, result):
     args, outputs = _args(session, cmd)[:2]
     kw = _kwargs(session, cmd)
     results = apply_function(session, cmd.node, kw["name"], args, outputs, kw.get("non_differentiable") or (),
                              bool(kw.get("materialize_grads", True)), kw.get("saved") or ())
-    for k, (ref, t) in enumerate(zip(cmd.args[1].list.items, results)):
-        tid = cmd.outputs[k] if k < len(cmd.outputs) and cmd.outputs[k] else ref.ref
-        session.bind(tid, t)
-        if session.want_meta:
-            session.meta(tid, t, result.outputs.add())
+    named = cmd.outputs
+    ids = [named[k] if k < len(named) and named[k] else ref.ref for k, ref in enumerate(cmd.args[1].list.items)]
+    bind(session, ctx, result, ids, results)
 
 
-def node_apply(session, cmd, result):
+def node_apply(session, ctx, cmd, result):
     node = session.node(_kwargs(session, cmd)["node"])
     grads = node(*_args(session, cmd))
     grads = grads if isinstance(grads, tuple) else (grads,)
     if len(cmd.outputs) != len(grads):
         raise ValueError(f"{node.name()} returns {len(grads)} gradients but {len(cmd.outputs)} ids were named")
-    for tid, g in zip(cmd.outputs, grads):
-        if g is None:
-            result.outputs.add()
-        else:
-            session.bind(tid, g)
-            if session.want_meta:
-                session.meta(tid, g, result.outputs.add())
+    bind(session, ctx, result, cmd.outputs, grads, none_described=True)
 
 
-def factory(session, cmd, result):
+def factory(session, ctx, cmd, result):
     fn = FACTORIES.get(cmd.name)
     if fn is None:
         raise NotImplementedError(f"unknown factory {cmd.name!r}")
-    _bind_outputs(session, cmd, (fn(*_args(session, cmd), **_kwargs(session, cmd)),), result)
+    _bind_outputs(session, ctx, cmd, (fn(*_args(session, cmd), **_kwargs(session, cmd)),), result)
 
 
-def upload(session, cmd, result):
+def upload(session, ctx, cmd, result):
     array = from_numpy(decode_array(cmd.args[0].tensor))
     t = Tensor._make(array)
     if _kwargs(session, cmd).get("requires_grad"):
         t.requires_grad = True
-    _bind_outputs(session, cmd, (t,), result)
+    _bind_outputs(session, ctx, cmd, (t,), result)
 
 
 def _tensors(value):
     return () if value is None else tuple(value)
 
 
-def backward(session, cmd, result):
+def backward(session, ctx, cmd, result):
     tensors, grads, inputs = _args(session, cmd)
     kw = _kwargs(session, cmd)
     engine_autograd.backward(_tensors(tensors), grads and _tensors(grads), kw.get("retain_graph"),
                              bool(kw.get("create_graph", False)), inputs=inputs and _tensors(inputs))
 
 
-def grad(session, cmd, result):
+def grad(session, ctx, cmd, result):
     outputs, inputs, grad_outputs = _args(session, cmd)
     kw = _kwargs(session, cmd)
     grads = engine_autograd.grad(_tensors(outputs), _tensors(inputs), grad_outputs and _tensors(grad_outputs),
                                  **kw)
     if len(cmd.outputs) != len(grads):
         raise ValueError(f"autograd.grad returns {len(grads)} tensors but {len(cmd.outputs)} ids were named")
-    for tid, g in zip(cmd.outputs, grads, strict=True):
-        if g is None:
-            result.outputs.add()  # an empty meta (id 0) stands for None
-        else:
-            session.bind(tid, g)
-            if session.want_meta:
-                session.meta(tid, g, result.outputs.add())
+    bind(session, ctx, result, cmd.outputs, grads, none_described=True)
 
 
-def detach(session, cmd, result):
-    _bind_outputs(session, cmd, (_args(session, cmd)[0].detach(),), result)
+def detach(session, ctx, cmd, result):
+    _bind_outputs(session, ctx, cmd, (_args(session, cmd)[0].detach(),), result)
 
 
-def data(session, cmd, result):
-    _bind_outputs(session, cmd, (_args(session, cmd)[0].data,), result)
+def data(session, ctx, cmd, result):
+    _bind_outputs(session, ctx, cmd, (_args(session, cmd)[0].data,), result)
 
 
-def set_data(session, cmd, result):
+def set_data(session, ctx, cmd, result):
     t, source = _args(session, cmd)
     t.data = source
-    if session.want_meta:
-        session.meta(cmd.args[0].ref, t, result.outputs.add())
+    describe(session, ctx, result, cmd.args[0].ref, t)
 
 
-def detach_inplace(session, cmd, result):
+def detach_inplace(session, ctx, cmd, result):
     t = _args(session, cmd)[0]
     t.detach_()
-    if session.want_meta:
-        session.meta(cmd.args[0].ref, t, result.outputs.add())
+    describe(session, ctx, result, cmd.args[0].ref, t)
 
 
-def get_grad(session, cmd, result):
+def get_grad(session, ctx, cmd, result):
     t = _args(session, cmd)[0]
     g = t._grad  # the slot: the client warns about a non-leaf's .grad, at the user's line
     if g is not None:
-        _bind_outputs(session, cmd, (g,), result)
+        _bind_outputs(session, ctx, cmd, (g,), result)
     else:
         result.value.none = True
 
 
-def set_grad(session, cmd, result):
+def set_grad(session, ctx, cmd, result):
     t, g = _args(session, cmd)
     t.grad = g  # the engine's setter checks size and dtype with torch's messages
 
 
-def set_requires_grad(session, cmd, result):
+def set_requires_grad(session, ctx, cmd, result):
     t, flag = _args(session, cmd)
     t.requires_grad = bool(flag)
-    if session.want_meta:
-        session.meta(cmd.args[0].ref, t, result.outputs.add())
+    describe(session, ctx, result, cmd.args[0].ref, t)
 
 
-def retain_grad(session, cmd, result):
+def retain_grad(session, ctx, cmd, result):
     _args(session, cmd)[0].retain_grad()
 
 
-def register_hook(session, cmd, result):
+def register_hook(session, ctx, cmd, result):
     t = _args(session, cmd)[0]
     hook_id = _kwargs(session, cmd)["hook"]
     session.hooks[hook_id] = t.register_hook(session.make_hook(hook_id))
 
 
-def remove_hook(session, cmd, result):
+def remove_hook(session, ctx, cmd, result):
     handle = session.hooks.pop(_kwargs(session, cmd)["hook"], None)
     if handle is not None:
         handle.remove()
 
 
-def set_grad_mode(session, cmd, result):
+def set_grad_mode(session, ctx, cmd, result):
     _enabled.set(bool(_args(session, cmd)[0]))
 
 
-def seed(session, cmd, result):
+def seed(session, ctx, cmd, result):
     manual_seed(_args(session, cmd)[0])
 
 
-def next_functions(session, cmd, result):
+def next_functions(session, ctx, cmd, result):
     node = session.node(_kwargs(session, cmd)["node"])
     items = result.value.list
     result.value.list.SetInParent()
@@ -332,11 +330,11 @@ def next_functions(session, cmd, result):
         pair.items.add().i = nr
 
 
-def fetch(session, cmd, result):
+def fetch(session, ctx, cmd, result):
     encode_array(to_numpy(_args(session, cmd)[0]._data), result.value.tensor)
 
 
-def meta(session, cmd, result):
+def meta(session, ctx, cmd, result):
     session.meta(cmd.args[0].ref, _args(session, cmd)[0], result.outputs.add())
 
 

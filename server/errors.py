@@ -6,6 +6,9 @@ import logging
 
 import grpc
 
+from ..protos import autograd_pb2 as pb
+from ..protos.protocol import TORCH_ERROR_TYPES, batch_error, error_trailers
+
 log = logging.getLogger("remote_autograd.server")
 
 
@@ -46,10 +49,6 @@ STATUS = (
     (RuntimeError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
-# Exception types a client may re-raise by name; anything else arrives as RuntimeError.
-TORCH_TYPES = ("RuntimeError", "IndexError", "TypeError", "ValueError", "NotImplementedError")
-
-
 def status_of(error: BaseException) -> grpc.StatusCode:
     for cls, code in STATUS:
         if isinstance(error, cls):
@@ -65,13 +64,13 @@ def type_name(error: BaseException) -> str | None:
     if isinstance(error, UnknownTensor):
         return "RuntimeError"
     for cls in type(error).__mro__:
-        if cls.__name__ in TORCH_TYPES:
+        if cls.__name__ in TORCH_ERROR_TYPES:
             return cls.__name__
     return "RuntimeError"
 
 
-def describe_failure(failure: BaseException) -> tuple[grpc.StatusCode, str | None, str, int | None]:
-    """(status code, torch type name or None, message, index of the failing command or None)."""
+def failure_of(failure: BaseException) -> pb.BatchError:
+    """A failure as the protocol's BatchError: status name, torch type, message, failing command's index."""
     index = None
     if isinstance(failure, CommandError):
         index, failure = failure.index, failure.error
@@ -79,24 +78,25 @@ def describe_failure(failure: BaseException) -> tuple[grpc.StatusCode, str | Non
     if code == grpc.StatusCode.INTERNAL:
         log.error("internal error", exc_info=failure)
     message = failure.args[0] if len(failure.args) == 1 and isinstance(failure.args[0], str) else str(failure)
-    return code, type_name(failure), message or type(failure).__name__, index
+    return batch_error(code.name, type_name(failure), message or type(failure).__name__, index)
 
 
 def handle_errors(method):
-    """Turn exceptions into status codes with the torch exception type in trailing metadata.
+    """Send a handler's failure as its call's status, with the torch exception type and the failing
+    command's index in trailers. A failure is raised, or returned as a BatchResult's error (the data
+    plane's answer): either way it is one BatchError, sent one way.
 
     ``context.abort`` is called outside the ``try`` so that its own exception is never swallowed.
     """
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
-            return method(self, request, context)
+            reply = method(self, request, context)
+            if reply.__class__ is not pb.BatchResult or not reply.HasField("error"):
+                return reply
+            error = reply.error
         except Exception as e:  # noqa: BLE001  (mapped to a status below, never swallowed)
-            failure = e
-        code, kind, message, index = describe_failure(failure)
-        trailing = [] if kind is None else [("x-error-type", kind)]
-        if index is not None:
-            trailing.append(("x-error-index", str(index)))
-        context.set_trailing_metadata(trailing)
-        context.abort(code, message)
+            error = failure_of(e)
+        context.set_trailing_metadata(error_trailers(error))
+        context.abort(grpc.StatusCode[error.code], error.message)
     return wrapper

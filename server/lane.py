@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
@@ -32,6 +33,8 @@ from ..protos.lane import (
     write_frame,
     write_frames,
 )
+from ..protos.protocol import batch_error
+from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
 
@@ -58,11 +61,13 @@ class _Connection:
 
 class Lane:
     """Listens on ``host:port`` (0: a free port, in ``self.port``) and serves each connection's
-    batches on a thread of its own, as a batch stream holds a worker thread."""
+    batches on a thread of its own, as a batch stream holds a worker thread. ``answer(session,
+    batch)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
 
-    def __init__(self, host: str, port: int, registry, servicer) -> None:
+    def __init__(self, host: str, port: int, registry,
+                 answer: Callable[[Session, pb.Batch], pb.BatchResult]) -> None:
         self.registry = registry
-        self.servicer = servicer
+        self.answer = answer
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         self.sock = socket.create_server((host, port), family=family, backlog=128)
         self.port = self.sock.getsockname()[1]
@@ -137,11 +142,10 @@ class Lane:
                 try:
                     request = pb.Batch.FromString(frame)
                 except DecodeError:
-                    reply = pb.BatchResult()
-                    reply.error.code, reply.error.type = "INVALID_ARGUMENT", "ValueError"
-                    reply.error.message = "a direct lane frame that is not a Batch"
+                    reply = pb.BatchResult(error=batch_error("INVALID_ARGUMENT", "ValueError",
+                                                             "a direct lane frame that is not a Batch"))
                 else:
-                    reply = self.servicer.answer(session, request)
+                    reply = self.answer(session, request)
                     awaited = request.awaited
                 held.append(reply.SerializeToString())
                 # While the client has sent more (batches sent ahead), the next runs first and

@@ -1,149 +1,41 @@
-"""The gRPC servicer: thin handlers (parse, call the session, convert) and the session registry."""
+"""The gRPC servicer: thin handlers (parse the call, ask the registry, a session or the data plane, convert)."""
 from __future__ import annotations
 
+import itertools
 import logging
-import os
 import queue
-import re
-import threading
-import time
-from dataclasses import dataclass
 
 import grpc
 
-from ..engine.backend import BACKEND, errstate, from_numpy, to_numpy
+from ..engine.backend import BACKEND, from_numpy, to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
-from ..protos.codec import check_header, decode_value, encode_array
+from ..protos.codec import decode_value
 from ..protos.host import host_digest
-from . import relay, snapshot
-from .commands import HANDLERS
-from .errors import CommandError, ResourceExhausted, Unauthenticated, describe_failure, handle_errors
+from ..protos.protocol import SESSION_ID, SESSION_TOKEN, chunks_of, join_chunks
+from . import batches
+from .errors import Unauthenticated, handle_errors
+from .registry import Registry
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
-
-CHUNK_BYTES = 1 << 20  # one stream message: well under gRPC's default 4 MiB message limit
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass
-class Limits:
-    max_sessions: int = 1000
-    max_tensors: int = 1_000_000
-    session_ttl: float = 3600.0
-    callback_timeout: float = 60.0
-    state_dir: str | None = None
-    # ExecuteStream holds a worker thread for as long as it is open: past this many open streams
-    # a new one is refused and its client uses Execute (unary) instead
-    max_streams: int = 32
-
-
-class Registry:
-    """Live sessions by id; idle ones expire unless a client keeps a stream open."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.sessions: dict[str, Session] = {}
-        self.lock = threading.Lock()
-        self.streams: dict = {}  # open ExecuteStreams: context -> session
-        if limits.state_dir:
-            os.makedirs(limits.state_dir, exist_ok=True)
-            for s in snapshot.load_all(limits.state_dir, limits):
-                self.sessions[s.id] = s
-            if self.sessions:
-                log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)
-
-    def create(self, proposed: str | None = None) -> Session:
-        if proposed is not None and not SESSION_ID.fullmatch(proposed):
-            raise ValueError("x-session-id on CreateSession must be 32 lowercase hex digits")
-        with self.lock:
-            if len(self.sessions) >= self.limits.max_sessions:
-                raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
-            if proposed in self.sessions:
-                raise ValueError("that session id is taken; propose another")
-            s = Session(self.limits, proposed)
-            self.sessions[s.id] = s
-        return s
-
-    def get(self, context) -> Session:
-        md = dict(context.invocation_metadata())
-        s = self.sessions.get(md.get("x-session-id", ""))
-        if s is None or s.closed:
-            raise Unauthenticated("unknown session or bad token")
-        s.check_token(md.get("x-session-token", ""))
-        s.last_used = time.monotonic()
-        return s
-
-    def close(self, s: Session, reason: str = "closed") -> None:
-        with self.lock:
-            self.sessions.pop(s.id, None)
-            streams = [context for context, owner in self.streams.items() if owner is s]
-        for context in streams:  # an expired session's stream frees its worker thread
-            context.cancel()
-        s.close(reason)
-        if self.limits.state_dir:
-            snapshot.remove(s.id, self.limits.state_dir)
-
-    def snapshot(self) -> int:
-        """Save every session changed since its last snapshot; returns how many were saved."""
-        if not self.limits.state_dir:
-            return 0
-        saved = 0
-        for s in list(self.sessions.values()):
-            if not s.dirty or s.closed:
-                continue
-            with s.lock:
-                s.dirty = False
-                try:
-                    snapshot.save(s, self.limits.state_dir)
-                    saved += 1
-                except OSError as e:
-                    s.dirty = True
-                    log.error("could not snapshot session %s: %s", s.id, e)
-        return saved
-
-    def end_streams(self) -> None:
-        """Stopping: end every session's event and batch streams (the sessions themselves stay, for a
-        snapshot). A batch running on a stream completes; only its answer is lost."""
-        for s in list(self.sessions.values()):
-            s.end_streams()
-        with self.lock:
-            streams = list(self.streams)
-        for context in streams:
-            context.cancel()
-
-    def open_stream(self, context, session) -> bool:
-        with self.lock:
-            if len(self.streams) >= self.limits.max_streams:
-                return False
-            self.streams[context] = session
-            return True
-
-    def close_stream(self, context) -> None:
-        with self.lock:
-            self.streams.pop(context, None)
-
-    def reap(self) -> None:
-        now = time.monotonic()
-        for s in list(self.sessions.values()):
-            if s.controller is None and now - s.last_used > self.limits.session_ttl:
-                log.info("session %s expired after %.0f s idle", s.id, now - s.last_used)
-                self.close(s, "expired")
 
 
 class Servicer(pb_grpc.RemoteAutogradServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.direct_port = 0  # the direct lane's port, offered to new sessions (0: none)
-        relay.install()
+
+    def _session(self, context) -> Session:
+        md = dict(context.invocation_metadata())
+        return self.registry.get(md.get(SESSION_ID, ""), md.get(SESSION_TOKEN, ""))
 
     @handle_errors
     def CreateSession(self, request, context):
         # A client may propose the id: a gateway that hashes x-session-id then sends the
         # creation to the very replica that all later calls of the session will reach.
-        s = self.registry.create(dict(context.invocation_metadata()).get("x-session-id"))
+        s = self.registry.create(dict(context.invocation_metadata()).get(SESSION_ID))
         log.info("session %s created (%s)", s.id, request.client or "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
                               direct_port=self.direct_port, prepared_calls=True,
@@ -151,7 +43,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def CloseSession(self, request, context):
-        self.registry.close(self.registry.get(context))
+        self.registry.close(self._session(context))
         return pb.Empty()
 
     @handle_errors
@@ -163,100 +55,30 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Execute(self, request, context):
-        return self._execute(self.registry.get(context), request)
+        return batches.answer(self._session(context), request)  # its error goes out as the call's status
 
     def ExecuteStream(self, request_iterator, context):
         """Batches of one session over one stream, answered in order; a batch's failure is its
         answer's error, and the stream goes on."""
         try:
-            session = self.registry.get(context)
+            session = self._session(context)
         except Unauthenticated as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         if not self.registry.open_stream(context, session):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open batch streams; use Execute")
         try:
             for request in request_iterator:
-                yield self.answer(session, request)
+                yield batches.answer(session, request)
         finally:
             self.registry.close_stream(context)
 
-    def answer(self, session, request):
-        """A batch's answer on a stream (ExecuteStream's, the direct lane's): its failure is the
-        answer's error."""
-        try:
-            if session.closed:
-                raise Unauthenticated("unknown session or bad token")
-            session.last_used = time.monotonic()
-            return self._execute(session, request)
-        except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
-            code, kind, message, index = describe_failure(e)
-            reply = pb.BatchResult()
-            reply.error.code, reply.error.type, reply.error.message = code.name, kind or "", message
-            if index is not None:
-                reply.error.has_index, reply.error.index = True, index
-            return reply
-
-    def _execute(self, session, request):
-        reply = pb.BatchResult()
-        # numpy's error state is per thread, and torch warns of no nan or inf: none here either
-        with session.turn(request.seq, request.resume), relay.collect() as warned, session.lock, \
-                session.active(), errstate(all="ignore"):
-            session.dirty = True
-            session.releasing = frozenset(request.release)
-            try:
-                self._run(session, request, reply)
-            finally:
-                # after the commands: a queued command may use an id the client dropped since
-                session.releasing = frozenset()
-                session.release(request.release)
-        for category, message in warned:
-            reply.warnings.add(category=category, message=message)
-        return reply
-
-    @staticmethod
-    def _run(session, request, reply) -> None:
-        """Run the batch in order; the first failing command stops it (later ones do not run)."""
-        results = reply.results
-        session.extra_index = 0  # a CALLS command counts as one command per call (commands.calls)
-        for i, cmd in enumerate(request.commands):
-            try:
-                session.want_meta = cmd.describe
-                HANDLERS[cmd.kind](session, cmd, results.add())
-            except KeyError as missing:
-                error = missing if cmd.kind in HANDLERS else NotImplementedError(
-                    f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
-                raise CommandError(i + session.extra_index, error) from missing
-            except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
-                raise CommandError(i + session.extra_index, e) from e
-        if session.released_functions:
-            reply.released_functions.extend(session.released_functions)
-            session.released_functions.clear()
-        if session.freed_functions:
-            reply.freed_functions.extend(session.freed_functions)
-            session.freed_functions.clear()
-
     @handle_errors
     def Upload(self, request_iterator, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         first = next(request_iterator, None)
         if first is None:
             raise ValueError("an upload stream needs at least one chunk (the one with id, dtype and shape)")
-        dt, shape, nbytes = check_header(first.dtype, first.shape)
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        pos = 0
-        for chunk in _chain(first, request_iterator):
-            n = len(chunk.data)
-            if pos + n > nbytes:
-                raise ValueError(f"upload of tensor {first.id} sent more than the {nbytes} bytes its "
-                                 "dtype and shape need")
-            view[pos:pos + n] = chunk.data
-            pos += n
-        if pos != nbytes:
-            raise ValueError(f"upload of tensor {first.id} ended after {pos} of {nbytes} bytes")
-        import numpy
-        array = numpy.frombuffer(buf, dtype=dt).reshape(shape)
-        t = Tensor._make(from_numpy(array if dt.isnative else array.astype(dt.newbyteorder("="))))
+        t = Tensor._make(from_numpy(join_chunks(first, request_iterator, f"tensor {first.id}")))
         if first.requires_grad:
             t.requires_grad = True
         with session.lock:
@@ -265,19 +87,22 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Download(self, request, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         with session.lock:
             t = session.tensor(request.id)
             if request.grad:
                 t = t._grad
                 if t is None:
                     raise RuntimeError(f"tensor {request.id} has no grad")
-            array = to_numpy(t._data)
-        return _chunks(array)
+            # the first chunk (a contiguous copy of a strided tensor too) is taken while the
+            # session's batches wait
+            chunks = chunks_of(to_numpy(t._data), pb.TensorChunk())
+            first = next(chunks)
+        return itertools.chain((first,), chunks)
 
     def Subscribe(self, request, context):
         try:
-            session = self.registry.get(context)
+            session = self._session(context)
         except Unauthenticated as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         q = session.subscribe(request.controller)
@@ -300,30 +125,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Reply(self, request, context):
-        session = self.registry.get(context)
+        session = self._session(context)
         result = decode_value(request.result, tensor_of=int)  # ids stay ids; the session looks them up
         session.answer(request.call_id, result, request.error or None)
         return pb.Empty()
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
-
-
-def _chunks(array):
-    header = pb.TensorChunk(dtype=array.dtype.name)
-    header.shape.extend(array.shape)
-    data = memoryview(array if array.flags.c_contiguous else array.copy()).cast("B")
-    if len(data) <= CHUNK_BYTES:
-        header.data = bytes(data)
-        return iter((header,))
-
-    def gen():
-        yield header
-        for start in range(0, len(data), CHUNK_BYTES):
-            yield pb.TensorChunk(data=bytes(data[start:start + CHUNK_BYTES]))
-    return gen()
-
-
-del encode_array

@@ -11,9 +11,11 @@ import threading
 import time
 import weakref
 
+import numpy
+
 from ..engine import grad_mode as engine_grad_mode
 from ..engine import random as engine_random
-from ..engine.backend import to_numpy, xp
+from ..engine.backend import to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import encode_array
@@ -51,20 +53,15 @@ class Session:
         # first call that shows its token, and offers no lane until then
         self.lane_key = key_of(self.token) if self.token else None
         self.dirty = True
-        self.want_meta = True  # per command: describe the tensors it creates in its result
         self.limits = limits
         self.tensors: dict[int, Tensor] = {}
-        # ids the running batch releases after its commands: they do not count against the limit
-        self.releasing: frozenset = frozenset()
         self.lock = threading.Lock()
         self.grad_mode = True
-        self.generator = xp.random.default_rng()
+        # numpy's on every backend: the engine draws on the host (engine/random.py), so a CuPy
+        # server's sessions need numpy's generator too
+        self.generator = numpy.random.default_rng()
         self.hooks: dict[int, object] = {}
-        # prepared calls (commands.Prepared) by the client's id; extra_index: how many more
-        # commands than its position a running batch's CALLS commands counted as so far (an
-        # error's index)
-        self.prepared: dict[int, object] = {}
-        self.extra_index = 0
+        self.prepared: dict[int, object] = {}  # prepared calls (commands.Prepared) by the client's id
         # graph nodes by id: weak references (a node lives as long as its graph), and the id on the
         # node itself; a plain dict of plain weakrefs, pruned of dead ones as it grows, costs a
         # fraction of a WeakValueDictionary's insert (one per recorded op)
@@ -99,11 +96,13 @@ class Session:
         except KeyError:
             raise UnknownTensor(f"tensor id {tid} is not held by this session (released or never created)") from None
 
-    def bind(self, tid: int, t: Tensor) -> None:
+    def bind(self, tid: int, t: Tensor, releasing: frozenset = frozenset()) -> None:
+        """Hold ``t`` as ``tid``; ``releasing``: ids the running batch releases after its commands,
+        which do not count against the limit."""
         if tid in self.tensors and self.tensors[tid] is not t:
             raise ValueError(f"tensor id {tid} is already in use in this session")
         if len(self.tensors) >= self.limits.max_tensors and tid not in self.tensors and \
-                len(self.tensors) - len(self.releasing & self.tensors.keys()) >= self.limits.max_tensors:
+                len(self.tensors) - len(releasing & self.tensors.keys()) >= self.limits.max_tensors:
             raise ResourceExhausted(f"session holds {len(self.tensors)} tensors, the limit is "
                                     f"{self.limits.max_tensors}; release tensors you no longer need")
         self.tensors[tid] = t
@@ -284,15 +283,13 @@ class Session:
         # this backward's grad mode to them, and take the lock back afterwards. The backward goes
         # on in its own mode, whatever the client's code set.
         self.grad_mode = mode
-        # the client's own batches, run meanwhile, set per-batch state: the outer batch's comes back
-        want_meta, extra_index, releasing = self.want_meta, self.extra_index, self.releasing
+        # (the client's batches run meanwhile each with a context of their own: batches.BatchContext)
         self.lock.release()
         try:
             answered = call.done.wait(self.limits.callback_timeout)
         finally:
             self.lock.acquire()
             engine_grad_mode._enabled.set(mode)
-            self.want_meta, self.extra_index, self.releasing = want_meta, extra_index, releasing
             self.pending.pop(call_id, None)
         if not answered:
             raise RuntimeError(f"the client did not answer {what} within "

@@ -91,6 +91,6 @@ def _load(path: str, limits) -> Session:
             t.grad = Tensor._make(from_numpy(numpy.load(os.path.join(path, f"{tid}.grad.npy"), allow_pickle=False)))
         session.tensors[tid] = t
     for raw in manifest.get("prepared", ()):
-        commands.prepare(session, pb.Command.FromString(base64.b64decode(raw)), None)
+        commands.prepare(session, None, pb.Command.FromString(base64.b64decode(raw)), None)  # (no batch)
     session.dirty = False
     return session

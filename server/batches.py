@@ -1,0 +1,77 @@
+"""The data plane: runs a session's batch of commands, whichever transport brought it (gRPC, the lane)."""
+from __future__ import annotations
+
+import time
+
+from ..engine.backend import errstate
+from ..protos import autograd_pb2 as pb
+from . import relay
+from .commands import HANDLERS
+from .errors import CommandError, Unauthenticated, failure_of
+from .session import Session
+
+
+class BatchContext:
+    """What one running batch tells its commands. Each batch has its own: a client's batch that runs
+    while a backward waits for the client's hook leaves the waiting batch's untouched."""
+
+    __slots__ = ("want_meta", "extra_index", "releasing")
+
+    def __init__(self, releasing: frozenset = frozenset()) -> None:
+        self.want_meta = True  # per command (Command.describe): describe the tensors it creates
+        # how many more commands than its position the batch's CALLS commands counted as so far
+        # (a CALLS counts as one command per call in an error's index: commands.calls)
+        self.extra_index = 0
+        # ids the batch releases after its commands: they do not count against the tensor limit
+        self.releasing = releasing
+
+
+def answer(session: Session, request: pb.Batch) -> pb.BatchResult:
+    """A batch's answer: its results, or its failure as the answer's error (never raises)."""
+    try:
+        if session.closed:
+            raise Unauthenticated("unknown session or bad token")
+        session.last_used = time.monotonic()
+        return execute(session, request)
+    except Exception as e:  # noqa: BLE001  (the batch's answer carries it)
+        return pb.BatchResult(error=failure_of(e))
+
+
+def execute(session: Session, request: pb.Batch) -> pb.BatchResult:
+    """Run a batch in its turn, under the session's lock, grad mode and generator; raises its failure
+    (a CommandError names the failing command)."""
+    reply = pb.BatchResult()
+    # numpy's error state is per thread, and torch warns of no nan or inf: none here either
+    with session.turn(request.seq, request.resume), relay.collect() as warned, session.lock, \
+            session.active(), errstate(all="ignore"):
+        session.dirty = True
+        try:
+            _run(session, request, reply)
+        finally:
+            # after the commands: a queued command may use an id the client dropped since
+            session.release(request.release)
+    for category, message in warned:
+        reply.warnings.add(category=category, message=message)
+    return reply
+
+
+def _run(session: Session, request: pb.Batch, reply: pb.BatchResult) -> None:
+    """Run the batch in order; the first failing command stops it (later ones do not run)."""
+    results = reply.results
+    ctx = BatchContext(frozenset(request.release))
+    for i, cmd in enumerate(request.commands):
+        try:
+            ctx.want_meta = cmd.describe
+            HANDLERS[cmd.kind](session, ctx, cmd, results.add())
+        except KeyError as missing:
+            error = missing if cmd.kind in HANDLERS else NotImplementedError(
+                f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
+            raise CommandError(i + ctx.extra_index, error) from missing
+        except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
+            raise CommandError(i + ctx.extra_index, e) from e
+    if session.released_functions:
+        reply.released_functions.extend(session.released_functions)
+        session.released_functions.clear()
+    if session.freed_functions:
+        reply.freed_functions.extend(session.freed_functions)
+        session.freed_functions.clear()
