@@ -20,7 +20,8 @@ from _server import local_server
 from engine_vs_torch import make_chain, make_mlp
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.server.app import tune_gc
-from remote_autograd.server.service import Limits, Registry, Servicer
+from remote_autograd.server.batches import execute
+from remote_autograd.server.registry import Limits, Registry
 from remote_autograd.transport import Observer
 
 TIMED = 40
@@ -46,14 +47,14 @@ def replay(batches: list[bytes], profiler=None) -> float:
     """Seconds per batch of the last TIMED batches, run on a fresh session after the others."""
     session = Registry(Limits()).create()
     for raw in batches[:-TIMED]:
-        if Servicer._execute(Servicer, session, pb.Batch.FromString(raw)).HasField("error"):
+        if execute(session, pb.Batch.FromString(raw)).HasField("error"):
             raise RuntimeError("a captured batch failed on replay")
     timed = [pb.Batch.FromString(raw) for raw in batches[-TIMED:]]
     if profiler is not None:
         profiler.enable()
     t0 = time.perf_counter()
     for batch in timed:
-        Servicer._execute(Servicer, session, batch)
+        execute(session, batch)
     elapsed = time.perf_counter() - t0
     if profiler is not None:
         profiler.disable()

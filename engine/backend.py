@@ -22,7 +22,7 @@ ndarray = xp.ndarray
 
 # torch computes log(-1), 1/0 or an overflow silently (nan, inf); numpy warns of each, and its
 # warnings would reach a torch user who never sees such a thing. Its error state is per thread
-# (the server sets it around each batch: server/service.py), so the engine's in-process users
+# (the server sets it around each batch: server/batches.py), so the engine's in-process users
 # are spared by a filter on the engine's own modules instead.
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"remote_autograd\.engine\.")
 
