@@ -50,9 +50,11 @@ class Autograd:
         mirror = self._mirror
         if not (self._queue.eager or self._callbacks.any or create_graph) and inputs is None:
             reached = walk(tensors)
-            if reached[2] and not any(getattr(n, "_spent", False) for n in reached[0].values()):
+            if reached[2] and not any(getattr(n, "_spent", False) for n in reached[0].values()) and \
+                    not mirror.modified(reached[0]):
                 # nothing of the client's runs during this backward, and the mirror knows it will not
-                # fail on a spent graph: it rides the next batch like any command, after the engine's checks
+                # fail on a spent graph or a modified saved tensor: it rides the next batch like any
+                # command, after the engine's checks
                 check_backward(tensors, grads, inputs)
                 self._queue.enqueue(K.BACKWARD, args=(tensors, grads, inputs), kwargs=kwargs)
                 if mirror.written_since(reached[0]):
@@ -126,7 +128,9 @@ class Autograd:
     def alias(self, t: Tensor, kind: str):
         tid = self._recorder.new_id()
         self._queue.enqueue(K.DETACH if kind == "detach" else K.DATA, args=(t,), outputs=(tid,))
-        return self._recorder.proxy(tid, t._shape, t._dtype, None, False, strides=t._strides)
+        # detach() shares the version counter; .data does not (its writes are not tracked, as in torch)
+        return self._recorder.proxy(tid, t._shape, t._dtype, None, False, strides=t._strides,
+                                    vc=t._vc if kind == "detach" else None)
 
     def set_data(self, t: Tensor, value) -> None:
         if not isinstance(value, Tensor):

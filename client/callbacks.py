@@ -59,7 +59,8 @@ class Callbacks:
         self._ensure_events()
         hook_id = next(self._hook_ids)
         self.hooks[hook_id] = fn
-        self._queue.enqueue(K.REGISTER_HOOK, args=(t,), kwargs={"hook": hook_id})
+        name = getattr(fn, "__name__", type(fn).__name__)  # torch's errors about what it returns quote it
+        self._queue.enqueue(K.REGISTER_HOOK, args=(t,), kwargs={"hook": hook_id, "name": str(name)})
         return RemovableHandle(self, hook_id)
 
     def remove_hook(self, hook_id: int) -> None:
@@ -171,8 +172,7 @@ class Callbacks:
             elif isinstance(result, Tensor):
                 reply.result.ref = self._queue.ref_of(result)
             else:
-                raise TypeError(f"hook returned an object of type {type(result).__name__}; "
-                                "expected a Tensor or None")
+                raise TypeError(f"expected Variable, but hook returned '{type(result).__name__}'")  # torch's words
             return result
         self._serve_callback(call, run)
 

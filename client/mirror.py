@@ -17,6 +17,25 @@ def edge(x):
     return (None, 0)
 
 
+def saved_inputs(op, inputs, edges, first: int = 0) -> list:
+    """(version counter, version) of each input the engine's node for ``op`` saves (engine/tensor.py
+    _record): its ``save`` inputs that a VJP that will run reads, and every tensor from ``save_tail``
+    on; from input ``first`` on (an in-place op saves a copy of its target's old value instead)."""
+    saved = []
+    read_by = op.read_by
+    for i in op.save:
+        x = inputs[i]
+        if i >= first and isinstance(x, Tensor):
+            readers = read_by.get(i)
+            if readers is None or any(edges[p][0] is not None for p in readers):
+                saved.append((x._vc, x._vc[0]))
+    if op.save_tail is not None:
+        for x in inputs[max(op.save_tail, first):]:
+            if isinstance(x, Tensor):
+                saved.append((x._vc, x._vc[0]))
+    return saved
+
+
 def walk(roots):
     """Nodes and leaves a backward from ``roots`` reaches, as far as the mirrored graph knows;
     ``exact`` is False where it reached a node made elsewhere (a custom Function, the server)."""
@@ -116,10 +135,12 @@ class Mirror:
             self.nodes[ref.id] = node
         return node
 
-    def new_node(self, session, node_id: int, name: str, type_name: str, edges, saves: bool, early: bool):
+    def new_node(self, session, node_id: int, name: str, type_name: str, edges, saves: bool, early: bool,
+                 saved: list):
         """A node the client names for an op it queues; ``early``: its backward cannot fail, unless
-        an in-place write comes after it (its count of writes is kept; -1 where it may fail anyway)."""
-        return new_node(session, node_id, name, type_name, edges, saves, self.writes if early else -1)
+        an in-place write comes after it (its count of writes is kept; -1 where it may fail anyway);
+        ``saved``: the (version counter, version) pairs of what its server node saves."""
+        return new_node(session, node_id, name, type_name, edges, saves, self.writes if early else -1, saved)
 
     def edge_node(self, session, target):
         """A mirrored edge as next_functions shows it: a node, or a leaf's AccumulateGrad."""
@@ -130,6 +151,16 @@ class Mirror:
             acc = new_node(session, 0, "torch::autograd::AccumulateGrad", "AccumulateGrad", ())
             self.accumulators[target._id] = acc
         return acc
+
+    @staticmethod
+    def modified(reached_nodes) -> bool:
+        """Whether a tensor saved by one of these nodes was written in place since it was saved:
+        the backward that reaches them fails on the server, with torch's message."""
+        for node in reached_nodes.values():
+            for vc, version in node._saved:
+                if vc[0] != version:
+                    return True
+        return False
 
     def written_since(self, reached_nodes) -> bool:
         """Whether an in-place write came after any of these nodes was made."""

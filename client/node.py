@@ -12,8 +12,10 @@ class Node:
     # _saves/_spent: whether the server's node keeps saved values, and whether a backward freed them
     # _born: the session's count of in-place writes when the node was made, -1 where its op may fail
     # in backward (client/early.py)
+    # _saved: (version counter, version) of each tensor the server's node saved, as the client knows
+    # them: a backward that would meet one modified since is sent at once, so it raises at its line
     __slots__ = ("_session", "_id", "_name", "_next", "_edges", "_retained", "_saves", "_spent", "_born",
-                 "__weakref__")
+                 "_saved", "__weakref__")
 
     def name(self) -> str:
         return self._name
@@ -59,7 +61,7 @@ def make_node(session, ref) -> Node:
 
 
 def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves: bool = False,
-             born: int = -1) -> Node:
+             born: int = -1, saved: tuple = ()) -> Node:
     cls = node_class(type_name)
     node = cls.__new__(cls)
     node._session = session
@@ -71,6 +73,7 @@ def new_node(session, node_id: int, name: str, type_name: str, edges=None, saves
     node._saves = saves
     node._spent = False
     node._born = born
+    node._saved = saved
     return node
 
 

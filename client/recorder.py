@@ -10,7 +10,7 @@ from .engine import errors as engine_errors
 from .engine.checks import check_inplace_result
 from .engine.meta import ValueDependentError, infer
 from .engine.strides import contiguous_strides
-from .mirror import edge
+from .mirror import edge, saved_inputs
 from .node import short_name
 from .protos.codec import KIND as K
 from .tensor import Tensor
@@ -117,16 +117,19 @@ class Recorder:
                 plan = self._new_plan(op, inputs, params, key)
             except ValueDependentError:
                 return self.call_now(op, inputs, params)
-        node = None
+        node = saved = None
         if plan.node_type is not None and self.grad_enabled:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
             for i in diff:
                 x = inputs[i]
                 if isinstance(x, Tensor) and x._requires_grad:
+                    edges = tuple([edge(inputs[i]) for i in diff])
+                    saved = saved_inputs(op, inputs, edges) if plan.saves else []
                     node = self._mirror.new_node(self._session, self.new_id(), op.node, plan.node_type,
-                                                 tuple([edge(inputs[i]) for i in diff]), plan.saves, plan.early)
+                                                 edges, plan.saves, plan.early, saved)
                     break
         cls, session, node_id = self._cls, self._session, node._id if node else 0
+        vc = inputs[0]._vc if op.view else None  # a view shares its base's version counter
         # the user's line, looked for from the caller of the method that called Tensor._dispatch
         # (this, _dispatch and that method are this package's)
         where = user_line(sys._getframe(3))
@@ -136,10 +139,17 @@ class Recorder:
             if not self._prepared.queue_call(op, inputs, params, plan, tid, node_id, tid, where):
                 self._queue.queue_at(self._queue.build(K.CALL, op.name, inputs, params, ids, node_id),
                                      op.name, ids, where)
-            return _inferred(cls, session, tid, plan.outs[0], node, 0)
+            out = _inferred(cls, session, tid, plan.outs[0], node, 0, vc)
+            if saved is not None and op.save_output:
+                saved.append((out._vc, out._vc[0]))
+            return out
         ids = tuple([self.new_id() for _ in plan.outs])
         self._queue.queue_at(self._queue.build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
-        return tuple([_inferred(cls, session, tid, out, node, nr) for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
+        outs = tuple([_inferred(cls, session, tid, out, node, nr, vc)
+                      for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
+        if saved is not None and op.save_output:
+            saved.extend((out._vc, out._vc[0]) for out in outs)
+        return outs
 
     def call_now(self, op, inputs, params):
         """An op whose result's shape depends on values: the server runs it now and describes it."""
@@ -151,6 +161,9 @@ class Recorder:
         ids = tuple(self.new_id() for _ in range(n))
         result = self._queue.command(K.CALL, name=op.name, args=inputs, kwargs=params, outputs=ids)
         outs = tuple(self.from_meta(m) for m in result.outputs)
+        if op.view:  # a view shares its base's version counter
+            for out in outs:
+                out._vc = inputs[0]._vc
         return outs[0] if op.num_outputs == 1 else outs
 
     def call_inplace(self, op, inputs, params):
@@ -166,11 +179,17 @@ class Recorder:
         if track and target._grad_fn is None and target._requires_grad:
             raise RuntimeError(engine_errors.LEAF_INPLACE)
         self._mirror.writes += 1
+        target._vc[0] += 1  # every write bumps the version counter its storage's tensors share
         node = None
         if track and target._dtype.is_floating_point:
             diff = range(len(inputs)) if op.variadic else op.diff_inputs
+            edges = tuple(edge(inputs[i]) for i in diff)
+            # the engine records the op on a copy of the target's old value, then writes it back
+            saved = saved_inputs(op, inputs, edges, first=1)
+            if op.save_output:
+                saved.append((target._vc, target._vc[0]))
             node = self._mirror.new_node(self._session, self.new_id(), op.node, short_name(op.node),
-                                         tuple(edge(inputs[i]) for i in diff), saves(op), op.name in EARLY_OPS)
+                                         edges, saves(op), op.name in EARLY_OPS, saved)
         node_id = node._id if node else 0
         where = user_line(sys._getframe(1))
         if plan is None or not self._prepared.queue_call(op, inputs, params, plan, 0, node_id, target._id, where,
@@ -188,14 +207,16 @@ class Recorder:
         """A node made here (a custom Function's): the server's descriptions of it find this proxy."""
         self._mirror.nodes[node._id] = node
 
-    def proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides="contiguous", output_nr: int = 0):
-        """A proxy whose metadata this client inferred itself (strides None: only the server knows)."""
+    def proxy(self, tid: int, shape, dtype, grad_fn, requires_grad: bool, strides="contiguous", output_nr: int = 0,
+              vc: list | None = None):
+        """A proxy whose metadata this client inferred itself (strides None: only the server knows);
+        ``vc``: the version counter it shares (a detach() alias's), else its own."""
         shape = tuple(shape)
         if strides == "contiguous":
             strides = contiguous_strides(shape)
         elif strides is not None:
             strides = tuple(strides)
-        t = new_proxy(self._cls, self._session, tid, shape, dtype, strides, requires_grad, grad_fn, output_nr)
+        t = new_proxy(self._cls, self._session, tid, shape, dtype, strides, requires_grad, grad_fn, output_nr, vc)
         if requires_grad and grad_fn is None:
             self._mirror.new_leaf(tid)
         return t
@@ -208,6 +229,7 @@ class Recorder:
         t._shape = tuple(m.shape)
         t._dtype = dtypes.by_name(m.dtype)
         t._strides = tuple(m.strides)
+        t._vc = [0]
         self.update(t, m)
         return t
 
@@ -224,16 +246,19 @@ class Recorder:
         self.update(t, m)
 
 
-def _inferred(cls, session, tid: int, out, node, nr: int):
+def _inferred(cls, session, tid: int, out, node, nr: int, vc):
     """The proxy of a queued op's output ``nr``, from its plan's ``out`` (shape, dtype, strides,
-    differentiable: a float output the op's node may own) and the mirrored node (None: none)."""
+    differentiable: a float output the op's node may own), the mirrored node (None: none) and the
+    version counter it shares (a view's; None: its own)."""
     shape, dtype, strides, differentiable = out
     return new_proxy(cls, session, tid, shape, dtype, strides, differentiable and node is not None,
-                     node if differentiable else None, nr)
+                     node if differentiable else None, nr, vc)
 
 
-def new_proxy(cls, session, tid: int, shape: tuple, dtype, strides, requires_grad: bool, grad_fn, output_nr: int):
+def new_proxy(cls, session, tid: int, shape: tuple, dtype, strides, requires_grad: bool, grad_fn, output_nr: int,
+              vc: list | None = None):
     t = object.__new__(cls)
+    t._vc = [0] if vc is None else vc
     t._session = session
     t._id = tid
     t._shape = shape

@@ -16,8 +16,10 @@ from .engine.strides import is_contiguous, view_strides
 class Tensor(TensorMethods):
     """Metadata lives here; values, history and gradients live on the server."""
 
+    # _vc: the version counter, a one-element list shared with the tensor's views and detach()
+    # aliases, as torch's is (client/mirror.py)
     __slots__ = ("_session", "_id", "_shape", "_dtype", "_strides", "_requires_grad", "_grad_fn",
-                 "_output_nr", "__weakref__")
+                 "_output_nr", "_vc", "__weakref__")
 
     # ------------------------------------------------------------ metadata (no round trip)
     @property
@@ -49,6 +51,12 @@ class Tensor(TensorMethods):
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self._session._set_requires_grad(self, bool(requires_grad), setter=False)
         return self
+
+    @property
+    def _version(self) -> int:
+        """torch's ``_version``: how many in-place writes this tensor's storage has seen through it
+        and its views (known here: every write is this client's)."""
+        return self._vc[0]
 
     @property
     def is_leaf(self) -> bool:

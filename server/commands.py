@@ -297,8 +297,9 @@ def retain_grad(session, ctx, cmd, result):
 
 def register_hook(session, ctx, cmd, result):
     t = _args(session, cmd)[0]
-    hook_id = _kwargs(session, cmd)["hook"]
-    session.hooks[hook_id] = t.register_hook(session.make_hook(hook_id))
+    kw = _kwargs(session, cmd)
+    hook_id, name = kw["hook"], kw.get("name")
+    session.hooks[hook_id] = t.register_hook(session.make_hook(hook_id, name if isinstance(name, str) else None))
 
 
 def remove_hook(session, ctx, cmd, result):
