@@ -215,9 +215,12 @@ def test_cells_138_to_157_data_detach_and_statistics(same):
         maximum = tensor.max()
         stats = mean, std, maximum
         tensor[0] = 1
-        return data, data_rg, d_rg, a_after_sigmoid, detached_rg, stats, a, c
+        # a reader who goes on meets torch's error at this very line: c saved a, written since
+        backward = outcome(lambda: c.sum().backward())
+        return data, data_rg, d_rg, a_after_sigmoid, detached_rg, stats, a, c, backward
 
-    data, data_rg, d_rg, a_after, detached_rg, stats, a, c = same(cell)[0]
+    data, data_rg, d_rg, a_after, detached_rg, stats, a, c, backward = same(cell)[0]
+    assert "modified by an inplace operation" in backward.message and backward.kind == "RuntimeError"
     assert data_rg is False and d_rg is False and detached_rg is False
     assert not data["repr"].endswith("requires_grad=True)") and a_after["requires_grad"]
     assert a_after["values"] != data["values"]
