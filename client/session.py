@@ -13,6 +13,7 @@ import numpy
 from .autograd import Autograd
 from .callbacks import Callbacks
 from .command_queue import CommandQueue, Ref
+from .engine import autograd_functional as functional_ad
 from .engine import dtypes
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
@@ -212,7 +213,7 @@ class Session:
             GradcheckError=gradchecks.GradcheckError,
             gradcheck=functools.partial(gradchecks.gradcheck, self),
             gradgradcheck=functools.partial(gradchecks.gradgradcheck, self),
-            functional=types.SimpleNamespace(**{name: functools.partial(getattr(gradchecks, name), self)
+            functional=types.SimpleNamespace(**{name: functools.partial(getattr(functional_ad, name), self)
                                                 for name in ("jacobian", "hessian", "vjp", "jvp")}))
         self.autograd.function = types.SimpleNamespace(Function=self.autograd.Function, FunctionCtx=FunctionCtx,
                                                        once_differentiable=once_differentiable)

@@ -52,6 +52,7 @@ __all__ = ["Tensor", "Size", "dtype", "tensor", "zeros", "ones", "full", "empty"
            "is_grad_enabled", "manual_seed", "autograd", "nn", "BACKEND"]
 
 
+from . import autograd_functional as _functional  # noqa: E402
 from . import gradcheck as _gradcheck  # noqa: E402
 from .function import Function, FunctionCtx, once_differentiable  # noqa: E402
 
@@ -63,6 +64,6 @@ autograd.gradcheck = lambda func, inputs, **kw: _gradcheck.gradcheck(_self, func
 autograd.gradgradcheck = lambda func, inputs, grad_outputs=None, **kw: _gradcheck.gradgradcheck(
     _self, func, inputs, grad_outputs, **kw)
 autograd.functional = types.SimpleNamespace(**{
-    name: (lambda fn: lambda *a, **kw: fn(_self, *a, **kw))(getattr(_gradcheck, name))
+    name: (lambda fn: lambda *a, **kw: fn(_self, *a, **kw))(getattr(_functional, name))
     for name in ("jacobian", "hessian", "vjp", "jvp")})
 autograd.GradcheckError = _gradcheck.GradcheckError
