@@ -7,6 +7,7 @@ from .backend import errstate, xp
 from .dtypes import DEFAULT_FLOAT, FLOAT, of_array, result_type
 from .grad_mode import is_grad_enabled
 from .opdef import NOT_DIFF, OpDef
+from .strides import view_strides
 
 OPS: dict[str, OpDef] = {}
 
@@ -1057,23 +1058,16 @@ def infer_shape(shape, numel: int) -> tuple:
 
 def _view(a, shape):
     shape = infer_shape(shape, a.size)
-    out = a.view()
-    try:
-        out.shape = shape
-    except AttributeError:
+    if not can_view(a, shape):
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
                            "one dimension spans across two contiguous subspaces). Use .reshape(...) "
-                           "instead.") from None
-    return out
+                           "instead.")
+    return a.reshape(shape)  # a view, where can_view says so (setting ndarray.shape is deprecated)
 
 
 def can_view(a, shape) -> bool:
-    out = a.view()
-    try:
-        out.shape = shape
-    except AttributeError:
-        return False
-    return True
+    # torch's rule, and numpy's (reshape views exactly there; setting the shape refused elsewhere)
+    return view_strides(a.shape, a.strides, shape) is not None
 
 
 def _reshape_back(g, c):
