@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -90,6 +91,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+SIGNAL_SLICE = 0.2  # seconds the main thread waits at most before it looks at a signal's flag
 GC_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
 
 
@@ -120,19 +122,26 @@ def main(argv=None) -> None:
     tune_gc()
     if server.lane is not None:
         log.info("direct lane on %s:%d", args.host, server.lane.port)
-    print(f"listening on {args.host}:{port}", flush=True)
     stop = threading.Event()
 
     def on_signal(signum, frame):
         log.info("signal %d: stopping (grace %.0f s)", signum, args.grace)
         stop.set()
 
+    # installed before the port is announced: a supervisor may stop the server as soon as it reads it
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    print(f"listening on {args.host}:{port}", flush=True)
     tick = max(0.2, min(args.snapshot_interval, 30.0 if args.session_ttl > 60 else 1.0))
-    while not stop.wait(tick):
-        server.registry.reap()
-        server.registry.snapshot()
+    due = time.monotonic() + tick
+    # The wait is cut into short slices: the kernel may hand SIGTERM to one of gRPC's threads, and
+    # Python runs its handler in this thread only once this thread wakes; a long wait delayed a stop
+    # by up to a whole tick (30 s), past a container's grace.
+    while not stop.wait(SIGNAL_SLICE):
+        if time.monotonic() >= due:
+            server.registry.reap()
+            server.registry.snapshot()
+            due = time.monotonic() + tick
     server.health.enter_graceful_shutdown()
     stopped = server.stop(args.grace)  # refuses new calls from here on
     if server.lane is not None:

@@ -283,3 +283,28 @@ def test_an_answer_out_of_turn_breaks_the_stream_not_the_session(t, monkeypatch)
     with pytest.raises(ra.ServerUnavailable, match="answered 0 results"):
         (t.ones(2) * 3).tolist()
     assert (t.ones(2) * 4).tolist() == [4.0, 4.0]  # a new stream, the session intact
+
+
+def test_sigterm_delivered_to_any_thread_stops_the_server_within_a_second():
+    # the kernel may hand a process's SIGTERM to any of its threads (here: one of gRPC's); the
+    # server must still stop at once, not when its main thread next wakes (a 30 s snapshot tick)
+    import os
+    import signal
+    import time
+
+    import remote_helpers as rh
+    server = rh.ServerProcess("--snapshot-interval", "30", "--session-ttl", "3600")
+    try:
+        with ra.connect(server.address) as t:
+            assert (t.ones(2) * 2).tolist() == [2.0, 2.0]
+        pid = server.proc.pid
+        others = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+        assert others, "the server runs gRPC's threads besides its main one"
+        start = time.monotonic()
+        os.kill(others[-1], signal.SIGTERM)
+        server.proc.wait(5)
+        assert time.monotonic() - start < 3.0
+        assert server.proc.returncode == 0
+    finally:
+        server.stop()
+        server.cleanup()
