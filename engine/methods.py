@@ -390,6 +390,14 @@ class TensorMethods:
             raise TypeError(f"masked_fill(): argument 'value' must be Number, not {type(value).__name__}")
         return self._op("masked_fill", mask, value=value)
 
+    def masked_fill_(self, mask, value):
+        if isinstance(value, TensorMethods):
+            return self._iop("masked_fill_tensor", mask, value)
+        value = _scalar(value)
+        if not isinstance(value, _SCALARS):
+            raise TypeError(f"masked_fill_(): argument 'value' must be Number, not {type(value).__name__}")
+        return self._iop("masked_fill", mask, value=value)
+
     def index_select(self, dim, index):
         return self._op("index_select", index, dim=int(dim))
 

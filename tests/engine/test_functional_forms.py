@@ -1,0 +1,300 @@
+"""Argument forms of F.* and Tensor methods a training program meets, against torch: values,
+dtypes, grad_fn graphs, gradients (and float64 finite differences), and torch's errors."""
+# ruff: noqa: N803  (T: the library under test, torch or the engine)
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import remote_autograd.engine as E
+import torch
+from oracle import check, gradcheck, gradgradcheck, raises_same
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def F(lib):  # noqa: N802  (torch.nn.functional as F)
+    return lib.nn.functional
+
+
+def _logits(rng, shape, dtype="float64"):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _probs(rng, shape, class_dim, dtype="float64"):
+    p = rng.random(shape) + 0.1
+    return (p / p.sum(axis=class_dim, keepdims=True)).astype(dtype)
+
+
+def _classes(rng, shape, n_classes, ignore=None):
+    y = rng.integers(0, n_classes, shape)
+    if ignore is not None and y.size > 1:
+        y.reshape(-1)[1] = ignore
+    return y
+
+
+# (input shape, class dim): an unbatched input, a batch, and K-dimensional batches
+SHAPES = [((4,), 0), ((3, 4), 1), ((2, 3, 4), 1), ((2, 3, 2, 3), 1), ((2, 3, 2, 1, 2), 1)]
+SHAPE_IDS = ["1d", "2d", "3d", "4d", "5d"]
+
+
+# ==================================================================== cross_entropy, class probabilities
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape,class_dim", SHAPES, ids=SHAPE_IDS)
+def test_cross_entropy_probabilities(shape, class_dim, weighted, label_smoothing, reduction):
+    """A float target of the input's shape: torch's prob-target composite (DivBackward1 over
+    NegBackward0 for 'mean'), the target and a weight that requires grad both get gradients."""
+    rng = np.random.default_rng(len(shape))
+    n = shape[class_dim]
+    x, p, w = _logits(rng, shape), _probs(rng, shape, class_dim), rng.random(n) + 0.5
+    if weighted:
+        def fn(T, a, b, c):
+            return F(T).cross_entropy(a, b, weight=c, reduction=reduction, label_smoothing=label_smoothing)
+        arrays = [x, p, w]
+    else:
+        def fn(T, a, b):
+            return F(T).cross_entropy(a, b, reduction=reduction, label_smoothing=label_smoothing)
+        arrays = [x, p]
+    check(fn, arrays, graph_depth=6)
+    check(fn, [a.astype("float32") for a in arrays], graph_depth=6)
+    gradcheck(fn, arrays)
+
+
+def test_cross_entropy_probabilities_mixed_dtypes_and_empty():
+    rng = np.random.default_rng(1)
+    x, p = _logits(rng, (3, 4), "float32"), _probs(rng, (3, 4), 1)
+    # a float64 target: a float64 loss, from a float32 log_softmax
+    check(lambda T, a, b: F(T).cross_entropy(a, b), [x, p], tol=(1e-4, 1e-5))
+    check(lambda T, a, b, c: F(T).cross_entropy(a, b, weight=c), [x, p.astype("float32"), np.ones(4)],
+          tol=(1e-4, 1e-5))
+    # no samples: torch fills the 'mean' with nan (NegBackward0 over FillBackward2)
+    check(lambda T, a, b: F(T).cross_entropy(a, b), [np.zeros((0, 4), "float32"), np.zeros((0, 4), "float32")])
+    check(lambda T, a, b: F(T).cross_entropy(a, b, reduction="sum"),
+          [np.zeros((0, 4), "float32"), np.zeros((0, 4), "float32")])
+    # ignore_index below 0 is allowed with probabilities (it is not used)
+    check(lambda T, a, b: F(T).cross_entropy(a, b, ignore_index=-1), [x, p.astype("float32")])
+
+
+# ==================================================================== cross_entropy, class indices
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape,class_dim", SHAPES, ids=SHAPE_IDS)
+def test_cross_entropy_indices(shape, class_dim, weighted, label_smoothing, reduction):
+    """Class indices with weight=, label_smoothing and ignored targets, on unbatched and K-d
+    inputs: NllLossBackward0 / NllLoss2DBackward0 (a view around it for 3-d and 5-d inputs),
+    and AddBackward0 of two MulBackward1 with label smoothing."""
+    rng = np.random.default_rng(len(shape) + 10)
+    n = shape[class_dim]
+    target_shape = shape[:class_dim] + shape[class_dim + 1:]
+    x, w = _logits(rng, shape), rng.random(n) + 0.5
+    for ignore in (-100, 2):
+        y = _classes(rng, target_shape, n, ignore=ignore)
+        kw = {"reduction": reduction, "label_smoothing": label_smoothing, "ignore_index": ignore}
+        if weighted:
+            def fn(T, a, b, c, kw=kw):
+                return F(T).cross_entropy(a, b, weight=c, **kw)
+            arrays, rg = [x, y, w], [True, False, False]
+        else:
+            def fn(T, a, b, kw=kw):
+                return F(T).cross_entropy(a, b, **kw)
+            arrays, rg = [x, y], [True, False]
+        check(fn, arrays, requires_grad=rg, graph_depth=6)
+        check(fn, [x.astype("float32")] + arrays[1:], requires_grad=rg, graph_depth=6)
+        gradcheck(fn, arrays, diff=rg)
+
+
+def test_cross_entropy_second_order():
+    rng = np.random.default_rng(3)
+    x, p, y, w = _logits(rng, (3, 4)), _probs(rng, (3, 4), 1), np.array([0, 3, 1]), rng.random(4) + 0.5
+    gradgradcheck(lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=0.2), [x, p])
+    gradgradcheck(lambda T, a, b, c: F(T).cross_entropy(a, b, weight=c, label_smoothing=0.2), [x, y, w],
+                  diff=[True, False, False])
+    gradgradcheck(lambda T, a, b: F(T).cross_entropy(a, b, reduction="none"), [_logits(rng, (2, 3, 2, 2)),
+                                                                               rng.integers(0, 3, (2, 2, 2))],
+                  diff=[True, False])
+
+
+def test_cross_entropy_all_ignored_and_uint8_targets():
+    rng = np.random.default_rng(4)
+    x, w = _logits(rng, (3, 4), "float32"), (rng.random(4) + 0.5).astype("float32")
+    ignored = np.full(3, -100)
+    check(lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=0.1), [x, ignored], [True, False])
+    check(lambda T, a, b, c: F(T).cross_entropy(a, b, weight=c, label_smoothing=0.1), [x, ignored, w],
+          [True, False, False])
+    check(lambda T, a, b, c: F(T).nll_loss(a, b, weight=c), [x, ignored, w], [True, False, False])
+    check(lambda T, a, b: F(T).cross_entropy(a, b), [x, np.array([0, 3, 1], np.uint8)], [True, False])
+    check(lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=True), [x, np.array([0, 3, 1])], [True, False])
+
+
+# ==================================================================== nll_loss
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape,class_dim", SHAPES, ids=SHAPE_IDS)
+def test_nll_loss_weights_and_k_dims(shape, class_dim, reduction):
+    rng = np.random.default_rng(len(shape) + 20)
+    n = shape[class_dim]
+    target_shape = shape[:class_dim] + shape[class_dim + 1:]
+    x, w, y = _logits(rng, shape), rng.random(n) + 0.5, _classes(rng, target_shape, n, ignore=1)
+    for ignore in (-100, 1):
+        def fn(T, a, b, c, ignore=ignore):
+            return F(T).nll_loss(a, b, weight=c, reduction=reduction, ignore_index=ignore)
+        check(fn, [x, y, w], [True, False, False], graph_depth=4)
+        check(fn, [x.astype("float32"), y, w.astype("float32")], [True, False, False], graph_depth=4)
+        gradcheck(fn, [x, y, w], diff=[True, False, False])
+        check(lambda T, a, b: F(T).nll_loss(a, b, reduction=reduction), [x, y], [True, False], graph_depth=4)
+
+
+def test_nll_loss_k_dims_non_contiguous_and_empty():
+    rng = np.random.default_rng(5)
+    x = _logits(rng, (2, 2, 3, 3))
+    y = rng.integers(0, 3, (2, 2, 2))
+    # a permuted input: torch's contiguous() copy (CloneBackward0) before the view
+    check(lambda T, a, b: F(T).nll_loss(a.permute(0, 3, 1, 2)[..., 0], b), [x, y], [True, False], graph_depth=5)
+    check(lambda T, a, b: F(T).nll_loss(a, b), [np.zeros((0, 3, 4)), np.zeros((0, 4), np.int64)], [True, False])
+    check(lambda T, a, b: F(T).nll_loss(a, b, reduction="none"), [np.zeros((0, 3, 4)),
+                                                                   np.zeros((0, 4), np.int64)], [True, False])
+    # (torch's own backward of this one raises a size mismatch: forward only)
+    check(lambda T, a, b: F(T).nll_loss(a, b, reduction="none"), [_logits(rng, (4,)), np.array([2])],
+          [True, False], backward=False)
+    check(lambda T, a, b: F(T).nll_loss(a, b), [_logits(rng, (4,)), np.array([2])], [True, False], backward=False)
+
+
+# ==================================================================== binary_cross_entropy_with_logits
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weight_shape", [None, (4,), (3, 1), (3, 4)])
+@pytest.mark.parametrize("pos_weight_shape", [None, (4,), (3, 4)])
+def test_bce_with_logits_weights(pos_weight_shape, weight_shape, reduction):
+    rng = np.random.default_rng(6)
+    x, y = _logits(rng, (3, 4)), rng.random((3, 4))
+    w = None if weight_shape is None else rng.random(weight_shape) + 0.5
+    pw = None if pos_weight_shape is None else rng.random(pos_weight_shape) * 3
+
+    def fn(T, a, b, c, d):
+        return F(T).binary_cross_entropy_with_logits(a, b, weight=c, pos_weight=d, reduction=reduction)
+    rg = [True, True, False, False]
+    check(fn, [x, y, w, pw], rg)
+    check(fn, [x.astype("float32"), y.astype("float32"), w, pw], rg)  # float64 weights: a float32 loss
+    gradcheck(fn, [x, y, w, pw], diff=rg)
+    gradgradcheck(fn, [x, y, w, pw], diff=rg)
+
+
+# ==================================================================== reduction arguments
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce", "nll", "ce"])
+def test_reduction_legacy_and_deprecated_names(loss):
+    rng = np.random.default_rng(7)
+    x, t, y = _logits(rng, (3, 4)), rng.random((3, 4)), np.array([0, 3, 1])
+    fns = {
+        "mse": (lambda T, a, **kw: F(T).mse_loss(a, T.tensor(t), **kw)),
+        "l1": (lambda T, a, **kw: F(T).l1_loss(a, T.tensor(t), **kw)),
+        "bce": (lambda T, a, **kw: F(T).binary_cross_entropy_with_logits(a, T.tensor(t), **kw)),
+        "nll": (lambda T, a, **kw: F(T).nll_loss(a, T.tensor(y), **kw)),
+        "ce": (lambda T, a, **kw: F(T).cross_entropy(a, T.tensor(y), **kw)),
+    }
+    fn = fns[loss]
+    for kw in ({"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True},
+               {"reduction": "elementwise_mean"}):
+        check(lambda T, a, kw=kw: fn(T, a, **kw), [x])
+        with warnings.catch_warnings(record=True) as t_warn:
+            warnings.simplefilter("always")
+            fn(torch, torch.tensor(x), **kw)
+        with warnings.catch_warnings(record=True) as e_warn:
+            warnings.simplefilter("always")
+            fn(E, E.tensor(x), **kw)
+        assert [str(w.message) for w in e_warn] == [str(w.message) for w in t_warn]
+    raises_same(lambda T, a: fn(T, a, reduction="average"), x)
+
+
+# ==================================================================== errors
+
+_x23 = np.ones((2, 3), "float32")
+ERRORS = {
+    "ce_prob_int_target": (lambda T, a, b: F(T).cross_entropy(a, b), [_x23, np.zeros((2, 3), np.int64)]),
+    "ce_prob_0d": (lambda T, a, b: F(T).cross_entropy(a, b), [np.float32(1.0), np.int64(0)]),
+    "ce_prob_ignore_index": (lambda T, a, b: F(T).cross_entropy(a, b, ignore_index=1), [_x23, _x23 / 3]),
+    "ce_prob_smoothing_too_big": (lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=1.5), [_x23, _x23 / 3]),
+    "ce_prob_weight_shape": (lambda T, a, b: F(T).cross_entropy(a, b, weight=T.ones(2)), [_x23, _x23 / 3]),
+    "ce_prob_batch": (lambda T, a, b: F(T).cross_entropy(a, b), [_x23, np.ones((1, 3), "float32")]),
+    "ce_smoothing_too_big": (lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=2.0),
+                             [_x23, np.array([0, 1])]),
+    "ce_smoothing_weight_shape": (lambda T, a, b: F(T).cross_entropy(a, b, weight=T.ones(2), label_smoothing=0.1),
+                                  [_x23, np.array([0, 1])]),
+    "ce_smoothing_target_range": (lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=0.1),
+                                  [_x23, np.array([0, 7])]),
+    "ce_float_target_shape": (lambda T, a, b: F(T).cross_entropy(a, b), [_x23, np.zeros(2, "float32")]),
+    "ce_weight_dtype": (lambda T, a, b: F(T).cross_entropy(a, b, weight=T.ones(3, dtype=T.float64)),
+                        [_x23, np.array([0, 1])]),
+    "ce_int_input": (lambda T, a, b: F(T).cross_entropy(a, b), [np.ones((2, 3), np.int64), np.array([0, 1])]),
+    "ce_4d_target_shape": (lambda T, a, b: F(T).cross_entropy(a, b),
+                           [np.ones((2, 3, 4, 5), "float32"), np.zeros((2, 2, 5), np.int64)]),
+    "nll_0d": (lambda T, a, b: F(T).nll_loss(a, b), [np.float32(1.0), np.array([0])]),
+    "nll_1d_target_size": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones(3, "float32"), np.array([0, 1])]),
+    "nll_0d_target": (lambda T, a, b: F(T).nll_loss(a, b), [_x23, np.int64(0)]),
+    "nll_2d_target": (lambda T, a, b: F(T).nll_loss(a, b), [_x23, np.zeros((2, 1), np.int64)]),
+    "nll_int32_target": (lambda T, a, b: F(T).nll_loss(a, b), [_x23, np.zeros(2, np.int32)]),
+    "nll_weight_shape": (lambda T, a, b: F(T).nll_loss(a, b, weight=T.ones(2, 2)), [_x23, np.array([0, 1])]),
+    "nll_weight_int": (lambda T, a, b: F(T).nll_loss(a, b, weight=T.ones(3, dtype=T.int64)),
+                       [_x23, np.array([0, 1])]),
+    "nll_target_dtype_before_weight": (lambda T, a, b: F(T).nll_loss(a, b, weight=T.ones(2)),
+                                       [_x23, np.zeros(2, "float32")]),
+    "nll_target_first_bad": (lambda T, a, b: F(T).nll_loss(a, b), [_x23, np.array([-3, 9])]),
+    "nll_int_input": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3), np.int64), np.array([0, 1])]),
+    "nll_4d_int_input": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 1, 1), np.int64),
+                                                               np.zeros((2, 1, 1), np.int64)]),
+    "nll_4d_target_dims": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 4, 5), "float32"),
+                                                                 np.zeros((2, 4, 5, 1), np.int64)]),
+    "nll_4d_weight": (lambda T, a, b: F(T).nll_loss(a, b, weight=T.ones(2)), [np.ones((2, 3, 4, 5), "float32"),
+                                                                            np.zeros((2, 4, 4), np.int64)]),
+    "nll_4d_size": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 4, 5), "float32"),
+                                                          np.zeros((2, 4, 4), np.int64)]),
+    "nll_4d_target_range": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 1, 2), "float32"),
+                                                                  np.array([[[0, 5]], [[1, 1]]])]),
+    "nll_3d_target_size": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 4), "float32"),
+                                                                 np.zeros((2, 5), np.int64)]),
+    "nll_5d_target_size": (lambda T, a, b: F(T).nll_loss(a, b), [np.ones((2, 3, 4, 1, 1), "float32"),
+                                                                 np.zeros((2, 4, 1), np.int64)]),
+    "bce_weight_shape": (lambda T, a, b: F(T).binary_cross_entropy_with_logits(a, b, weight=T.ones(2)),
+                         [_x23, _x23 / 2]),
+    "bce_pos_weight_shape": (lambda T, a, b: F(T).binary_cross_entropy_with_logits(a, b, pos_weight=T.ones(2)),
+                             [_x23, _x23 / 2]),
+    "bce_weight_broadcast_bigger": (lambda T, a, b: F(T).binary_cross_entropy_with_logits(
+        a, b, weight=T.ones(2, 2, 3), reduction="none"), [_x23, _x23 / 2]),
+    "bce_pos_weight_broadcast_bigger": (lambda T, a, b: F(T).binary_cross_entropy_with_logits(
+        a, b, pos_weight=T.ones(2, 2, 3)), [_x23, _x23 / 2]),
+}
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_errors(name):
+    fn, arrays = ERRORS[name]
+    raises_same(fn, *arrays)
+
+
+@pytest.mark.parametrize("call", [
+    lambda T, x, w: F(T).nll_loss(x, T.tensor([0, 1]), weight=w),
+    lambda T, x, w: F(T).nll_loss(x.reshape(2, 3, 1, 1), T.tensor([0, 1]).reshape(2, 1, 1), weight=w),
+    lambda T, x, w: F(T).cross_entropy(x, T.tensor([0, 1]), weight=w),
+    lambda T, x, w: F(T).cross_entropy(x, T.tensor([0, 1]), weight=w, label_smoothing=0.1),
+    lambda T, x, w: F(T).binary_cross_entropy_with_logits(x, x.detach(), weight=w),
+    lambda T, x, w: F(T).binary_cross_entropy_with_logits(x, x.detach(), pos_weight=w),
+], ids=["nll", "nll2d", "ce", "ce_smoothing", "bce_weight", "bce_pos_weight"])
+def test_weights_that_require_grad(call):
+    """torch refuses class weights that require grad where it has no derivative for them (and
+    takes them under no_grad); cross_entropy with probabilities differentiates them."""
+    def run(T):
+        x = T.ones(2, 3, requires_grad=True)
+        w = T.ones(3, requires_grad=True)
+        return call(T, x, w)
+    raises_same(lambda T: run(T))
+    for T in (torch, E):
+        with T.no_grad():
+            assert run(T).requires_grad is False
