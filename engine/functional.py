@@ -21,7 +21,7 @@ _METHOD_FUNCTIONS = (
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
     "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
-    "argsort", "logsumexp",
+    "argsort", "logsumexp", "nonzero", "clamp_min", "clamp_max",
 )
 
 
@@ -51,7 +51,7 @@ def stack(tensors, dim: int = 0):
 
 def where(condition, input=None, other=None):  # noqa: A002
     if input is None and other is None:
-        raise NotImplementedError("torch.where(condition) with one argument is not supported")
+        return condition.nonzero(as_tuple=True)
     anchor = next(x for x in (condition, input, other) if hasattr(x, "_dispatch"))
     operand = anchor._operand
     return anchor._dispatch(OPS["where"], (condition, operand(input), operand(other)), {})
@@ -102,14 +102,8 @@ def sigmoid(input):  # noqa: A002
     return input.sigmoid()
 
 
-def _out_of_place(name: str, inplace: bool) -> None:
-    if inplace:
-        raise NotImplementedError(f"{name}(inplace=True) is not supported here; use the out-of-place form")
-
-
 def silu(input, inplace: bool = False):  # noqa: A002
-    _out_of_place("silu", inplace)
-    return input._op("silu")
+    return input._iop("silu") if inplace else input._op("silu")
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: A002
@@ -117,12 +111,14 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: A002
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):  # noqa: A002
-    _out_of_place("leaky_relu", inplace)
+    if inplace:
+        return input._iop("leaky_relu_", negative_slope=negative_slope)
     return input._op("leaky_relu", negative_slope=negative_slope)
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
-    _out_of_place("elu", inplace)
+    if inplace:
+        return input._iop("elu_", alpha=alpha)
     return input._op("elu", alpha=alpha)
 
 
@@ -130,11 +126,22 @@ def tanh(input):  # noqa: A002
     return input.tanh()
 
 
-def softmax(input, dim=None, dtype=None):  # noqa: A002
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    """torch's _get_softmax_dim: the dim an old call without dim= meant, with its warning."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
+                  "as an argument.", UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):  # noqa: A002
+    if dim is None:
+        dim = _softmax_dim("softmax", input.dim(), _stacklevel)
     return (input if dtype is None else input.to(dtype)).softmax(dim)
 
 
-def log_softmax(input, dim=None, dtype=None):  # noqa: A002
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):  # noqa: A002
+    if dim is None:
+        dim = _softmax_dim("log_softmax", input.dim(), _stacklevel)
     return (input if dtype is None else input.to(dtype)).log_softmax(dim)
 
 

@@ -525,6 +525,19 @@ def _nll2d(logp, target, weight=None, reduction="mean", ignore_index=-100):
     return Meta(target.shape if reduction == "none" else (), logp.dtype)
 
 
+def _clamp_tensor(a, min=None, max=None):  # noqa: A002
+    bounds = [v for v in (min, max) if v is not None]
+    return Meta(_broadcast(a, *bounds), _dtype(a, *bounds))
+
+
+def _value_dependent(*inputs, **params):
+    raise ValueDependentError  # the result's size is counted on the server
+
+
+def _clamp_bound(a, **bound):
+    return Meta(a.shape, _dtype(a, *bound.values()))
+
+
 def _div_scalar(a, other):
     return Meta(a.shape, _float(_dtype(a, other)))
 
@@ -572,6 +585,9 @@ RULES = {
     "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
     "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll, "nll_loss2d": _nll2d,
     "mul_scalar": _scalar_promoted, "add_scalar": _scalar_promoted, "div_scalar": _div_scalar,
+    "clamp_tensor": _clamp_tensor, "clamp_min": _clamp_bound, "clamp_max": _clamp_bound,
+    "clamp_min_tensor": elementwise(), "clamp_max_tensor": elementwise(),
+    "leaky_relu_": _same, "elu_": _same, "nonzero": _value_dependent,
     "div_mode": _div, "floor_divide": _checked("div_floor_cpu", elementwise()),
     "floor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),
     "rfloor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),

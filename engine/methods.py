@@ -324,6 +324,12 @@ class TensorMethods:
     def logical_or(self, other):
         return self._op("logical_or", self._arg("logical_or", other))
 
+    def nonzero(self, *, as_tuple=False):
+        if not as_tuple:
+            return self._op("nonzero")
+        # torch's nonzero_numpy: a 0-d tensor counts as one element
+        return (self.reshape(1) if self.dim() == 0 else self)._op("nonzero").unbind(1)
+
     def argmax(self, dim=None, keepdim=False):
         return self._op("argmax", dim=dim, keepdim=keepdim)
 
@@ -429,39 +435,69 @@ class TensorMethods:
     def sign(self):
         return self._op("sign")
 
+    def _clamp_args(self, name, min, max):  # noqa: A002
+        """(op name, inputs, params): tensor bounds are inputs (torch's clamp.Tensor, ClampBackward0)."""
+        if isinstance(min, TensorMethods) or isinstance(max, TensorMethods):
+            if not all(v is None or isinstance(v, TensorMethods) for v in (min, max)):
+                got = ", ".join(f"{k}={'Tensor' if isinstance(v, TensorMethods) else type(v).__name__}"
+                                for k, v in (("min", min), ("max", max)) if v is not None)
+                raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}, ), but "
+                                "expected one of:\n * (Tensor min = None, Tensor max = None)\n"
+                                " * (Number min = None, Number max = None)\n")
+            return "clamp_tensor", (min, max), {}
+        return "clamp", (), {"min": _scalar(min), "max": _scalar(max)}
+
     def clamp(self, min=None, max=None):  # noqa: A002
-        return self._op("clamp", min=_scalar(min), max=_scalar(max))
+        name, inputs, params = self._clamp_args("clamp", min, max)
+        return self._op(name, *inputs, **params)
 
     clip = clamp
 
     def clamp_min(self, min):  # noqa: A002
-        return self.clamp(min=min)
+        if isinstance(min, TensorMethods):
+            return self._op("clamp_min_tensor", min)
+        return self._op("clamp_min", min=_scalar(min))
 
     def clamp_max(self, max):  # noqa: A002
-        return self.clamp(max=max)
+        if isinstance(max, TensorMethods):
+            return self._op("clamp_max_tensor", max)
+        return self._op("clamp_max", max=_scalar(max))
+
+    def clamp_min_(self, min):  # noqa: A002
+        if isinstance(min, TensorMethods):
+            return self._iop("clamp_min_tensor", min)
+        return self._iop("clamp_min", min=_scalar(min))
+
+    def clamp_max_(self, max):  # noqa: A002
+        if isinstance(max, TensorMethods):
+            return self._iop("clamp_max_tensor", max)
+        return self._iop("clamp_max", max=_scalar(max))
 
     def where(self, condition, other):
         return self._dispatch(OPS["where"], (condition, self, self._arg("where", other)), {})
 
-    def softmax(self, dim):
-        return self._op("softmax", dim=dim)
+    def softmax(self, dim, dtype=None):
+        # dtype= casts first, as torch does (a ToCopyBackward0 under the SoftmaxBackward0)
+        return (self if dtype is None else self.to(dtype))._op("softmax", dim=dim)
 
-    def log_softmax(self, dim):
-        return self._op("log_softmax", dim=dim)
+    def log_softmax(self, dim, dtype=None):
+        return (self if dtype is None else self.to(dtype))._op("log_softmax", dim=dim)
 
     # ------------------------------------------------------------ reductions
     # dtype= is a parameter of the reduction itself: torch records no ToCopyBackward0 for it
-    def sum(self, dim=None, keepdim=False, *, dtype=None):
+    # a dim given at all, None included, selects torch's dim overload (SumBackward1, every dim
+    # reduced for None, keepdim honoured)
+    def sum(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is _UNSET:
             return self._op("sum", **cast)
-        return self._op("sum_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
+        return self._op("sum_dim", dim=_dim_arg(dim) or (), keepdim=keepdim, **cast)
 
-    def mean(self, dim=None, keepdim=False, *, dtype=None):
+    def mean(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is _UNSET:
             return self._op("mean", **cast)
-        return self._op("mean_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
+        return self._op("mean_dim", dim=_dim_arg(dim) or (), keepdim=keepdim, **cast)
 
     def _var_params(self, dim, unbiased, keepdim, correction):
         if isinstance(dim, bool):  # var(True): the old positional unbiased
@@ -634,8 +670,8 @@ class TensorMethods:
 
     swapaxes = transpose
 
-    def permute(self, *dims):
-        return self._op("permute", dims=_size_args(dims))
+    def permute(self, *args, dims=None):
+        return self._op("permute", dims=_size_args(args if dims is None else (dims,)))
 
     def view(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
@@ -975,7 +1011,8 @@ class TensorMethods:
         return self._iop("relu")
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        return self._iop("clamp", min=_scalar(min), max=_scalar(max))
+        name, inputs, params = self._clamp_args("clamp_", min, max)
+        return self._iop(name, *inputs, **params)
 
     clip_ = clamp_
 

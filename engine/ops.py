@@ -457,6 +457,13 @@ op("elu_backward", "EluBackwardBackward0",
    (lambda gg, c: _call("elu_backward", (gg, c.x[1]), **c.p),
     # (torch's second derivative is 0 at x = 0, where its first takes the negative side's value)
     lambda gg, c: where(c.x[1] >= 0, 0.0, gg * c.x[0] * c.p["alpha"] * c.x[1].exp())), save=(0, 1))
+# leaky_relu_ and elu_ in place: torch's other nodes, whose backward reads the result (the input
+# is overwritten); F.leaky_relu/elu(inplace=True)
+op("leaky_relu_", "LeakyReluBackward1", OPS["leaky_relu"].forward,
+   (lambda g, c: _call("leaky_relu_backward", (g, c.out), negative_slope=c.p.get("negative_slope", 0.01)),),
+   save_output=True)
+op("elu_", "EluBackward1", OPS["elu"].forward,
+   (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
 op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
 # relu's backward as torch writes it: differentiable in the gradient (and, with zeros, in the
@@ -508,6 +515,40 @@ def _clamp_vjp(g, c):
 
 op("clamp", "ClampBackward1", _clamp, (_clamp_vjp,), save=(0,))
 
+
+def _clamp_tensor(a, min=None, max=None):  # noqa: A002
+    """clamp with tensor bounds (either may be None): broadcast against the input."""
+    try:
+        return _clamp(a, min, max)
+    except ValueError:
+        raise _shape_error(a, *(v for v in (min, max) if v is not None)) from None
+
+
+def _clamp_tensor_vjp(k):
+    # torch's clamp_backward_min_max: the input where it lies within the bounds; a bound where it
+    # is the one that holds (min wins over a smaller max only where min < max)
+    def vjp(g, c):
+        x, lo, hi = c.x[0], c.x[1], c.x[2]
+        if k == 0:
+            cond = (x >= lo) if hi is None else (x <= hi) if lo is None else (x >= lo).logical_and(x <= hi)
+        elif k == 1:
+            cond = (x < lo) if hi is None else (x < lo).logical_and(lo < hi)
+        else:
+            cond = (x > hi) if lo is None else (x > hi).logical_or(hi < lo)
+        return where(cond, g, 0.0)
+    return vjp
+
+
+op("clamp_tensor", "ClampBackward0", _clamp_tensor, tuple(_clamp_tensor_vjp(k) for k in range(3)), save=(0, 1, 2))
+op("clamp_min", "ClampMinBackward0", lambda a, min: _clamp(a, min=min),  # noqa: A006
+   (lambda g, c: g * (c.x[0] >= c.p["min"]),), save=(0,))
+op("clamp_max", "ClampMaxBackward0", lambda a, max: _clamp(a, max=max),  # noqa: A006
+   (lambda g, c: g * (c.x[0] <= c.p["max"]),), save=(0,))
+op("clamp_min_tensor", "ClampMinBackward1", lambda a, min: _clamp_tensor(a, min=min),  # noqa: A006
+   (lambda g, c: where(c.x[0] >= c.x[1], g, 0.0), lambda g, c: where(c.x[0] < c.x[1], g, 0.0)), save=(0, 1))
+op("clamp_max_tensor", "ClampMaxBackward1", lambda a, max: _clamp_tensor(a, max=max),  # noqa: A006
+   (lambda g, c: where(c.x[0] <= c.x[1], g, 0.0), lambda g, c: where(c.x[0] > c.x[1], g, 0.0)), save=(0, 1))
+
 # ---------------------------------------------------------------- comparisons (never differentiable)
 
 for _name, _fn in (("eq", xp.equal), ("ne", xp.not_equal), ("lt", xp.less),
@@ -549,6 +590,9 @@ op("isclose", None, _isclose, (NOT_DIFF, NOT_DIFF))
 op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
 op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
 op("argmax", None, lambda a, dim=None, keepdim=False: _arg(xp.argmax, a, dim, keepdim), (NOT_DIFF,))
+# torch's CPU nonzero: (count, ndim) indices laid out column by column (not contiguous), so the
+# columns nonzero(as_tuple=True) and where(cond) hand out are; the count depends on values (no meta rule)
+op("nonzero", None, lambda a: xp.asfortranarray(xp.argwhere(a)), (NOT_DIFF,))
 op("argmin", None, lambda a, dim=None, keepdim=False: _arg(xp.argmin, a, dim, keepdim), (NOT_DIFF,))
 
 

@@ -298,3 +298,143 @@ def test_weights_that_require_grad(call):
     for T in (torch, E):
         with T.no_grad():
             assert run(T).requires_grad is False
+
+
+# ==================================================================== the sweep: forms of other calls
+
+def _x(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: x.sum(dim=None), lambda T, x: x.sum(None, True), lambda T, x: T.sum(x, None),
+    lambda T, x: x.sum(dim=None, keepdim=True, dtype=T.float64), lambda T, x: x.mean(dim=None),
+    lambda T, x: x.mean(None, True), lambda T, x: x.mean(dim=None, keepdim=True, dtype=T.float64),
+    lambda T, x: x.mean(dim=(0, -1), keepdim=True), lambda T, x: T.mean(x, [1]),
+    lambda T, x: x.std(dim=None, keepdim=True), lambda T, x: x.var(dim=(0, 2), correction=0, keepdim=True),
+    lambda T, x: x.std(1, False, True),
+], ids=["sum_none", "sum_none_keepdim", "torch_sum_none", "sum_none_dtype", "mean_none", "mean_none_keepdim",
+        "mean_none_dtype", "mean_tuple_keepdim", "torch_mean_list", "std_none_keepdim", "var_correction",
+        "std_positional"])
+def test_reductions_with_dim_none_and_tuples(form):
+    """A dim given as None is torch's dim overload (SumBackward1, MeanBackward1) over every dim,
+    keepdim honoured; not the no-dim overload (SumBackward0)."""
+    rng = np.random.default_rng(8)
+    check(form, [_x(rng, 2, 3, 4).astype("float32")])
+    gradcheck(form, [_x(rng, 2, 3, 4)])
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: x.softmax(-1, dtype=T.float64), lambda T, x: x.log_softmax(dim=1, dtype=T.float64),
+    lambda T, x: T.softmax(x, 1, dtype=T.float64), lambda T, x: T.log_softmax(x, 0, T.float64),
+    lambda T, x: F(T).softmax(x, 1, 3, T.float64), lambda T, x: F(T).log_softmax(x, -1, _stacklevel=5),
+    lambda T, x: x.softmax(1, dtype=x.dtype), lambda T, x: x.permute(dims=(2, 0, 1)),
+    lambda T, x: x.permute([1, 2, 0]),
+], ids=["softmax_dtype", "log_softmax_dtype", "torch_softmax_dtype", "torch_log_softmax_dtype",
+        "F_softmax_positional_stacklevel", "F_log_softmax_stacklevel", "softmax_same_dtype", "permute_dims_kw",
+        "permute_list"])
+def test_softmax_dtype_and_permute_forms(form):
+    rng = np.random.default_rng(9)
+    check(form, [_x(rng, 2, 3, 4).astype("float32")], graph_depth=2)
+    gradcheck(form, [_x(rng, 2, 3, 4)])
+
+
+@pytest.mark.parametrize("name,shape", [("softmax", (2, 3, 4)), ("softmax", (4,)), ("log_softmax", (3, 4)),
+                                        ("log_softmax", (2, 2, 3, 4)), ("softmax", ())])
+def test_softmax_without_dim_warns_and_picks_torchs_dim(name, shape):
+    rng = np.random.default_rng(10)
+    x = _x(rng, *shape).astype("float32")
+    check(lambda T, a: getattr(F(T), name)(a), [x])
+    messages = []
+    for T in (torch, E):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            getattr(F(T), name)(T.tensor(x))
+        messages.append([(w.category, str(w.message)) for w in caught])
+    assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: T.where(x > 0), lambda T, x: (x > 0).nonzero(), lambda T, x: x.nonzero(as_tuple=True),
+    lambda T, x: T.nonzero(x > 0.5), lambda T, x: T.where(x > 10), lambda T, x: T.where(x.sum() > 0),
+    lambda T, x: (x.sum() > 0).nonzero(), lambda T, x: x[T.where(x > 0)],
+], ids=["where_cond", "nonzero", "nonzero_as_tuple", "torch_nonzero", "where_none_true", "where_0d",
+        "nonzero_0d", "index_with_where"])
+def test_where_with_one_argument_and_nonzero(form):
+    """torch.where(cond) is cond.nonzero(as_tuple=True): int64 index tensors whose count depends
+    on values; nonzero's (count, ndim) result is column-major, as torch's CPU kernel lays it out."""
+    rng = np.random.default_rng(11)
+    x = _x(rng, 3, 4)
+    t_out, e_out = check(form, [x])
+    for t, e in zip(t_out if isinstance(t_out, tuple) else [t_out], e_out if isinstance(e_out, tuple) else [e_out]):
+        assert e.is_contiguous() == t.is_contiguous()
+
+
+CLAMPS = {
+    "min_tensor": (lambda T, x, lo, hi: x.clamp(min=lo), (4,), None),
+    "max_tensor": (lambda T, x, lo, hi: T.clamp(x, max=hi), None, (3, 1)),
+    "both_tensors": (lambda T, x, lo, hi: x.clamp(lo, hi), (4,), (3, 1)),
+    "both_crossing": (lambda T, x, lo, hi: T.clamp(x, hi, lo), (4,), (3, 1)),  # min > max in places
+    "broadcast_up": (lambda T, x, lo, hi: x.clip(min=lo), (2, 3, 4), None),
+    "clamp_min_tensor": (lambda T, x, lo, hi: x.clamp_min(lo), (3, 4), None),
+    "clamp_max_tensor": (lambda T, x, lo, hi: T.clamp_max(x, hi), None, (4,)),
+    "clamp_min_scalar": (lambda T, x, lo, hi: x.clamp_min(0.1), None, None),
+    "clamp_max_scalar": (lambda T, x, lo, hi: T.clamp_max(x, -0.2), None, None),
+    "torch_clamp_min": (lambda T, x, lo, hi: T.clamp_min(x, 0.3), None, None),
+    "clamp_inplace_tensor": (lambda T, x, lo, hi: (x * 1).clamp_(min=lo, max=hi), (4,), (3, 1)),
+    "clamp_min_inplace": (lambda T, x, lo, hi: (x * 1).clamp_min_(lo), (4,), None),
+    "clamp_max_inplace_scalar": (lambda T, x, lo, hi: (x * 1).clamp_max_(0.2), None, None),
+    "clamp_0d_tensor": (lambda T, x, lo, hi: x.clamp(min=lo), (), None),
+}
+
+
+@pytest.mark.parametrize("name", CLAMPS)
+def test_clamp_with_tensor_bounds_and_clamp_min_max(name):
+    """clamp(min=Tensor, max=Tensor) is torch's clamp.Tensor (ClampBackward0: the bounds get
+    gradients too); clamp_min/clamp_max are ClampMin/MaxBackward0 (a number) or 1 (a tensor)."""
+    form, lo_shape, hi_shape = CLAMPS[name]
+    rng = np.random.default_rng(12)
+    x = _x(rng, 3, 4)
+    lo = None if lo_shape is None else rng.standard_normal(lo_shape) * 0.5 - 0.3
+    hi = None if hi_shape is None else rng.standard_normal(hi_shape) * 0.5 + 0.3
+    check(form, [x, lo, hi])
+    check(form, [x.astype("float32"), lo, hi])  # a float64 bound: a float64 result
+    gradcheck(form, [x, lo, hi])
+    gradgradcheck(form, [x, lo, hi])
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: F(T).silu(x * 1, inplace=True), lambda T, x: F(T).leaky_relu(x * 1, 0.2, True),
+    lambda T, x: F(T).elu(x * 1, alpha=0.7, inplace=True), lambda T, x: F(T).leaky_relu(x * 1, inplace=True),
+], ids=["silu", "leaky_relu", "elu", "leaky_relu_default_slope"])
+def test_activations_in_place(form):
+    """F.silu/leaky_relu/elu(inplace=True): SiluBackward0, LeakyReluBackward1 and EluBackward1
+    (the last two read the result)."""
+    rng = np.random.default_rng(13)
+    check(form, [_x(rng, 3, 4)])
+    gradcheck(form, [_x(rng, 3, 4)])
+
+
+@pytest.mark.parametrize("name", ["silu", "leaky_relu", "elu"])
+def test_activations_in_place_on_a_leaf_are_refused(name):
+    raises_same(lambda T: getattr(F(T), name)(T.ones(2, requires_grad=True), inplace=True))
+
+
+SWEEP_ERRORS = {
+    "clamp_tensor_shape": lambda T: T.ones(3, 4).clamp(T.zeros(5)),
+    "clamp_inplace_bigger": lambda T: T.ones(3, 4).clamp_(min=T.zeros(2, 3, 4)),
+    "clamp_none": lambda T: T.ones(3).clamp(min=None, max=None),
+    "clamp_min_tensor_shape": lambda T: T.ones(3, 4).clamp_min(T.zeros(3)),
+    "permute_dims_count": lambda T: T.ones(2, 3).permute(dims=(0,)),
+}
+
+
+@pytest.mark.parametrize("name", SWEEP_ERRORS)
+def test_sweep_errors(name):
+    raises_same(lambda T: SWEEP_ERRORS[name](T))
+
+
+def test_clamp_mixing_a_tensor_and_a_number_is_a_type_error():
+    for T in (torch, E):
+        with pytest.raises(TypeError, match="clamp\\(\\) received an invalid combination of arguments"):
+            T.ones(3).clamp(min=T.zeros(3), max=0.5)

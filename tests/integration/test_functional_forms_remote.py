@@ -59,6 +59,21 @@ CASES = {
     "bce_pos_weight": (lambda th, x, y, pw: F(th).binary_cross_entropy_with_logits(x, y.sigmoid().detach(),
                                                                                     pos_weight=pw.detach()),
                        [arr(3, 4), arr(3, 4, name="y"), W4], {"BinaryCrossEntropyWithLogitsBackward0"}),
+    # the sweep's forms of other calls
+    "sum_mean_dim_none": (lambda th, x: (x.sum(dim=None, keepdim=True), x.mean(None),
+                                         th.sum(x, None, dtype=th.float64)),
+                          [arr(2, 3, 4)], {"SumBackward1", "MeanBackward1"}),
+    "softmax_dtype_implicit_dim": (lambda th, x: (x.softmax(-1, dtype=th.float64), F(th).log_softmax(x),
+                                                  th.softmax(x, 0, th.float64)),
+                                   [arr(3, 4)], {"SoftmaxBackward0", "LogSoftmaxBackward0", "ToCopyBackward0"}),
+    "where_one_argument": (lambda th, x: (x[th.where(x > 0)], th.where(x > 0)[1], x.nonzero(as_tuple=True)[0]),
+                           [arr(3, 4)], {"IndexBackward0"}),
+    "clamp_tensor_bounds": (lambda th, x, lo, hi: (x.clamp(lo, hi), x.clamp_min(lo), (x * 1).clamp_(max=hi)),
+                            [arr(3, 4), arr(4, name="lo"), arr(3, 1, name="hi")],
+                            {"ClampBackward0", "ClampMinBackward1"}),
+    "activations_in_place": (lambda th, x: (F(th).silu(x * 1, inplace=True), F(th).elu(x * 1, inplace=True),
+                                            F(th).leaky_relu(x.permute(dims=(1, 0)) * 1, 0.2, True)),
+                             [arr(3, 4)], {"SiluBackward0", "EluBackward1", "LeakyReluBackward1"}),
 }
 
 
@@ -135,6 +150,9 @@ ERRORS = {
     "bce_pos_weight_bigger": lambda th: F(th).binary_cross_entropy_with_logits(th.tensor(_x23), th.ones(2, 3),
                                                                                pos_weight=th.ones(2, 2, 3)),
     "bad_reduction": lambda th: F(th).cross_entropy(th.tensor(_x23), th.tensor([0, 1]), reduction="avg"),
+    "clamp_tensor_shape": lambda th: th.tensor(_x23).clamp(th.zeros(4)),
+    "clamp_inplace_bigger": lambda th: th.tensor(_x23).clamp_(min=th.zeros(2, 2, 3)),
+    "elu_inplace_leaf": lambda th: F(th).elu(th.tensor(_x23, requires_grad=True), inplace=True),
 }
 
 
