@@ -82,10 +82,19 @@ def _torch_dropout(input, p: float, train: bool):  # noqa: A002  (torch.dropout'
     return dropout(input, p, train)
 
 
+def _tensor_pair_function(name):
+    """torch.maximum/minimum: other must be a Tensor (position 2 in torch's TypeError)."""
+    def fn(input, other):  # noqa: A002
+        return getattr(input, name)(input._tensor_arg(name, other, position=2))
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
 def _torch_namespace() -> dict:
     ns = {name: _method_function(name) for name in _METHOD_FUNCTIONS}
     ns.update(cat=cat, concat=concat, concatenate=concatenate, stack=stack, where=where,
-              is_tensor=is_tensor, rsub=rsub, dropout=_torch_dropout)
+              is_tensor=is_tensor, rsub=rsub, dropout=_torch_dropout,
+              maximum=_tensor_pair_function("maximum"), minimum=_tensor_pair_function("minimum"))
     return ns
 
 

@@ -530,6 +530,12 @@ def _clamp_tensor(a, min=None, max=None):  # noqa: A002
     return Meta(_broadcast(a, *bounds), _dtype(a, *bounds))
 
 
+def _round_decimals(a, decimals):
+    if a.dtype.kind != "f":
+        raise ValueDependentError  # the engine words the error
+    return Meta(a.shape, a.dtype)
+
+
 def _value_dependent(*inputs, **params):
     raise ValueDependentError  # the result's size is counted on the server
 
@@ -587,7 +593,7 @@ RULES = {
     "mul_scalar": _scalar_promoted, "add_scalar": _scalar_promoted, "div_scalar": _div_scalar,
     "clamp_tensor": _clamp_tensor, "clamp_min": _clamp_bound, "clamp_max": _clamp_bound,
     "clamp_min_tensor": elementwise(), "clamp_max_tensor": elementwise(),
-    "leaky_relu_": _same, "elu_": _same, "nonzero": _value_dependent,
+    "leaky_relu_": _same, "elu_": _same, "nonzero": _value_dependent, "round_decimals": _round_decimals,
     "div_mode": _div, "floor_divide": _checked("div_floor_cpu", elementwise()),
     "floor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),
     "rfloor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),

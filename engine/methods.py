@@ -336,11 +336,18 @@ class TensorMethods:
     def argmin(self, dim=None, keepdim=False):
         return self._op("argmin", dim=dim, keepdim=keepdim)
 
+    def _tensor_arg(self, name: str, other, position: int = 1):
+        """An argument torch takes only as a Tensor (maximum's other): anything else is its TypeError."""
+        if not isinstance(other, TensorMethods):
+            raise TypeError(f"{name}(): argument 'other' (position {position}) must be Tensor, not "
+                            f"{type(other).__name__}")
+        return other
+
     def maximum(self, other):
-        return self._op("maximum", other)
+        return self._op("maximum", self._tensor_arg("maximum", other))
 
     def minimum(self, other):
-        return self._op("minimum", other)
+        return self._op("minimum", self._tensor_arg("minimum", other))
 
     def _reduce_params(self, dim, keepdim):
         return {} if dim is None else {"dim": _dim_arg(dim)[0] if not isinstance(dim, (tuple, list)) else _dim_arg(dim),
@@ -421,10 +428,16 @@ class TensorMethods:
     def triu(self, diagonal=0):
         return self._op("triu", diagonal=int(diagonal))
 
-    def round(self, *, decimals=0):
-        if decimals != 0:
-            raise NotImplementedError("round(decimals=...) is not implemented here; only decimals=0")
-        return self._op("round")
+    def round(self, *, decimals=_UNSET):
+        # naming decimals at all selects torch's round.decimals overload: RoundBackward1
+        if decimals is _UNSET:
+            return self._op("round")
+        return self._op("round_decimals", decimals=int(decimals))
+
+    def round_(self, *, decimals=_UNSET):
+        if decimals is _UNSET:
+            return self._iop("round")
+        return self._iop("round_decimals", decimals=int(decimals))
 
     def sigmoid(self):
         return self._op("sigmoid")
@@ -1009,6 +1022,22 @@ class TensorMethods:
 
     def relu_(self):
         return self._iop("relu")
+
+    def _pointwise_(name):  # noqa: N805  (a helper run while the class body is built)
+        def method(self):
+            return self._iop(name)
+        method.__name__ = name + "_"
+        return method
+
+    abs_, sqrt_, rsqrt_, tanh_ = _pointwise_("abs"), _pointwise_("sqrt"), _pointwise_("rsqrt"), _pointwise_("tanh")
+    log_, log1p_, expm1_, reciprocal_ = _pointwise_("log"), _pointwise_("log1p"), _pointwise_("expm1"), \
+        _pointwise_("reciprocal")
+    sin_, cos_, floor_, ceil_, trunc_ = _pointwise_("sin"), _pointwise_("cos"), _pointwise_("floor"), \
+        _pointwise_("ceil"), _pointwise_("trunc")
+    del _pointwise_
+
+    def square_(self):
+        return self.pow_(2)
 
     def clamp_(self, min=None, max=None):  # noqa: A002
         name, inputs, params = self._clamp_args("clamp_", min, max)

@@ -394,6 +394,19 @@ op("floor", "FloorBackward0", _rounding(xp.floor), (lambda g, c: g * 0,))
 op("ceil", "CeilBackward0", _rounding(xp.ceil), (lambda g, c: g * 0,))
 op("trunc", "TruncBackward0", _rounding(xp.trunc), (lambda g, c: g * 0,))
 op("round", "RoundBackward0", _rounding(xp.round), (lambda g, c: g * 0,))  # halves to even, as torch
+
+
+def _round_decimals(a, decimals):
+    """torch's round(decimals=): nearbyint(a * 10^d) / 10^d (by 10^-d for d < 0), in a's dtype."""
+    if a.dtype.kind != "f":
+        raise NotImplementedError(f'"round_cpu" not implemented for \'{_scalar_name(a)}\'')
+    scale = a.dtype.type(10.0 ** abs(decimals))
+    if decimals < 0:
+        return xp.rint(a / scale) * scale
+    return xp.rint(a * scale) / scale
+
+
+op("round_decimals", "RoundBackward1", _round_decimals, (lambda g, c: g * 0,))
 op("frac", "FracBackward0", _frac, (lambda g, c: g,))
 op("isnan", None, xp.isnan, (NOT_DIFF,))
 op("isinf", None, xp.isinf, (NOT_DIFF,))
@@ -616,10 +629,15 @@ def _axis(a, dim):
 
 
 def _check_reduce_dims(a, dim):
+    seen = set()
     for d in dim or ():
         if not -max(a.ndim, 1) <= d < max(a.ndim, 1):
             raise IndexError(f"Dimension out of range (expected to be in range of "
                              f"[{-max(a.ndim, 1)}, {max(a.ndim, 1) - 1}], but got {d})")
+        d %= max(a.ndim, 1)
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
     return _dims(dim, a.ndim) if a.ndim else None
 
 

@@ -438,3 +438,47 @@ def test_clamp_mixing_a_tensor_and_a_number_is_a_type_error():
     for T in (torch, E):
         with pytest.raises(TypeError, match="clamp\\(\\) received an invalid combination of arguments"):
             T.ones(3).clamp(min=T.zeros(3), max=0.5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda T, x: x.sum((0, 0)), lambda T, x: x.mean((1, -1)), lambda T, x: x.amax((0, 0)),
+    lambda T, x: x.amin(dim=(1, 1)), lambda T, x: x.std((0, -2)), lambda T, x: x.var((1, 1), correction=0),
+    lambda T, x: x.logsumexp((0, 0)), lambda T, x: x.norm(dim=(0, 0)), lambda T, x: (x > 0).all((1, 1)),
+    lambda T, x: (x > 0).any((0, -2)), lambda T, x: T.tensor(1.0).sum((0, -1)),
+], ids=["sum", "mean", "amax", "amin", "std", "var", "logsumexp", "norm", "all", "any", "sum_0d"])
+def test_a_dim_named_twice_is_torchs_error(call):
+    raises_same(call, np.ones((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("call", [
+    lambda T, x: x.maximum(0.0), lambda T, x: T.maximum(x, 0.0), lambda T, x: T.minimum(x, 1),
+    lambda T, x: x.minimum([1.0, 2.0, 3.0]),
+], ids=["method_float", "torch_float", "torch_int", "method_list"])
+def test_maximum_minimum_take_only_tensors(call):
+    raises_same(call, np.ones((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: x.round(decimals=2), lambda T, x: T.round(x * 10, decimals=-1),
+    lambda T, x: (x * 1).round_(decimals=1), lambda T, x: x.round(decimals=0), lambda T, x: (x * 1).round_(),
+], ids=["decimals", "negative_decimals", "in_place", "decimals_zero", "in_place_plain"])
+def test_round_with_decimals(form):
+    """round(decimals=) is torch's round.decimals (RoundBackward1, zero gradient)."""
+    rng = np.random.default_rng(14)
+    for dtype in ("float32", "float64"):
+        check(form, [(rng.standard_normal((3, 4)) * 3).astype(dtype)])
+    raises_same(lambda T: T.tensor([1, 25, 35]).round(decimals=-1))
+
+
+@pytest.mark.parametrize("method", ["abs_", "sqrt_", "rsqrt_", "tanh_", "log_", "log1p_", "expm1_", "reciprocal_",
+                                    "sin_", "cos_", "floor_", "ceil_", "trunc_", "square_"])
+def test_pointwise_methods_in_place(method):
+    rng = np.random.default_rng(15)
+    x = np.abs(rng.standard_normal((3, 4))) + 0.5
+
+    def form(T, a):
+        return getattr(a * 1, method)()
+    check(form, [x])
+    check(form, [x.astype("float32")])
+    gradcheck(form, [x])
+    raises_same(lambda T: getattr(T.ones(2, requires_grad=True), method)())  # a leaf: refused

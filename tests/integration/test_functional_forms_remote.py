@@ -71,6 +71,10 @@ CASES = {
     "clamp_tensor_bounds": (lambda th, x, lo, hi: (x.clamp(lo, hi), x.clamp_min(lo), (x * 1).clamp_(max=hi)),
                             [arr(3, 4), arr(4, name="lo"), arr(3, 1, name="hi")],
                             {"ClampBackward0", "ClampMinBackward1"}),
+    "pointwise_in_place": (lambda th, x: ((x.abs() + 1).sqrt_(), (x * 1).tanh_(), (x.abs() + 1).log_(),
+                                          (x * 1).square_(), (x * 1).round_(decimals=1)),
+                           [arr(3, 4)], {"SqrtBackward0", "TanhBackward0", "LogBackward0", "PowBackward0",
+                                         "RoundBackward1"}),
     "activations_in_place": (lambda th, x: (F(th).silu(x * 1, inplace=True), F(th).elu(x * 1, inplace=True),
                                             F(th).leaky_relu(x.permute(dims=(1, 0)) * 1, 0.2, True)),
                              [arr(3, 4)], {"SiluBackward0", "EluBackward1", "LeakyReluBackward1"}),
@@ -152,6 +156,9 @@ ERRORS = {
     "bad_reduction": lambda th: F(th).cross_entropy(th.tensor(_x23), th.tensor([0, 1]), reduction="avg"),
     "clamp_tensor_shape": lambda th: th.tensor(_x23).clamp(th.zeros(4)),
     "clamp_inplace_bigger": lambda th: th.tensor(_x23).clamp_(min=th.zeros(2, 2, 3)),
+    "dim_twice": lambda th: th.tensor(_x23).sum((1, -1)),
+    "maximum_number": lambda th: th.maximum(th.tensor(_x23), 0.0),
+    "round_decimals_int": lambda th: th.tensor([15, 25]).round(decimals=-1),
     "elu_inplace_leaf": lambda th: F(th).elu(th.tensor(_x23, requires_grad=True), inplace=True),
 }
 

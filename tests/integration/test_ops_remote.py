@@ -277,6 +277,7 @@ CASES = {
     "clamp_max": (lambda th, a: th.clamp_max(a, 0.1), [A23]),
     "clamp_min_tensor": (lambda th, a, b: a.clamp_min(b), [A23, B23]),
     "clamp_max_tensor": (lambda th, a, b: (a * 1).clamp_max_(b[0]), [A23, B23]),
+    "round_decimals": (lambda th, a: (a.round(decimals=2), (a * 10).round_(decimals=-1)), [A23]),
     "leaky_relu_": (lambda th, a: F(th).leaky_relu(a * 1, 0.1, inplace=True), [A23]),
     "elu_": (lambda th, a: F(th).elu(a * 1, inplace=True), [A23]),
     # torch's C++ composites' Scalar overloads: cross_entropy with label smoothing and probabilities
