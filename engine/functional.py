@@ -168,18 +168,50 @@ def linear(input, weight, bias=None):  # noqa: A002
     return out if bias is None else out + bias
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
+def _warn_target_size(input, target) -> None:  # noqa: A002
     if tuple(target.shape) != tuple(input.shape):
         warnings.warn(f"Using a target size ({target.size()}) that is different to the input size "
                       f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", UserWarning, stacklevel=2)
-        # torch broadcasts both sides first: the graph shows ExpandBackward0 under MseLossBackward0
-        shape = _broadcast_shapes(tuple(input.shape), tuple(target.shape))
-        if tuple(input.shape) != shape:
-            input = input.expand(shape)  # noqa: A001
-        if tuple(target.shape) != shape:
-            target = target.expand(shape)
-    return input._op("mse_loss", target, reduction=_reduction(reduction, size_average, reduce))
+                      "Please ensure they have the same size.", UserWarning, stacklevel=3)
+
+
+def _broadcast_tensors(input, target):  # noqa: A002
+    """torch.broadcast_tensors of two: a side expanded (ExpandBackward0) only where its shape differs."""
+    shape = _broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    if tuple(input.shape) != shape:
+        input = input.expand(shape)  # noqa: A001
+    if tuple(target.shape) != shape:
+        target = target.expand(shape)
+    return input, target
+
+
+def _weighted_loss(errors, input, weight, reduction: str):  # noqa: A002
+    """mse_loss/l1_loss with weight=: torch's Python composite (errors * weight, then the sum over
+    the weights' sum for 'mean')."""
+    loss = errors * weight
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
+
+
+def _check_loss_weight(input, weight) -> None:  # noqa: A002
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):  # noqa: A002
+    _warn_target_size(input, target)
+    reduction = _legacy_reduction(reduction, size_average, reduce)
+    # torch broadcasts both sides first: the graph shows ExpandBackward0 under MseLossBackward0
+    expanded_input, expanded_target = _broadcast_tensors(input, target)
+    if weight is not None:
+        _check_loss_weight(input, weight)
+        return _weighted_loss((expanded_input - expanded_target).pow(2), input, weight, reduction)
+    return expanded_input._op("mse_loss", expanded_target, reduction=_reduction(reduction))
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):  # noqa: A002
@@ -200,14 +232,16 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     return input.mul_(noise) if inplace else input * noise
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):  # noqa: A002
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):  # noqa: A002
     # torch composes it: |input - target|, then the reduction (MeanBackward0 over AbsBackward0)
-    if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"Using a target size ({target.size()}) that is different to the input size "
-                      f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", UserWarning, stacklevel=2)
-    reduction = _reduction(reduction, size_average, reduce)
-    loss = (input - target).abs()
+    _warn_target_size(input, target)
+    reduction = _legacy_reduction(reduction, size_average, reduce)
+    expanded_input, expanded_target = _broadcast_tensors(input, target)
+    if weight is not None:
+        _check_loss_weight(input, weight)
+        return _weighted_loss((expanded_input - expanded_target).abs(), input, weight, reduction)
+    reduction = _reduction(reduction)
+    loss = (expanded_input - expanded_target).abs()
     return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
 
 
@@ -222,14 +256,20 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return input._op("binary_cross_entropy_with_logits", target, *extra, reduction=reduction)
 
 
-def _reduction(reduction: str, size_average=None, reduce=None) -> str:
-    """torch's _Reduction: the deprecated size_average/reduce pair, else the name, checked."""
+def _legacy_reduction(reduction: str, size_average=None, reduce=None) -> str:
+    """torch's _Reduction.legacy_get_string: the deprecated size_average/reduce pair, when given."""
     if size_average is not None or reduce is not None:
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
         reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
         warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' "
-                      "instead.", UserWarning, stacklevel=3)
+                      "instead.", UserWarning, stacklevel=4)
+    return reduction
+
+
+def _reduction(reduction: str, size_average=None, reduce=None) -> str:
+    """torch's _Reduction: the deprecated size_average/reduce pair, else the name, checked."""
+    reduction = _legacy_reduction(reduction, size_average, reduce)
     if reduction == "elementwise_mean":
         warnings.warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
                       UserWarning, stacklevel=3)

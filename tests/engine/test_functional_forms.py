@@ -482,3 +482,33 @@ def test_pointwise_methods_in_place(method):
     check(form, [x.astype("float32")])
     gradcheck(form, [x])
     raises_same(lambda T: getattr(T.ones(2, requires_grad=True), method)())  # a leaf: refused
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss"])
+def test_mse_and_l1_with_weight(loss, reduction):
+    """torch 2.13's weight= of mse_loss/l1_loss: a Python composite (PowBackward0 or AbsBackward0,
+    times the weight; 'mean' divides by the weights' sum), the weight differentiable too."""
+    rng = np.random.default_rng(16)
+    x, t, w = _x(rng, 3, 4), _x(rng, 3, 4), rng.random((3, 4)) + 0.1
+
+    def fn(T, a, b, c):
+        return getattr(F(T), loss)(a, b, reduction=reduction, weight=c)
+    check(fn, [x, t, w], graph_depth=5)
+    check(fn, [x.astype("float32"), t.astype("float32"), w.astype("float32")], graph_depth=5)
+    gradcheck(fn, [x, t, w])
+    # a target that broadcasts (torch warns, and expands it), the weight of the input's shape
+    check(lambda T, a, b, c: getattr(F(T), loss)(a, b[0], reduction=reduction, weight=c), [x, t, w],
+          graph_depth=5)
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss"])
+def test_mse_and_l1_broadcast_graph_and_weight_errors(loss):
+    rng = np.random.default_rng(17)
+    x, t = _x(rng, 3, 4), _x(rng, 4)
+    check(lambda T, a, b: getattr(F(T), loss)(a, b), [x, t], graph_depth=5)  # ExpandBackward0 under it
+    check(lambda T, a, b: getattr(F(T), loss)(b, a, reduction="none"), [x, t], graph_depth=5)
+    raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, weight=T.ones(4)), x, x)
+    raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, weight=T.ones(3, 4), reduction="avg"), x, x)
+    raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, weight=T.ones(3, 4), reduction="elementwise_mean"), x, x)
+    raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, reduction="avg"), x, x)

@@ -59,6 +59,10 @@ CASES = {
     "bce_pos_weight": (lambda th, x, y, pw: F(th).binary_cross_entropy_with_logits(x, y.sigmoid().detach(),
                                                                                     pos_weight=pw.detach()),
                        [arr(3, 4), arr(3, 4, name="y"), W4], {"BinaryCrossEntropyWithLogitsBackward0"}),
+    "mse_l1_weight": (lambda th, x, y, w: (F(th).mse_loss(x, y, weight=w), F(th).l1_loss(x, y[0], weight=w,
+                                                                                         reduction="none")),
+                      [arr(3, 4), arr(3, 4, name="y"), np.abs(arr(3, 4, name="w"))],
+                      {"PowBackward0", "AbsBackward0", "DivBackward0", "ExpandBackward0"}),
     # the sweep's forms of other calls
     "sum_mean_dim_none": (lambda th, x: (x.sum(dim=None, keepdim=True), x.mean(None),
                                          th.sum(x, None, dtype=th.float64)),
