@@ -22,6 +22,8 @@ _METHOD_FUNCTIONS = (
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
     "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
     "argsort", "logsumexp", "nonzero", "clamp_min", "clamp_max",
+    # torch's in-place functions of the methods that have them
+    "relu_", "sigmoid_", "exp_", "neg_", "abs_", "sqrt_", "rsqrt_", "tanh_", "log_", "clamp_", "clip_",
 )
 
 
@@ -90,11 +92,15 @@ def _tensor_pair_function(name):
     return fn
 
 
+def split(tensor, split_size_or_sections, dim: int = 0):
+    return tensor.split(split_size_or_sections, dim)
+
+
 def _torch_namespace() -> dict:
     ns = {name: _method_function(name) for name in _METHOD_FUNCTIONS}
     ns.update(cat=cat, concat=concat, concatenate=concatenate, stack=stack, where=where,
               is_tensor=is_tensor, rsub=rsub, dropout=_torch_dropout,
-              maximum=_tensor_pair_function("maximum"), minimum=_tensor_pair_function("minimum"))
+              maximum=_tensor_pair_function("maximum"), minimum=_tensor_pair_function("minimum"), split=split)
     return ns
 
 
@@ -105,6 +111,10 @@ TORCH_FUNCTIONS = _torch_namespace()
 
 def relu(input, inplace: bool = False):  # noqa: A002
     return input.relu_() if inplace else input.relu()
+
+
+def relu_(input):  # noqa: A002
+    return input.relu_()
 
 
 def sigmoid(input):  # noqa: A002
@@ -412,7 +422,7 @@ def _cross_entropy_smoothed(input, target, weight, reduction, ignore_index, labe
 
 
 nn_functional = types.SimpleNamespace(
-    relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
+    relu=relu, relu_=relu_, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
     elu=elu, l1_loss=l1_loss, dropout=dropout)

@@ -29,6 +29,11 @@ def _size_args(args) -> tuple:
     return tuple(int(a) for a in args)
 
 
+def _kw_size(args: tuple, kw) -> tuple:
+    """A sizes argument given positionally (``*args``) or by its keyword (``size=(2, 3)``)."""
+    return args if kw is None else (kw,)
+
+
 def _dim_arg(dim):
     if dim is None:
         return None
@@ -102,14 +107,15 @@ class TensorMethods:
         return operand
 
     # ------------------------------------------------------------ new tensors like this one
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    # (size= as a keyword too, as torch takes it: the positional sizes are *args)
+    def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.zeros(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    def new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.ones(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    def new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.empty(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
         return self._factories.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
@@ -387,7 +393,8 @@ class TensorMethods:
     isnan, isinf, isfinite = _pointwise("isnan"), _pointwise("isinf"), _pointwise("isfinite")
     del _pointwise
 
-    def flip(self, *dims):
+    def flip(self, *args, dims=None):
+        dims = _kw_size(args, dims)
         if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
             dims = tuple(dims[0])
         return self._op("flip", dims=tuple(int(d) for d in dims))
@@ -417,7 +424,8 @@ class TensorMethods:
     def gather(self, dim, index):
         return self._op("gather", index, dim=int(dim))
 
-    def repeat(self, *repeats):
+    def repeat(self, *args, repeats=None):
+        repeats = _kw_size(args, repeats)
         if not repeats:
             raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
         return self._op("repeat", repeats=_size_args(repeats))
@@ -686,7 +694,8 @@ class TensorMethods:
     def permute(self, *args, dims=None):
         return self._op("permute", dims=_size_args(args if dims is None else (dims,)))
 
-    def view(self, *shape):
+    def view(self, *args, size=None):
+        shape = _kw_size(args, size)
         if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
             raise NotImplementedError("view(dtype) is not supported")
         return self._op("view", shape=_size_args(shape))
@@ -694,10 +703,10 @@ class TensorMethods:
     def view_as(self, other):
         return self.view(tuple(other.shape))
 
-    def reshape(self, *shape):
+    def reshape(self, *args, shape=None):
         # torch: a view of a contiguous tensor, an alias with new strides when the memory allows
         # it (ReshapeAliasBackward0), else a contiguous copy
-        shape = _size_args(shape)
+        shape = _size_args(_kw_size(args, shape))
         if self.is_contiguous():
             return self._op("view", shape=shape)
         if self._can_view(shape):
@@ -729,8 +738,8 @@ class TensorMethods:
     def unsqueeze(self, dim):
         return self._op("unsqueeze", dim=int(dim))
 
-    def expand(self, *sizes):
-        return self._op("expand", shape=_size_args(sizes))
+    def expand(self, *args, size=None):
+        return self._op("expand", shape=_size_args(_kw_size(args, size)))
 
     def expand_as(self, other):
         return self.expand(tuple(other.shape))

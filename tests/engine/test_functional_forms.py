@@ -512,3 +512,23 @@ def test_mse_and_l1_broadcast_graph_and_weight_errors(loss):
     raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, weight=T.ones(3, 4), reduction="avg"), x, x)
     raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, weight=T.ones(3, 4), reduction="elementwise_mean"), x, x)
     raises_same(lambda T, a, b: getattr(F(T), loss)(a, b, reduction="avg"), x, x)
+
+
+@pytest.mark.parametrize("form", [
+    lambda T, x: x.reshape(shape=(4, 3)), lambda T, x: x.view(size=(4, 3)), lambda T, x: x[:1].expand(size=(2, 4)),
+    lambda T, x: x.repeat(repeats=(2, 1)), lambda T, x: x.flip(dims=[0]), lambda T, x: x.flip(dims=(0, 1)),
+    lambda T, x: T.split(x, split_size_or_sections=2), lambda T, x: T.split(x, [1, 3], dim=1),
+    lambda T, x: x.new_zeros(size=(2,)), lambda T, x: x.new_ones(size=[2, 1], dtype=T.float64),
+    lambda T, x: x.new_empty(size=(0,)), lambda T, x: T.relu_(x * 1), lambda T, x: F(T).relu_(x * 1),
+    lambda T, x: T.sigmoid_(x * 1), lambda T, x: T.exp_(x * 1), lambda T, x: T.neg_(x * 1),
+    lambda T, x: T.abs_(x * 1), lambda T, x: T.sqrt_(x.abs() + 1), lambda T, x: T.rsqrt_(x.abs() + 1),
+    lambda T, x: T.tanh_(x * 1), lambda T, x: T.log_(x.abs() + 1), lambda T, x: T.clamp_(x * 1, min=-0.1),
+    lambda T, x: T.clip_(x * 1, -0.2, 0.2),
+], ids=["reshape_shape", "view_size", "expand_size", "repeat_repeats", "flip_dims_list", "flip_dims_tuple",
+        "torch_split_sections", "torch_split_list", "new_zeros_size", "new_ones_size", "new_empty_size",
+        "torch_relu_", "F_relu_", "torch_sigmoid_", "torch_exp_", "torch_neg_", "torch_abs_", "torch_sqrt_",
+        "torch_rsqrt_", "torch_tanh_", "torch_log_", "torch_clamp_", "torch_clip_"])
+def test_keyword_spellings_and_torch_in_place_functions(form):
+    rng = np.random.default_rng(18)
+    check(form, [_x(rng, 3, 4).astype("float32")])
+    gradcheck(form, [_x(rng, 3, 4)])
