@@ -189,3 +189,33 @@ def test_loss_form_errors_are_torchs(t, name):
     x = t.ones(2, requires_grad=True)  # the session goes on
     (x * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_repeated_losses_with_optional_inputs_are_prepared_as_torch(t):
+    """A loss called every step is prepared on the server after its first use: the optional
+    inputs (BCE's weight None beside a pos_weight, nll_loss's class weights) ride along."""
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal((4, 3)).astype(np.float32)
+    y0 = (rng.random((4, 3)) > 0.5).astype(np.float32)
+    pw, cw = np.array([1.0, 2.0, 0.5], np.float32), np.array([0.5, 1.0, 2.0], np.float32)
+    labels = np.array([0, 2, 1, 2])
+
+    def steps(th):
+        w = th.tensor(x0, requires_grad=True)
+        out = []
+        for _ in range(4):
+            loss = (F(th).binary_cross_entropy_with_logits(w, th.tensor(y0), pos_weight=th.tensor(pw))
+                    + F(th).nll_loss(w.log_softmax(1), th.tensor(labels), weight=th.tensor(cw))
+                    + F(th).cross_entropy(w.view(2, 2, 3).transpose(1, 2), th.tensor(labels).view(2, 2),
+                                          label_smoothing=0.2))
+            loss.backward()
+            with th.no_grad():
+                w -= 0.1 * w.grad
+                w.grad.zero_()
+            out.append(loss.item())
+        return out, np.asarray(w.tolist(), dtype=np.float32)
+
+    r_losses, r_w = steps(t)
+    t_losses, t_w = steps(torch)
+    np.testing.assert_allclose(r_losses, t_losses, rtol=1e-5)
+    np.testing.assert_allclose(r_w, t_w, rtol=1e-5, atol=1e-6)
