@@ -372,6 +372,8 @@ def _class_view(weight, dims: int, class_dim: int):
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):  # noqa: A002
     # torch's cross_entropy_loss_prob_target, op for op (its nodes are what a user sees)
+    if input.dim() == 0:
+        raise IndexError(f"Dimension specified as {class_dim} but tensor has no dimensions")
     n_classes = input.shape[class_dim]
     if weight is not None and (weight.dim() != 1 or weight.numel() != n_classes):
         raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {n_classes} classes or "

@@ -220,6 +220,7 @@ _x23 = np.ones((2, 3), "float32")
 ERRORS = {
     "ce_prob_int_target": (lambda T, a, b: F(T).cross_entropy(a, b), [_x23, np.zeros((2, 3), np.int64)]),
     "ce_prob_0d": (lambda T, a, b: F(T).cross_entropy(a, b), [np.float32(1.0), np.int64(0)]),
+    "ce_prob_0d_float": (lambda T, a, b: F(T).cross_entropy(a, b), [np.float32(1.0), np.float32(0.5)]),
     "ce_prob_ignore_index": (lambda T, a, b: F(T).cross_entropy(a, b, ignore_index=1), [_x23, _x23 / 3]),
     "ce_prob_smoothing_too_big": (lambda T, a, b: F(T).cross_entropy(a, b, label_smoothing=1.5), [_x23, _x23 / 3]),
     "ce_prob_weight_shape": (lambda T, a, b: F(T).cross_entropy(a, b, weight=T.ones(2)), [_x23, _x23 / 3]),
