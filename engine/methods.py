@@ -37,9 +37,19 @@ def _kw_size(args: tuple, kw) -> tuple:
 def _dim_arg(dim):
     if dim is None:
         return None
-    if isinstance(dim, (tuple, list)):
-        return tuple(int(d) for d in dim)
-    return (int(dim),)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    out = []
+    for d in dims:
+        # torch's argument parser takes integers only (an integer tensor too): a float or a bool
+        # dim is its TypeError, never truncated
+        try:
+            if isinstance(d, bool) or not hasattr(d, "__index__"):
+                raise TypeError
+            out.append(d.__index__())
+        except TypeError:
+            raise TypeError(f"argument 'dim' must be tuple of ints, but found element of type "
+                            f"{type(d).__name__}") from None
+    return tuple(out)
 
 
 def _alpha(alpha) -> dict:
@@ -535,15 +545,24 @@ class TensorMethods:
 
     def _extreme(self, name, dim, keepdim, other):
         if isinstance(dim, TensorMethods):
-            other, dim = dim, None
+            other, dim = dim, _UNSET
         if other is not None:
             return self._op("maximum" if name == "max" else "minimum", other)
-        if dim is None:
+        if dim is _UNSET and keepdim is _UNSET:
             return self._op(name)
+        if dim is _UNSET or dim is None:
+            # torch's overloads are (), (Tensor other) and (int dim, bool keepdim): keepdim alone, or
+            # a None dim, matches none of them
+            got = "keepdim=bool, " if dim is _UNSET else "NoneType"
+            raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one "
+                            "of:\n * ()\n * (Tensor other)\n * (int dim, bool keepdim = False)\n")
+        keepdim = False if keepdim is _UNSET else keepdim
         values, indices = self._op(name + "_dim", dim=int(dim), keepdim=keepdim)
         return ReturnTypes.make(name, values, indices)
 
     def logsumexp(self, dim, keepdim=False):
+        if dim is None:
+            raise TypeError("logsumexp(): argument 'dim' (position 1) must be tuple of ints, not NoneType")
         return self._op("logsumexp", dim=_dim_arg(dim), keepdim=keepdim)
 
     def argsort(self, dim=-1, descending=False, stable=False):
@@ -559,10 +578,10 @@ class TensorMethods:
         values, indices = self._op("topk", k=int(k), dim=int(dim), largest=bool(largest), sorted=bool(sorted))
         return ReturnTypes.make("topk", values, indices)
 
-    def max(self, dim=None, keepdim=False, *, other=None):
+    def max(self, dim=_UNSET, keepdim=_UNSET, *, other=None):
         return self._extreme("max", dim, keepdim, other)
 
-    def min(self, dim=None, keepdim=False, *, other=None):
+    def min(self, dim=_UNSET, keepdim=_UNSET, *, other=None):
         return self._extreme("min", dim, keepdim, other)
 
     def amax(self, dim=(), keepdim=False):
@@ -571,9 +590,13 @@ class TensorMethods:
     def amin(self, dim=(), keepdim=False):
         return self._op("amin", dim=_dim_arg(dim) or None, keepdim=keepdim)
 
-    def prod(self, dim=None, keepdim=False, *, dtype=None):
+    def prod(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is None or isinstance(dim, (tuple, list)):
+            raise TypeError(f"prod() received an invalid combination of arguments - got ({type(dim).__name__}), but "
+                            "expected one of:\n * (*, torch.dtype dtype = None)\n"
+                            " * (int dim, bool keepdim = False, *, torch.dtype dtype = None)\n")
+        if dim is _UNSET:
             return self._op("prod", **cast)
         return self._op("prod_dim", dim=int(dim), keepdim=keepdim, **cast)
 

@@ -533,3 +533,21 @@ def test_keyword_spellings_and_torch_in_place_functions(form):
     rng = np.random.default_rng(18)
     check(form, [_x(rng, 3, 4).astype("float32")])
     gradcheck(form, [_x(rng, 3, 4)])
+
+
+@pytest.mark.parametrize("call", [
+    lambda T, x: x.max(keepdim=True), lambda T, x: x.min(keepdim=False), lambda T, x: x.max(None),
+    lambda T, x: x.prod(None), lambda T, x: x.logsumexp(None), lambda T, x: x.sum(1.5), lambda T, x: x.sum(True),
+    lambda T, x: x.mean("a"), lambda T, x: x.std(1.0), lambda T, x: x.amax(1.0), lambda T, x: x.sum(dim=[0.0]),
+    lambda T, x: x.mean((0, T.tensor(1.0))),
+], ids=["max_keepdim_only", "min_keepdim_only", "max_none", "prod_none", "logsumexp_none", "sum_float_dim",
+        "sum_bool_dim", "mean_str_dim", "std_float_dim", "amax_float_dim", "sum_float_list", "mean_float_tensor_dim"])
+def test_dims_torch_refuses_are_type_errors(call):
+    """Forms torch's argument parser refuses (the engine truncated a float dim, or ignored
+    keepdim): a TypeError as in torch (its message is the parser's; the type is what a program sees)."""
+    raises_same(call, np.ones((2, 3), "float32"), match_message=False)
+
+
+def test_dims_torch_takes_as_integers():
+    check(lambda T, x: (x.sum(T.tensor(1)), x.mean((0, T.tensor(1))), x.sum(np.int64(1)), x.max(0, keepdim=True)),
+          [np.ones((2, 3))])
