@@ -1787,7 +1787,7 @@ op("mse_loss", "MseLossBackward0", _mse,
 def _inplace_into(out, other, fn):
     """fn(out, other) written into out, as torch's in-place steps of a kernel: out's shape and dtype."""
     try:
-        shape = xp.broadcast_shapes(out.shape, other.shape)
+        shape = xp.broadcast(out, other).shape
     except ValueError:
         raise _shape_error(out, other) from None
     if shape != out.shape:
