@@ -491,17 +491,61 @@ def _loss(a, b, reduction="mean", **params):
     return Meta(shape if reduction == "none" else (), dt)
 
 
-def _bce(x, y, reduction="mean"):
+def _bce(x, y, weight=None, pos_weight=None, reduction="mean"):
     if x.shape != y.shape:
         raise ValueError(f"Target size (torch.Size({list(y.shape)})) must be the same as input size "
                          f"(torch.Size({list(x.shape)}))")
+    for w in (weight, pos_weight):
+        # the weights are written into the loss in place: they must broadcast to its shape
+        if w is not None and (w.ndim > x.ndim or any(a not in (1, b) for a, b in zip(w.shape[::-1], x.shape[::-1]))):
+            raise ValueDependentError  # the engine's checks word it
     return Meta(x.shape if reduction == "none" else (), _dtype(x, y))
 
 
-def _nll(logp, target, reduction="mean", ignore_index=-100):
+def _nll_checked(logp, target, weight, target_dims):
+    if (target.ndim not in target_dims or target.dtype not in (_INT64, numpy.dtype(numpy.uint8))
+            or logp.dtype.kind != "f" or weight is not None and weight.dtype != logp.dtype):
+        raise ValueDependentError  # the engine's checks word it
+
+
+def _nll(logp, target, weight=None, reduction="mean", ignore_index=-100):
+    _nll_checked(logp, target, weight, (0, 1))
+    if weight is not None and weight.shape != logp.shape[-1:]:
+        raise ValueDependentError
     if reduction == "none":
-        return Meta(target.shape, logp.dtype)
+        return Meta(() if logp.ndim == 1 else target.shape, logp.dtype)
     return Meta((), logp.dtype)
+
+
+def _nll2d(logp, target, weight=None, reduction="mean", ignore_index=-100):
+    _nll_checked(logp, target, weight, (3,))
+    if logp.ndim != 4 or (logp.shape[0],) + logp.shape[2:] != target.shape or (
+            weight is not None and weight.size != logp.shape[1]):
+        raise ValueDependentError
+    return Meta(target.shape if reduction == "none" else (), logp.dtype)
+
+
+def _clamp_tensor(a, min=None, max=None):  # noqa: A002
+    bounds = [v for v in (min, max) if v is not None]
+    return Meta(_broadcast(a, *bounds), _dtype(a, *bounds))
+
+
+def _round_decimals(a, decimals):
+    if a.dtype.kind != "f":
+        raise ValueDependentError  # the engine words the error
+    return Meta(a.shape, a.dtype)
+
+
+def _value_dependent(*inputs, **params):
+    raise ValueDependentError  # the result's size is counted on the server
+
+
+def _clamp_bound(a, **bound):
+    return Meta(a.shape, _dtype(a, *bound.values()))
+
+
+def _div_scalar(a, other):
+    return Meta(a.shape, _float(_dtype(a, other)))
 
 
 def _softmax(a, dim):
@@ -545,7 +589,11 @@ RULES = {
     "copy_slices": _inplace_same, "index_put": _inplace_same,
     "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
     "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
-    "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll,
+    "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll, "nll_loss2d": _nll2d,
+    "mul_scalar": _scalar_promoted, "add_scalar": _scalar_promoted, "div_scalar": _div_scalar,
+    "clamp_tensor": _clamp_tensor, "clamp_min": _clamp_bound, "clamp_max": _clamp_bound,
+    "clamp_min_tensor": elementwise(), "clamp_max_tensor": elementwise(),
+    "leaky_relu_": _same, "elu_": _same, "nonzero": _value_dependent, "round_decimals": _round_decimals,
     "div_mode": _div, "floor_divide": _checked("div_floor_cpu", elementwise()),
     "floor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),
     "rfloor_divide_scalar": _checked("div_floor_cpu", _scalar_promoted),

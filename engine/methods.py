@@ -29,12 +29,27 @@ def _size_args(args) -> tuple:
     return tuple(int(a) for a in args)
 
 
+def _kw_size(args: tuple, kw) -> tuple:
+    """A sizes argument given positionally (``*args``) or by its keyword (``size=(2, 3)``)."""
+    return args if kw is None else (kw,)
+
+
 def _dim_arg(dim):
     if dim is None:
         return None
-    if isinstance(dim, (tuple, list)):
-        return tuple(int(d) for d in dim)
-    return (int(dim),)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    out = []
+    for d in dims:
+        # torch's argument parser takes integers only (an integer tensor too): a float or a bool
+        # dim is its TypeError, never truncated
+        try:
+            if isinstance(d, bool) or not hasattr(d, "__index__"):
+                raise TypeError
+            out.append(d.__index__())
+        except TypeError:
+            raise TypeError(f"argument 'dim' must be tuple of ints, but found element of type "
+                            f"{type(d).__name__}") from None
+    return tuple(out)
 
 
 def _alpha(alpha) -> dict:
@@ -102,14 +117,15 @@ class TensorMethods:
         return operand
 
     # ------------------------------------------------------------ new tensors like this one
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    # (size= as a keyword too, as torch takes it: the positional sizes are *args)
+    def new_zeros(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.zeros(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    def new_ones(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.ones(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return self._factories.empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    def new_empty(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        return self._factories.empty(*_kw_size(args, size), dtype=dtype or self.dtype, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
         return self._factories.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
@@ -324,17 +340,30 @@ class TensorMethods:
     def logical_or(self, other):
         return self._op("logical_or", self._arg("logical_or", other))
 
+    def nonzero(self, *, as_tuple=False):
+        if not as_tuple:
+            return self._op("nonzero")
+        # torch's nonzero_numpy: a 0-d tensor counts as one element
+        return (self.reshape(1) if self.dim() == 0 else self)._op("nonzero").unbind(1)
+
     def argmax(self, dim=None, keepdim=False):
         return self._op("argmax", dim=dim, keepdim=keepdim)
 
     def argmin(self, dim=None, keepdim=False):
         return self._op("argmin", dim=dim, keepdim=keepdim)
 
+    def _tensor_arg(self, name: str, other, position: int = 1):
+        """An argument torch takes only as a Tensor (maximum's other): anything else is its TypeError."""
+        if not isinstance(other, TensorMethods):
+            raise TypeError(f"{name}(): argument 'other' (position {position}) must be Tensor, not "
+                            f"{type(other).__name__}")
+        return other
+
     def maximum(self, other):
-        return self._op("maximum", other)
+        return self._op("maximum", self._tensor_arg("maximum", other))
 
     def minimum(self, other):
-        return self._op("minimum", other)
+        return self._op("minimum", self._tensor_arg("minimum", other))
 
     def _reduce_params(self, dim, keepdim):
         return {} if dim is None else {"dim": _dim_arg(dim)[0] if not isinstance(dim, (tuple, list)) else _dim_arg(dim),
@@ -374,7 +403,8 @@ class TensorMethods:
     isnan, isinf, isfinite = _pointwise("isnan"), _pointwise("isinf"), _pointwise("isfinite")
     del _pointwise
 
-    def flip(self, *dims):
+    def flip(self, *args, dims=None):
+        dims = _kw_size(args, dims)
         if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
             dims = tuple(dims[0])
         return self._op("flip", dims=tuple(int(d) for d in dims))
@@ -390,13 +420,22 @@ class TensorMethods:
             raise TypeError(f"masked_fill(): argument 'value' must be Number, not {type(value).__name__}")
         return self._op("masked_fill", mask, value=value)
 
+    def masked_fill_(self, mask, value):
+        if isinstance(value, TensorMethods):
+            return self._iop("masked_fill_tensor", mask, value)
+        value = _scalar(value)
+        if not isinstance(value, _SCALARS):
+            raise TypeError(f"masked_fill_(): argument 'value' must be Number, not {type(value).__name__}")
+        return self._iop("masked_fill", mask, value=value)
+
     def index_select(self, dim, index):
         return self._op("index_select", index, dim=int(dim))
 
     def gather(self, dim, index):
         return self._op("gather", index, dim=int(dim))
 
-    def repeat(self, *repeats):
+    def repeat(self, *args, repeats=None):
+        repeats = _kw_size(args, repeats)
         if not repeats:
             raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
         return self._op("repeat", repeats=_size_args(repeats))
@@ -407,10 +446,16 @@ class TensorMethods:
     def triu(self, diagonal=0):
         return self._op("triu", diagonal=int(diagonal))
 
-    def round(self, *, decimals=0):
-        if decimals != 0:
-            raise NotImplementedError("round(decimals=...) is not implemented here; only decimals=0")
-        return self._op("round")
+    def round(self, *, decimals=_UNSET):
+        # naming decimals at all selects torch's round.decimals overload: RoundBackward1
+        if decimals is _UNSET:
+            return self._op("round")
+        return self._op("round_decimals", decimals=int(decimals))
+
+    def round_(self, *, decimals=_UNSET):
+        if decimals is _UNSET:
+            return self._iop("round")
+        return self._iop("round_decimals", decimals=int(decimals))
 
     def sigmoid(self):
         return self._op("sigmoid")
@@ -421,39 +466,69 @@ class TensorMethods:
     def sign(self):
         return self._op("sign")
 
+    def _clamp_args(self, name, min, max):  # noqa: A002
+        """(op name, inputs, params): tensor bounds are inputs (torch's clamp.Tensor, ClampBackward0)."""
+        if isinstance(min, TensorMethods) or isinstance(max, TensorMethods):
+            if not all(v is None or isinstance(v, TensorMethods) for v in (min, max)):
+                got = ", ".join(f"{k}={'Tensor' if isinstance(v, TensorMethods) else type(v).__name__}"
+                                for k, v in (("min", min), ("max", max)) if v is not None)
+                raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}, ), but "
+                                "expected one of:\n * (Tensor min = None, Tensor max = None)\n"
+                                " * (Number min = None, Number max = None)\n")
+            return "clamp_tensor", (min, max), {}
+        return "clamp", (), {"min": _scalar(min), "max": _scalar(max)}
+
     def clamp(self, min=None, max=None):  # noqa: A002
-        return self._op("clamp", min=_scalar(min), max=_scalar(max))
+        name, inputs, params = self._clamp_args("clamp", min, max)
+        return self._op(name, *inputs, **params)
 
     clip = clamp
 
     def clamp_min(self, min):  # noqa: A002
-        return self.clamp(min=min)
+        if isinstance(min, TensorMethods):
+            return self._op("clamp_min_tensor", min)
+        return self._op("clamp_min", min=_scalar(min))
 
     def clamp_max(self, max):  # noqa: A002
-        return self.clamp(max=max)
+        if isinstance(max, TensorMethods):
+            return self._op("clamp_max_tensor", max)
+        return self._op("clamp_max", max=_scalar(max))
+
+    def clamp_min_(self, min):  # noqa: A002
+        if isinstance(min, TensorMethods):
+            return self._iop("clamp_min_tensor", min)
+        return self._iop("clamp_min", min=_scalar(min))
+
+    def clamp_max_(self, max):  # noqa: A002
+        if isinstance(max, TensorMethods):
+            return self._iop("clamp_max_tensor", max)
+        return self._iop("clamp_max", max=_scalar(max))
 
     def where(self, condition, other):
         return self._dispatch(OPS["where"], (condition, self, self._arg("where", other)), {})
 
-    def softmax(self, dim):
-        return self._op("softmax", dim=dim)
+    def softmax(self, dim, dtype=None):
+        # dtype= casts first, as torch does (a ToCopyBackward0 under the SoftmaxBackward0)
+        return (self if dtype is None else self.to(dtype))._op("softmax", dim=dim)
 
-    def log_softmax(self, dim):
-        return self._op("log_softmax", dim=dim)
+    def log_softmax(self, dim, dtype=None):
+        return (self if dtype is None else self.to(dtype))._op("log_softmax", dim=dim)
 
     # ------------------------------------------------------------ reductions
     # dtype= is a parameter of the reduction itself: torch records no ToCopyBackward0 for it
-    def sum(self, dim=None, keepdim=False, *, dtype=None):
+    # a dim given at all, None included, selects torch's dim overload (SumBackward1, every dim
+    # reduced for None, keepdim honoured)
+    def sum(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is _UNSET:
             return self._op("sum", **cast)
-        return self._op("sum_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
+        return self._op("sum_dim", dim=_dim_arg(dim) or (), keepdim=keepdim, **cast)
 
-    def mean(self, dim=None, keepdim=False, *, dtype=None):
+    def mean(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is _UNSET:
             return self._op("mean", **cast)
-        return self._op("mean_dim", dim=_dim_arg(dim), keepdim=keepdim, **cast)
+        return self._op("mean_dim", dim=_dim_arg(dim) or (), keepdim=keepdim, **cast)
 
     def _var_params(self, dim, unbiased, keepdim, correction):
         if isinstance(dim, bool):  # var(True): the old positional unbiased
@@ -470,15 +545,24 @@ class TensorMethods:
 
     def _extreme(self, name, dim, keepdim, other):
         if isinstance(dim, TensorMethods):
-            other, dim = dim, None
+            other, dim = dim, _UNSET
         if other is not None:
             return self._op("maximum" if name == "max" else "minimum", other)
-        if dim is None:
+        if dim is _UNSET and keepdim is _UNSET:
             return self._op(name)
+        if dim is _UNSET or dim is None:
+            # torch's overloads are (), (Tensor other) and (int dim, bool keepdim): keepdim alone, or
+            # a None dim, matches none of them
+            got = "keepdim=bool, " if dim is _UNSET else "NoneType"
+            raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one "
+                            "of:\n * ()\n * (Tensor other)\n * (int dim, bool keepdim = False)\n")
+        keepdim = False if keepdim is _UNSET else keepdim
         values, indices = self._op(name + "_dim", dim=int(dim), keepdim=keepdim)
         return ReturnTypes.make(name, values, indices)
 
     def logsumexp(self, dim, keepdim=False):
+        if dim is None:
+            raise TypeError("logsumexp(): argument 'dim' (position 1) must be tuple of ints, not NoneType")
         return self._op("logsumexp", dim=_dim_arg(dim), keepdim=keepdim)
 
     def argsort(self, dim=-1, descending=False, stable=False):
@@ -494,10 +578,10 @@ class TensorMethods:
         values, indices = self._op("topk", k=int(k), dim=int(dim), largest=bool(largest), sorted=bool(sorted))
         return ReturnTypes.make("topk", values, indices)
 
-    def max(self, dim=None, keepdim=False, *, other=None):
+    def max(self, dim=_UNSET, keepdim=_UNSET, *, other=None):
         return self._extreme("max", dim, keepdim, other)
 
-    def min(self, dim=None, keepdim=False, *, other=None):
+    def min(self, dim=_UNSET, keepdim=_UNSET, *, other=None):
         return self._extreme("min", dim, keepdim, other)
 
     def amax(self, dim=(), keepdim=False):
@@ -506,9 +590,13 @@ class TensorMethods:
     def amin(self, dim=(), keepdim=False):
         return self._op("amin", dim=_dim_arg(dim) or None, keepdim=keepdim)
 
-    def prod(self, dim=None, keepdim=False, *, dtype=None):
+    def prod(self, dim=_UNSET, keepdim=False, *, dtype=None):
         cast = {} if dtype is None else {"dtype": dtypes.from_any(dtype)}
-        if dim is None:
+        if dim is None or isinstance(dim, (tuple, list)):
+            raise TypeError(f"prod() received an invalid combination of arguments - got ({type(dim).__name__}), but "
+                            "expected one of:\n * (*, torch.dtype dtype = None)\n"
+                            " * (int dim, bool keepdim = False, *, torch.dtype dtype = None)\n")
+        if dim is _UNSET:
             return self._op("prod", **cast)
         return self._op("prod_dim", dim=int(dim), keepdim=keepdim, **cast)
 
@@ -626,10 +714,11 @@ class TensorMethods:
 
     swapaxes = transpose
 
-    def permute(self, *dims):
-        return self._op("permute", dims=_size_args(dims))
+    def permute(self, *args, dims=None):
+        return self._op("permute", dims=_size_args(args if dims is None else (dims,)))
 
-    def view(self, *shape):
+    def view(self, *args, size=None):
+        shape = _kw_size(args, size)
         if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
             raise NotImplementedError("view(dtype) is not supported")
         return self._op("view", shape=_size_args(shape))
@@ -637,10 +726,10 @@ class TensorMethods:
     def view_as(self, other):
         return self.view(tuple(other.shape))
 
-    def reshape(self, *shape):
+    def reshape(self, *args, shape=None):
         # torch: a view of a contiguous tensor, an alias with new strides when the memory allows
         # it (ReshapeAliasBackward0), else a contiguous copy
-        shape = _size_args(shape)
+        shape = _size_args(_kw_size(args, shape))
         if self.is_contiguous():
             return self._op("view", shape=shape)
         if self._can_view(shape):
@@ -672,8 +761,8 @@ class TensorMethods:
     def unsqueeze(self, dim):
         return self._op("unsqueeze", dim=int(dim))
 
-    def expand(self, *sizes):
-        return self._op("expand", shape=_size_args(sizes))
+    def expand(self, *args, size=None):
+        return self._op("expand", shape=_size_args(_kw_size(args, size)))
 
     def expand_as(self, other):
         return self.expand(tuple(other.shape))
@@ -966,8 +1055,25 @@ class TensorMethods:
     def relu_(self):
         return self._iop("relu")
 
+    def _pointwise_(name):  # noqa: N805  (a helper run while the class body is built)
+        def method(self):
+            return self._iop(name)
+        method.__name__ = name + "_"
+        return method
+
+    abs_, sqrt_, rsqrt_, tanh_ = _pointwise_("abs"), _pointwise_("sqrt"), _pointwise_("rsqrt"), _pointwise_("tanh")
+    log_, log1p_, expm1_, reciprocal_ = _pointwise_("log"), _pointwise_("log1p"), _pointwise_("expm1"), \
+        _pointwise_("reciprocal")
+    sin_, cos_, floor_, ceil_, trunc_ = _pointwise_("sin"), _pointwise_("cos"), _pointwise_("floor"), \
+        _pointwise_("ceil"), _pointwise_("trunc")
+    del _pointwise_
+
+    def square_(self):
+        return self.pow_(2)
+
     def clamp_(self, min=None, max=None):  # noqa: A002
-        return self._iop("clamp", min=_scalar(min), max=_scalar(max))
+        name, inputs, params = self._clamp_args("clamp_", min, max)
+        return self._iop(name, *inputs, **params)
 
     clip_ = clamp_
 

@@ -394,6 +394,19 @@ op("floor", "FloorBackward0", _rounding(xp.floor), (lambda g, c: g * 0,))
 op("ceil", "CeilBackward0", _rounding(xp.ceil), (lambda g, c: g * 0,))
 op("trunc", "TruncBackward0", _rounding(xp.trunc), (lambda g, c: g * 0,))
 op("round", "RoundBackward0", _rounding(xp.round), (lambda g, c: g * 0,))  # halves to even, as torch
+
+
+def _round_decimals(a, decimals):
+    """torch's round(decimals=): nearbyint(a * 10^d) / 10^d (by 10^-d for d < 0), in a's dtype."""
+    if a.dtype.kind != "f":
+        raise NotImplementedError(f'"round_cpu" not implemented for \'{_scalar_name(a)}\'')
+    scale = a.dtype.type(10.0 ** abs(decimals))
+    if decimals < 0:
+        return xp.rint(a / scale) * scale
+    return xp.rint(a * scale) / scale
+
+
+op("round_decimals", "RoundBackward1", _round_decimals, (lambda g, c: g * 0,))
 op("frac", "FracBackward0", _frac, (lambda g, c: g,))
 op("isnan", None, xp.isnan, (NOT_DIFF,))
 op("isinf", None, xp.isinf, (NOT_DIFF,))
@@ -457,6 +470,13 @@ op("elu_backward", "EluBackwardBackward0",
    (lambda gg, c: _call("elu_backward", (gg, c.x[1]), **c.p),
     # (torch's second derivative is 0 at x = 0, where its first takes the negative side's value)
     lambda gg, c: where(c.x[1] >= 0, 0.0, gg * c.x[0] * c.p["alpha"] * c.x[1].exp())), save=(0, 1))
+# leaky_relu_ and elu_ in place: torch's other nodes, whose backward reads the result (the input
+# is overwritten); F.leaky_relu/elu(inplace=True)
+op("leaky_relu_", "LeakyReluBackward1", OPS["leaky_relu"].forward,
+   (lambda g, c: _call("leaky_relu_backward", (g, c.out), negative_slope=c.p.get("negative_slope", 0.01)),),
+   save_output=True)
+op("elu_", "EluBackward1", OPS["elu"].forward,
+   (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
 op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
 # relu's backward as torch writes it: differentiable in the gradient (and, with zeros, in the
@@ -508,6 +528,40 @@ def _clamp_vjp(g, c):
 
 op("clamp", "ClampBackward1", _clamp, (_clamp_vjp,), save=(0,))
 
+
+def _clamp_tensor(a, min=None, max=None):  # noqa: A002
+    """clamp with tensor bounds (either may be None): broadcast against the input."""
+    try:
+        return _clamp(a, min, max)
+    except ValueError:
+        raise _shape_error(a, *(v for v in (min, max) if v is not None)) from None
+
+
+def _clamp_tensor_vjp(k):
+    # torch's clamp_backward_min_max: the input where it lies within the bounds; a bound where it
+    # is the one that holds (min wins over a smaller max only where min < max)
+    def vjp(g, c):
+        x, lo, hi = c.x[0], c.x[1], c.x[2]
+        if k == 0:
+            cond = (x >= lo) if hi is None else (x <= hi) if lo is None else (x >= lo).logical_and(x <= hi)
+        elif k == 1:
+            cond = (x < lo) if hi is None else (x < lo).logical_and(lo < hi)
+        else:
+            cond = (x > hi) if lo is None else (x > hi).logical_or(hi < lo)
+        return where(cond, g, 0.0)
+    return vjp
+
+
+op("clamp_tensor", "ClampBackward0", _clamp_tensor, tuple(_clamp_tensor_vjp(k) for k in range(3)), save=(0, 1, 2))
+op("clamp_min", "ClampMinBackward0", lambda a, min: _clamp(a, min=min),  # noqa: A006
+   (lambda g, c: g * (c.x[0] >= c.p["min"]),), save=(0,))
+op("clamp_max", "ClampMaxBackward0", lambda a, max: _clamp(a, max=max),  # noqa: A006
+   (lambda g, c: g * (c.x[0] <= c.p["max"]),), save=(0,))
+op("clamp_min_tensor", "ClampMinBackward1", lambda a, min: _clamp_tensor(a, min=min),  # noqa: A006
+   (lambda g, c: where(c.x[0] >= c.x[1], g, 0.0), lambda g, c: where(c.x[0] < c.x[1], g, 0.0)), save=(0, 1))
+op("clamp_max_tensor", "ClampMaxBackward1", lambda a, max: _clamp_tensor(a, max=max),  # noqa: A006
+   (lambda g, c: where(c.x[0] <= c.x[1], g, 0.0), lambda g, c: where(c.x[0] > c.x[1], g, 0.0)), save=(0, 1))
+
 # ---------------------------------------------------------------- comparisons (never differentiable)
 
 for _name, _fn in (("eq", xp.equal), ("ne", xp.not_equal), ("lt", xp.less),
@@ -549,6 +603,9 @@ op("isclose", None, _isclose, (NOT_DIFF, NOT_DIFF))
 op("all", None, lambda a, dim=None, keepdim=False: xp.all(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
 op("any", None, lambda a, dim=None, keepdim=False: xp.any(a, axis=_axis(a, dim), keepdims=keepdim), (NOT_DIFF,))
 op("argmax", None, lambda a, dim=None, keepdim=False: _arg(xp.argmax, a, dim, keepdim), (NOT_DIFF,))
+# torch's CPU nonzero: (count, ndim) indices laid out column by column (not contiguous), so the
+# columns nonzero(as_tuple=True) and where(cond) hand out are; the count depends on values (no meta rule)
+op("nonzero", None, lambda a: xp.asfortranarray(xp.argwhere(a)), (NOT_DIFF,))
 op("argmin", None, lambda a, dim=None, keepdim=False: _arg(xp.argmin, a, dim, keepdim), (NOT_DIFF,))
 
 
@@ -572,10 +629,15 @@ def _axis(a, dim):
 
 
 def _check_reduce_dims(a, dim):
+    seen = set()
     for d in dim or ():
         if not -max(a.ndim, 1) <= d < max(a.ndim, 1):
             raise IndexError(f"Dimension out of range (expected to be in range of "
                              f"[{-max(a.ndim, 1)}, {max(a.ndim, 1) - 1}], but got {d})")
+        d %= max(a.ndim, 1)
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
     return _dims(dim, a.ndim) if a.ndim else None
 
 
@@ -1715,66 +1777,198 @@ op("mse_loss", "MseLossBackward0", _mse,
     lambda g, c: _reduced_grad(g, c) * -2 * (c.x[0] - c.x[1])), save=(0, 1))
 
 
-def _bce_logits(x, y, reduction="mean"):
+def _inplace_into(out, other, fn):
+    """fn(out, other) written into out, as torch's in-place steps of a kernel: out's shape and dtype."""
+    try:
+        shape = xp.broadcast(out, other).shape
+    except ValueError:
+        raise _shape_error(out, other) from None
+    if shape != out.shape:
+        raise RuntimeError(f"output with shape {list(out.shape)} doesn't match the broadcast shape {list(shape)}")
+    return fn(out, other).astype(out.dtype, copy=False)
+
+
+def _bce_logits(x, y, weight=None, pos_weight=None, reduction="mean"):
     if x.shape != y.shape:
         raise ValueError(f"Target size (torch.Size({list(y.shape)})) must be the same as input size "
                          f"(torch.Size({list(x.shape)}))")
     # torch: (1 - y) x - log_sigmoid(x), the log_sigmoid in x's own dtype (then promoted);
     # -log_sigmoid(x) = max(-x, 0) + log1p(exp(-|x|)) never overflows
     softplus = xp.maximum(-x, x.dtype.type(0)) + xp.log1p(xp.exp(-xp.abs(x)))
+    if pos_weight is not None:
+        # torch's log_sigmoid(x).mul_((pos_weight - 1) * y + 1)
+        try:
+            log_weight = (pos_weight - 1) * y + 1
+        except ValueError:
+            raise _shape_error(pos_weight, y) from None
+        softplus = _inplace_into(softplus, log_weight, lambda a, b: a * b)
     loss = (1 - y) * x + softplus
+    if weight is not None:
+        loss = _inplace_into(loss, weight, lambda a, b: a * b)
     return _reduce(loss, reduction)
 
 
+def _bce_weighted(grad, c):
+    """A gradient of the loss times the class weights (in the gradient's dtype), then spread."""
+    weight = c.x[2] if len(c.x) > 2 else None
+    if weight is not None:
+        grad = grad * (weight if weight.dtype == grad.dtype else weight.to(grad.dtype))
+    return grad
+
+
+def _bce_input_vjp(g, c):
+    x, y = c.x[0], c.x[1]
+    pos_weight = c.x[3] if len(c.x) > 3 else None
+    if pos_weight is None:
+        grad = x.sigmoid() - y
+    else:
+        t = pos_weight * y
+        grad = (t + 1 - y) * x.sigmoid() - t
+    return _reduced_grad(g, c) * _bce_weighted(grad, c)
+
+
+def _bce_target_vjp(g, c):
+    x = c.x[0]
+    pos_weight = c.x[3] if len(c.x) > 3 else None
+    if pos_weight is None:
+        grad = -x
+    else:
+        # log_sigmoid(-x) - log_sigmoid(x) * pos_weight, with log_sigmoid(z) = -softplus(-z)
+        softplus = {"beta": 1.0, "threshold": 20.0}
+        grad = -x._op("softplus", **softplus) + (-x)._op("softplus", **softplus) * pos_weight
+    return _reduced_grad(g, c) * _bce_weighted(grad, c)
+
+
+# optional inputs 2 and 3: weight and pos_weight (either may be None); no gradient for them (torch
+# refuses ones that require grad: F.binary_cross_entropy_with_logits says so)
 op("binary_cross_entropy_with_logits", "BinaryCrossEntropyWithLogitsBackward0", _bce_logits,
-   (lambda g, c: _reduced_grad(g, c) * (c.x[0].sigmoid() - c.x[1]),
-    lambda g, c: _reduced_grad(g, c) * -c.x[0]), save=(0, 1))
+   (_bce_input_vjp, _bce_target_vjp), save=(0, 1), save_tail=2)
 
 
-def _nll(logp, target, reduction="mean", ignore_index=-100):
+def _check_nll_target(target) -> None:
     if target.dtype not in (xp.int64, xp.uint8):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_scalar_name(target)}")
-    unbatched = logp.ndim == 1
-    if logp.ndim == 1:
-        logp, target = logp[None], target.reshape(1)
-    if logp.ndim != 2:
-        raise ValueError(f"Expected 2 or more dimensions (got {logp.ndim})")
-    if target.shape[0] != logp.shape[0]:
-        raise ValueError(f"Expected input batch_size ({logp.shape[0]}) to match target batch_size ({target.shape[0]}).")
+
+
+def _check_nll_dtypes(logp, weight, kernel: str) -> None:
+    """The kernels' dtype checks, after their shape checks."""
+    if weight is not None and weight.dtype != logp.dtype:
+        raise RuntimeError(f"expected scalar type {_scalar_name(logp)} but found {_scalar_name(weight)}")
+    if logp.dtype.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_scalar_name(logp)}\'')
+
+
+def _nll_row_weights(target, weight, ignore_index, dtype):
+    """Per row: the class weight of its target (1 without weights; 0 where ignored), and the
+    targets made safe to index with."""
     valid = target != ignore_index
-    safe = xp.where(valid, target, 0)
-    if safe.size and (int(safe.max()) >= logp.shape[1] or int(safe.min()) < 0):
-        bad = int(safe.max()) if int(safe.max()) >= logp.shape[1] else int(safe.min())
-        raise IndexError(f"Target {bad} is out of bounds.")
-    picked = -xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * valid
+    safe = xp.where(valid, target, 0).astype(xp.int64)
+    w = valid.astype(dtype) if weight is None else xp.where(valid, weight[safe], 0).astype(dtype)
+    return w, safe, valid
+
+
+def _nll_rows(logp, target, weight, reduction, ignore_index):
+    """nll_loss of rows: logp (M, C) and target (M,); per-row losses, or their reduction."""
+    w, safe, valid = _nll_row_weights(target, weight, ignore_index, logp.dtype)
+    bad = (safe < 0) | (safe >= logp.shape[1])
+    if bad.any():
+        # the first bad target, as torch's kernels name it for a reduced loss ('none' runs in
+        # parallel there: any bad one)
+        raise IndexError(f"Target {int(target[int(bad.argmax())])} is out of bounds.")
+    picked = -xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * w
     if reduction == "mean":
-        with errstate(invalid="ignore", divide="ignore"):  # every target ignored: nan, as in torch
-            return picked.sum() / valid.sum().astype(logp.dtype)
+        with errstate(invalid="ignore", divide="ignore"):  # every target ignored (or weighed 0): nan
+            return picked.sum() / w.sum()
     if reduction == "sum":
         return picked.sum()
     if reduction == "none":
-        return picked.reshape(()) if unbatched else picked
+        return picked
     raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _nll(logp, target, weight=None, reduction="mean", ignore_index=-100):
+    """torch's nll_loss of a 1-d (one sample) or 2-d input (nll_loss_nd's other checks are F.nll_loss's)."""
+    if target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    _check_nll_target(target)
+    n_classes = logp.shape[-1]
+    if weight is not None and (weight.ndim != 1 or weight.size != n_classes):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
+                           f"got weight tensor of shape: {list(weight.shape)}")
+    _check_nll_dtypes(logp, weight, "nll_loss_out_frame")
+    unbatched = logp.ndim == 1
+    if unbatched:
+        logp, target = logp[None], target.reshape(1)
+    out = _nll_rows(logp, target, weight, reduction, ignore_index)
+    return out.reshape(()) if unbatched and reduction == "none" else out
+
+
+def _nll2d(logp, target, weight=None, reduction="mean", ignore_index=-100):
+    """torch's nll_loss2d: input (N, C, H, W), target (N, H, W)."""
+    if target.ndim != 3:
+        raise RuntimeError(f"only batches of spatial targets supported (3D tensors) but got targets of dimension: "
+                           f"{target.ndim}")
+    if logp.ndim != 4:
+        raise RuntimeError(f"only batches of spatial inputs supported (4D tensors), but got input of dimension: "
+                           f"{logp.ndim}")
+    _check_nll_target(target)
+    if weight is not None and weight.size != logp.shape[1]:
+        raise RuntimeError("weight tensor should be defined either for all or no classes")
+    if (logp.shape[0], logp.shape[2], logp.shape[3]) != target.shape:
+        raise RuntimeError(f"size mismatch (got input: {list(logp.shape)} , target: {list(target.shape)}")
+    _check_nll_dtypes(logp, weight, "nll_loss2d_forward_out_frame")
+    rows = xp.moveaxis(logp, 1, -1).reshape(-1, logp.shape[1])
+    out = _nll_rows(rows, target.reshape(-1), None if weight is None else weight.reshape(-1), reduction,
+                    ignore_index)
+    return out.reshape(target.shape) if reduction == "none" else out
+
+
+def _nll_grad_rows(target, weight, n_classes, reduction, ignore_index, dtype):
+    """d loss / d logp for rows (M, C), before the incoming gradient: -w[t] at each row's target."""
+    w, safe, valid = _nll_row_weights(target, weight, ignore_index, dtype)
+    if reduction == "mean" and valid.any():
+        with errstate(invalid="ignore", divide="ignore"):  # weights summing to 0: nan, as in torch
+            w = w / w.sum()
+    onehot = (xp.arange(n_classes)[None, :] == safe[:, None]) & valid[:, None]
+    return xp.where(onehot, -w[:, None], xp.zeros((), dtype)).astype(dtype)
+
+
+def _nll_weight(c):
+    return c.x[2]._data if len(c.x) > 2 and c.x[2] is not None else None
 
 
 def _nll_vjp(g, c):
     shape, p = c.shapes[0], c.p
-    target = c.x[1]._data
-    if len(shape) == 1:
-        target = target.reshape(1)
-    valid = target != p.get("ignore_index", -100)
-    onehot = (xp.arange(shape[-1])[None, :] == target[:, None]) & valid[:, None]
-    weight = -onehot.astype(c.out.dtype.np)
     reduction = p.get("reduction", "mean")
-    if reduction == "mean":
-        weight = weight / max(int(valid.sum()), 1)
-    w = _const(g, weight.reshape(shape) if len(shape) == 1 else weight)
+    target = c.x[1]._data.reshape(-1)
+    grad = _nll_grad_rows(target, _nll_weight(c), shape[-1], reduction, p.get("ignore_index", -100), c.out.dtype.np)
+    w = _const(g, grad.reshape(shape) if len(shape) == 1 else grad)
     if reduction == "none":
         return w * g.unsqueeze(-1) if len(shape) == 2 else w * g
     return w * g
 
 
-op("nll_loss", "NllLossBackward0", _nll, (_nll_vjp, NOT_DIFF), save=(1,), save_output=True)
+def _nll2d_vjp(g, c):
+    shape, p = c.shapes[0], c.p
+    reduction = p.get("reduction", "mean")
+    n, n_classes, h, wd = shape
+    grad = _nll_grad_rows(c.x[1]._data.reshape(-1), _nll_weight(c), n_classes, reduction,
+                          p.get("ignore_index", -100), c.out.dtype.np)
+    w = _const(g, xp.moveaxis(grad.reshape(n, h, wd, n_classes), -1, 1))
+    return w * g.unsqueeze(1) if reduction == "none" else w * g
+
+
+# an optional third input, the class weights, is read by the VJP and gets no gradient (torch
+# refuses one that requires grad: F.nll_loss says so)
+op("nll_loss", "NllLossBackward0", _nll, (_nll_vjp, NOT_DIFF), save=(1,), save_tail=2, save_output=True)
+op("nll_loss2d", "NllLoss2DBackward0", _nll2d, (_nll2d_vjp, NOT_DIFF), save=(1,), save_tail=2, save_output=True)
+
+# the Scalar overloads torch's C++ composites call (cross_entropy's label smoothing and class
+# probabilities): their own nodes, where Python's ``x * 0.9`` is MulBackward0
+_mul, _add = _binary(lambda a, b: a * b), _binary(lambda a, b: a + b)
+op("mul_scalar", "MulBackward1", lambda a, other: _mul(a, other), (lambda g, c: g * c.p["other"],))
+op("div_scalar", "DivBackward1", lambda a, other: _div(a, other), (lambda g, c: g / c.p["other"],))
+op("add_scalar", "AddBackward1", lambda a, other: _add(a, other), (lambda g, c: g,))
 
 FLOAT_CATEGORY = FLOAT
 
