@@ -97,16 +97,21 @@ class Autograd:
             # the mirror says the gradient exists: name it now, bind it on the server later
             self._queue.enqueue(K.GET_GRAD, args=(t,), outputs=(tid,))
             # a gradient's layout is the engine's choice (it may keep a transposed result)
-            return self._recorder.proxy(tid, t._shape, t._dtype, None, False, strides=None)
+            return self._recorder.proxy(tid, t._shape, t._dtype, None, False, strides=None,
+                                        vc=self._mirror.grad_vc(t._id))
         result = self._queue.command(K.GET_GRAD, args=(t,), outputs=(tid,))
-        return self._recorder.from_meta(result.outputs[0]) if result.outputs else None
+        if not result.outputs:
+            return None
+        g = self._recorder.from_meta(result.outputs[0])
+        g._vc = self._mirror.grad_vc(t._id)
+        return g
 
     def set_grad(self, t: Tensor, value) -> None:
         is_tensor = isinstance(value, Tensor)  # the engine setter's checks, at the user's line
         check_grad_assignment(value, value._shape if is_tensor else None, value._dtype if is_tensor else None,
                               t._shape, t._dtype, is_tensor)
         self._queue.enqueue(K.SET_GRAD, args=(t, value))
-        self._mirror.has_grad[t._id] = value is not None
+        self._mirror.grad_assigned(t._id, value)
 
     def retain_grad(self, t: Tensor) -> None:
         self._queue.enqueue(K.RETAIN_GRAD, args=(t,))

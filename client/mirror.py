@@ -74,6 +74,9 @@ class Mirror:
         self.nodes: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self.accumulators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self.writes = 0
+        # the version counter of each tensor's .grad, shared by every proxy a read of .grad gives
+        # (torch's .grad is one tensor until a backward or an assignment replaces it)
+        self.grad_vcs: dict[int, list] = {}
 
     # ------------------------------------------------------------ gradients
     def grad_known(self, t: Tensor):
@@ -92,13 +95,43 @@ class Mirror:
         self.has_grad[tid] = False
 
     def released(self, ids) -> None:
-        pop = self.has_grad.pop
+        pop, pop_vc = self.has_grad.pop, self.grad_vcs.pop
         for tid in ids:
             pop(tid, None)
+            pop_vc(tid, None)
 
     def grads_unknown(self) -> None:
         """A backward failed midway (a hook raised) or did not run: which grads exist, only the server knows."""
         self.has_grad.clear()
+        self._grads_written(None)
+
+    def grad_vc(self, tid: int) -> list:
+        """The version counter the proxies of tensor ``tid``'s .grad share."""
+        vc = self.grad_vcs.get(tid)
+        if vc is None:
+            vc = self.grad_vcs[tid] = [0]
+        return vc
+
+    def grad_assigned(self, tid: int, value) -> None:
+        """``t.grad = value``: its grad is that very tensor now (or none)."""
+        self.has_grad[tid] = value is not None
+        if value is None:
+            self.grad_vcs.pop(tid, None)
+        else:
+            self.grad_vcs[tid] = value._vc
+
+    def _grads_written(self, tids) -> None:
+        """A backward accumulated into these tensors' grads (None: which, only the server knows): an
+        existing grad is added to in place (its version moves), a missing one is a new tensor. Where
+        the mirror cannot tell, every counter moves: a backward that then meets a saved grad is sent
+        at once, which costs a round trip and never a wrong line."""
+        for tid in list(self.grad_vcs) if tids is None else tids:
+            vc = self.grad_vcs.get(tid)
+            if vc is not None:
+                if tids is None or self.has_grad.get(tid):
+                    vc[0] += 1
+                else:
+                    del self.grad_vcs[tid]
 
     def spend(self, roots, retain_graph, create_graph, reached=None) -> None:
         """After a backward that frees buffers: the mirrored nodes that held saved values are spent."""
@@ -112,17 +145,26 @@ class Mirror:
         """After a backward: which leaves (and retained tensors) now hold a gradient."""
         if create_graph:
             self.grad_exact = False  # gradients with history: let the server describe them
+            self._grads_written(None)
             return
         reached_nodes, reached_leaves, exact = reached or walk(roots)
         if not exact:
             self.grad_exact = False
+            self._grads_written(None)
             return
+        if self.grad_vcs and self.retained:  # a retained grad is a new tensor after each backward
+            for tid in self.retained:
+                self.grad_vcs.pop(tid, None)
         if inputs is not None:
             for t in inputs:
                 if (t._grad_fn is None and t._id in reached_leaves) or \
                         (t._grad_fn is not None and id(t._grad_fn) in reached_nodes):
+                    if self.grad_vcs:
+                        self._grads_written((t._id,))
                     self.has_grad[t._id] = True
             return
+        if self.grad_vcs:
+            self._grads_written(reached_leaves)
         for tid in reached_leaves:
             self.has_grad[tid] = True
 

@@ -239,7 +239,19 @@ def _scalar_promoted(a, **params):
     return Meta(a.shape, _dtype(a, scalar))
 
 
+def _neg(a):
+    ops.check_neg(a)
+    return _same(a)
+
+
+def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
+    ops.check_clamp_bounds(min, max)
+    # an integer tensor clamped at a float bound is a float tensor, as in torch
+    return Meta(a.shape, _dtype(a, *(v for v in (min, max) if v is not None)))
+
+
 def _where(cond, a, b):
+    ops.check_where_condition(cond)
     return Meta(_broadcast(cond, a, b), _dtype(a, b))
 
 
@@ -329,9 +341,7 @@ def _transpose(a, dim0, dim1):
 
 
 def _permute(a, dims):
-    if len(dims) != a.ndim:
-        raise ValueDependentError
-    return _permuted(a, tuple(ops._check_dim(d, a.ndim) for d in dims))
+    return _permuted(a, ops.permute_order(a, dims))
 
 
 def _view(a, shape):
@@ -402,6 +412,7 @@ def _to_dtype(a, dtype):
 
 
 def _cat(*inputs, dim=0):
+    ops.check_cat(inputs)
     tensors = [x for x in inputs if not (x.ndim == 1 and x.shape[0] == 0)] or list(inputs[:1])
     ref = tensors[0]
     d = ops._check_dim(dim, ref.ndim)
@@ -556,14 +567,14 @@ def _softmax(a, dim):
 RULES = {
     "add": _add, "sub": _sub, "rsub_tensor": _sub, "mul": elementwise(), "div": _div,
     "rsub": _rsub, "pow": _pow_scalar_exponent, "pow_tensor": _pow_checked(elementwise()),
-    "pow_scalar_base": _pow_checked(_scalar_promoted), "reciprocal": _float_same, "neg": _same,
+    "pow_scalar_base": _pow_checked(_scalar_promoted), "reciprocal": _float_same, "neg": _neg,
     "where": _where, "abs": _same, "sign": _same,
     "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,
     "tanh": _float_same, "expm1": _float_same, "log1p": _float_same, "log2": _float_same, "log10": _float_same,
     "rsqrt": _float_same, "tan": _float_same, "sinh": _float_same, "cosh": _float_same, "asin": _float_same,
     "acos": _float_same, "atan": _float_same, "floor": _same, "ceil": _same, "trunc": _same, "round": _same,
     "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
-    "sigmoid": _float_same, "relu": _same, "clamp": _same, "silu": _same, "softplus": _same, "leaky_relu": _same,
+    "sigmoid": _float_same, "relu": _same, "clamp": _clamp, "silu": _same, "softplus": _same, "leaky_relu": _same,
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
     "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
     "index_select": _index_select, "gather": _gather, "sort": _sort, "sort_stable": _sort, "topk": _topk,

@@ -265,6 +265,12 @@ op("reciprocal", "ReciprocalBackward0", _float_unary(lambda a: 1.0 / a),
 op("neg", "NegBackward0", lambda a: -a if a.dtype.kind != "b" else _neg_bool(), (lambda g, c: -g,))
 
 
+def check_neg(a) -> None:
+    """torch refuses ``-`` on a bool tensor (``a``: an array or a client's Meta)."""
+    if a.dtype.kind == "b":
+        _neg_bool()
+
+
 def _neg_bool():
     raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
                        "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -295,6 +301,10 @@ def _power(a, b):
     negative = xp.asarray(b) < 0
     if not bool(negative.any()):
         return xp.power(a, b)
+    if not isinstance(a, xp.ndarray):
+        # a number base (Python's or numpy's) as an array of the exponent's dtype: CuPy's where
+        # takes arrays only (it calls the condition's astype), numpy's takes either
+        a = xp.asarray(a, dtype=xp.asarray(b).dtype)
     out = xp.power(a, xp.where(negative, 0, b))
     at_negative = xp.where(a == 1, 1, xp.where(a == -1, xp.where(xp.asarray(b) % 2 == 0, 1, -1), 0))
     return xp.where(negative, at_negative, out).astype(out.dtype)
@@ -334,11 +344,16 @@ def where(cond, a, b):
     return first._dispatch(OPS["where"], (cond, a, b), {})
 
 
-def _where(cond, a, b):
-    a, b = _promote(a, b)
+def check_where_condition(cond) -> None:
+    """where's condition is a bool tensor (``cond``: an array, a client's Meta, or a number)."""
     if not isinstance(cond, _SCALARS) and cond.dtype.kind != "b":
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
                            + _scalar_name(cond))
+
+
+def _where(cond, a, b):
+    a, b = _promote(a, b)
+    check_where_condition(cond)
     try:
         return xp.where(cond, a, b)
     except ValueError:
@@ -503,9 +518,13 @@ op("threshold_backward", "ThresholdBackwardBackward0", _threshold_backward,
     lambda gg, c: _const(gg, xp.zeros_like(gg._data))), save=(1,))
 
 
-def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
+def check_clamp_bounds(min, max) -> None:  # noqa: A002  (torch's keywords)
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+
+
+def _clamp(a, min=None, max=None):  # noqa: A002  (torch's keywords)
+    check_clamp_bounds(min, max)
     # an integer tensor clamped at a float bound is a float tensor, as in torch
     dt = result_type(a, *(v for v in (min, max) if v is not None)).np
     out = a.astype(dt, copy=False)
@@ -1078,7 +1097,8 @@ def _transpose(a, dim0, dim1):
     return xp.swapaxes(a, _check_dim(dim0, a.ndim), _check_dim(dim1, a.ndim))
 
 
-def _permute(a, dims):
+def permute_order(a, dims) -> tuple:
+    """permute's dims as an order of ``a``'s axes, with torch's errors (``a``: an array or a Meta)."""
     if len(dims) != a.ndim:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() = "
@@ -1086,7 +1106,11 @@ def _permute(a, dims):
     order = tuple(_check_dim(d, a.ndim) for d in dims)
     if len(set(order)) != len(order):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return xp.transpose(a, order)
+    return order
+
+
+def _permute(a, dims):
+    return xp.transpose(a, permute_order(a, dims))
 
 
 def _inverse_perm(dims, n):
@@ -1416,12 +1440,17 @@ op("to_dtype", "ToCopyBackward0", lambda a, dtype: a.astype(dtype.np), (lambda g
 op("detach_copy", None, lambda a: a, (NOT_DIFF,), view=True)
 
 
-def _cat(*arrays, dim=0):
+def check_cat(arrays) -> None:
+    """cat's inputs: some, none 0-d (``arrays``: arrays or a client's Metas)."""
     if not arrays:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     for i, a in enumerate(arrays):
         if a.ndim == 0:
             raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+
+
+def _cat(*arrays, dim=0):
+    check_cat(arrays)
     arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)] or list(arrays[:1])
     ref = arrays[0]
     d = _check_dim(dim, ref.ndim)

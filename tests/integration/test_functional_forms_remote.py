@@ -100,7 +100,7 @@ def test_loss_form_remote_matches_engine(t, case):
     assert_same_result(r_out, e_out)  # shapes and dtypes as the client inferred them, then values
     names = graph_names(r_out, depth=9)
     assert nodes <= names, f"{case}: the graph {sorted(names)} lacks {sorted(nodes - names)}"
-    assert backward_both(r_out, e_out, case)
+    assert backward_both(t, r_out, e_out, case)
     for k, (r, e) in enumerate(zip(r_in, e_in, strict=True)):
         if e.grad is None:
             assert r.grad is None, f"{case}: input {k} has a grad remotely only"

@@ -83,6 +83,19 @@ def unrelated_write_is_fine(t, at):
     at("the grad", lambda: print(a.grad))
 
 
+def saved_grad_written(t, at):
+    x = t.ones(2, requires_grad=True)
+    (x * 2).sum().backward()
+    at("the grad's version after a backward", lambda: print(x.grad._version))
+    (x * 2).sum().backward()  # accumulated in place: the same tensor, one version on
+    at("and after another", lambda: print(x.grad._version))
+    y = x * x.grad  # saves the grad
+    x.grad.add_(1)  # written through another read of .grad: the same tensor
+    at("backward through the written grad", lambda: y.sum().backward())
+    x.grad = t.zeros(2)
+    at("an assigned grad's version", lambda: print(x.grad._version))
+
+
 def autograd_grad_after_a_write(t, at):
     a = t.ones(3, requires_grad=True)
     c = a.tanh()
@@ -212,6 +225,17 @@ def functions(t, at):
     at("a Function's saved tensor modified", lambda: out.sum().backward())
 
 
+def op_arguments(t, at):
+    at("clamp without bounds", lambda: t.ones(3).clamp())
+    at("minus a bool tensor", lambda: -t.ones(2, dtype=t.bool))
+    at("permute naming a dim twice", lambda: t.ones(2, 3).permute(0, 0))
+    at("permute with too few dims", lambda: t.ones(2, 3).permute(0))
+    at("where on a float condition", lambda: t.where(t.ones(2), t.ones(2), t.ones(2)))
+    at("cat of a 0-d tensor", lambda: t.cat([t.tensor(1.0)]))
+    at("cat of nothing", lambda: t.cat([]))
+    at("an integer clamped at a float", lambda: print(t.ones(2, dtype=t.long).clamp(min=0.5).dtype))
+
+
 def values_read(t, at):
     at("item of many", lambda: t.ones(2).item())
     at("bool of many", lambda: bool(t.ones(2)))
@@ -221,8 +245,10 @@ def values_read(t, at):
 
 PROGRAMS = {f.__name__.rstrip("_"): f for f in (
     detach_shares_the_version, saved_output_modified, saved_input_modified, view_of_saved_modified,
-    data_is_not_tracked, unrelated_write_is_fine, autograd_grad_after_a_write, training_step_then_modify,
-    shapes, dtypes_, strides_and_views, leaves, grad_mode, freed_buffers, hooks, functions, values_read)}
+    data_is_not_tracked, unrelated_write_is_fine, saved_grad_written, autograd_grad_after_a_write,
+    training_step_then_modify,
+    shapes, dtypes_, strides_and_views, leaves, grad_mode, freed_buffers, hooks, functions, op_arguments,
+    values_read)}
 
 
 def run(program, t):
@@ -240,3 +266,42 @@ def test_each_error_is_raised_by_its_own_statement(t, name, capsys):
     assert capsys.readouterr().out.count("tensor(") == 2 * sum(1 for s in expected if s[0] == "the grad")
     for want, have in zip(expected, got, strict=True):
         assert have == want, f"{name}: at {want[0]!r} torch gave {want[1:]}, remote {have[1:]}"
+
+
+# ---------------------------------------------------------------- what surfaces later, and only that
+# The errors that depend on values only the server holds (README: "Errors that surface later"): in
+# the default mode each is raised at the next sync point, naming its op and the line that issued it.
+DEFERRED = {
+    "an index tensor out of range": lambda t: t.ones(3)[t.tensor([5])],
+    "an index tensor out of range, assigning": lambda t: t.ones(3).__setitem__(t.tensor([5]), 1.0),
+    "index_select out of range": lambda t: t.ones(3).index_select(0, t.tensor([5])),
+    "gather out of range": lambda t: t.ones(2, 3).gather(1, t.tensor([[5], [0]])),
+    "nll_loss target out of range": lambda t: t.nn.functional.nll_loss(t.ones(2, 3), t.tensor([0, 5])),
+    "cross_entropy target out of range": lambda t: t.nn.functional.cross_entropy(t.ones(2, 3), t.tensor([0, 3])),
+    "integer division by zero": lambda t: t.tensor([1, 2]) // t.tensor([0, 1]),
+    "integer remainder by zero": lambda t: t.tensor([1, 2]) % t.tensor([0, 1]),
+    "integer floor division by zero": lambda t: t.tensor([1, 2]).div(t.tensor([0, 1]), rounding_mode="floor"),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", sorted(DEFERRED))
+def test_a_value_dependent_error_surfaces_at_the_next_sync_point_naming_its_line(address, case):
+
+    import remote_autograd as ra
+    program = DEFERRED[case]
+    with pytest.raises(Exception) as expected:  # noqa: PT011  (torch's type, compared below)
+        program(torch)
+    with ra.connect(address, eager=False) as t:
+        program(t)  # queued: its error cannot be known here
+        with pytest.raises(type(expected.value)) as got:
+            t.synchronize()
+        assert str(got.value) == str(expected.value)
+        line = f"{__file__}:{program.__code__.co_firstlineno}"  # the line that issued the op
+        assert any(line in note for note in got.value.__notes__), got.value.__notes__
+        x = t.ones(2, requires_grad=True)  # the session goes on
+        (x * 2).sum().backward()
+        assert x.grad.tolist() == [2.0, 2.0]
+    with ra.connect(address, eager=True) as t:  # eager mode raises it at the line
+        with pytest.raises(type(expected.value)):
+            program(t)
