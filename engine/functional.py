@@ -6,7 +6,7 @@ import numbers
 import types
 import warnings
 
-from .methods import _alpha, _broadcast_shapes
+from .method_args import _alpha, _broadcast_shapes
 from .ops import OPS
 
 # torch.f(x, ...) is x.f(...) for these

@@ -192,10 +192,13 @@ def _div(a, b, rounding_mode=None):
             return xp.true_divide(a, b)
         except ValueError:
             raise _shape_error(a, b) from None
-    if rounding_mode == "floor":
-        return xp.floor_divide(a, b)
-    if rounding_mode == "trunc":
-        return xp.trunc(xp.true_divide(a, b)).astype(result_type(a, b).np)
+    if rounding_mode in ("floor", "trunc"):
+        if result_type(a, b).np.kind in "iu" and (b == 0 if isinstance(b, _SCALARS) else bool((b == 0).any())):
+            raise RuntimeError("ZeroDivisionError")  # torch's, for an integer quotient; numpy's would be 0
+        if rounding_mode == "floor":
+            return xp.floor_divide(a, b)
+        with errstate(invalid="ignore", divide="ignore"):
+            return xp.trunc(xp.true_divide(a, b)).astype(result_type(a, b).np)
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
 
 
