@@ -1,15 +1,15 @@
 """Custom autograd Functions, gradcheck/gradgradcheck and autograd.functional on the engine,
-each program run on torch 2.13 and on the engine from the same values (see function_programs)."""
+each program run on torch 2.13 and on the engine from the same values (see tests/programs/functions.py)."""
 from __future__ import annotations
 
 import re
 import traceback
 
-import function_programs as programs
 import pytest
 import remote_autograd.engine as E
 import torch
-from function_programs import assert_same, functions, observe, outcome
+from programs import functions as programs
+from programs.functions import assert_same, functions, observe, outcome
 
 
 @pytest.mark.parametrize("program", programs.PROGRAMS, ids=lambda p: p.__name__)

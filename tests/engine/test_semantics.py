@@ -1492,36 +1492,36 @@ def test_in_place_arithmetic_without_a_graph(expr):
 def test_numbers_on_either_side_of_an_operator_as_torch():
     # Python and numpy numbers (np.float64(2) * t is t.__rmul__, a Tensor with its graph, not an
     # array), 2 // t and 2 % t, integer division by zero, bools where torch has no kernel
-    import operator_programs
+    from programs import operators as operator_programs
     operator_programs.assert_same(E, torch)
 
 
 def test_new_tensors_like_a_tensor_as_torch():
-    import operator_programs
+    from programs import operators as operator_programs
     assert operator_programs.new_tensors(E) == operator_programs.new_tensors(torch)
 
 
 def test_flip_cumsum_masked_fill_as_torch():
-    import operator_programs
+    from programs import operators as operator_programs
     assert operator_programs.flips_cumsums_masks(E) == operator_programs.flips_cumsums_masks(torch)
 
 
 def test_tril_triu_dropout_as_torch():
-    import operator_programs
+    from programs import operators as operator_programs
     assert operator_programs.triangles_and_dropout(E) == operator_programs.triangles_and_dropout(torch)
 
 
 def test_index_select_gather_as_torch():
-    import operator_programs
+    from programs import operators as operator_programs
     assert operator_programs.index_selects_and_gathers(E) == operator_programs.index_selects_and_gathers(torch)
 
 
 def test_sort_topk_as_torch():
-    import operator_programs
+    from programs import operators as operator_programs
     assert operator_programs.sorts_and_topks(E) == operator_programs.sorts_and_topks(torch)
 
 
 def test_what_torch_refuses_as_an_operand_is_refused():
     # t + [1, 2] and t.add([1, 2]) are torch's TypeErrors, not tensors made from the list
-    import operator_programs
+    from programs import operators as operator_programs
     operator_programs.assert_same_refusals(E, torch)

@@ -1,9 +1,8 @@
 """Custom autograd Functions, gradcheck and autograd.functional through a live server, compared with
-torch on the same values (the programs of tests/engine/function_programs.py); and the faults of
+torch on the same values (the programs of tests/programs/functions.py); and the faults of
 Function callbacks: a client too slow to answer, a client killed mid-backward, a backward that raises."""
 from __future__ import annotations
 
-import pathlib
 import selectors
 import subprocess
 import sys
@@ -14,11 +13,9 @@ import traceback
 import pytest
 import remote_autograd as ra
 import torch
+from programs import functions as programs
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_helpers import RawStub, fetch_command, running_server
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
-import function_programs as programs  # noqa: E402
 
 REMOTE_GAPS = {
 }

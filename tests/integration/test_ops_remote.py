@@ -6,19 +6,15 @@ gradients must be identical, bit for bit: any difference is the wire, the SDK or
 from __future__ import annotations
 
 import inspect
-import pathlib
-import sys
 import warnings
 
 import numpy as np
 import pytest
 import remote_autograd as ra
 import remote_autograd.engine as engine
+from programs import operators as operator_programs  # run on the engine and remotely alike
 from remote_autograd.engine.ops import OPS
 from remote_helpers import running_server
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
-import operator_programs  # noqa: E402  (tests/engine: programs run on the engine and remote alike)
 
 # Rows no public method or function dispatches (a user cannot reach them); kept honest below.
 UNREACHABLE = {"detach_copy": "detach() is its own server command (DETACH); no method dispatches the row"}
