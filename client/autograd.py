@@ -1,19 +1,11 @@
 """Autograd as commands: backward, grad, and a tensor's autograd state, kept in step with the mirror."""
 from __future__ import annotations
 
-from .engine.autograd import EMPTY_INPUTS, check_outputs, check_root, match_grads
+from .engine.autograd import EMPTY_INPUTS, as_tuple, check_outputs, check_root, match_grads
 from .engine.checks import check_grad_assignment, check_requires_grad
 from .mirror import walk
 from .protos.codec import KIND as K
 from .tensor import Tensor
-
-
-def as_tuple(x):
-    if x is None:
-        return ()
-    if isinstance(x, Tensor):
-        return (x,)
-    return tuple(x)
 
 
 def check_backward(tensors, grads, inputs) -> None:

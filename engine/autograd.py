@@ -5,15 +5,17 @@ import warnings
 
 from . import errors, grad_mode
 from .backend import ndarray, writeable, xp
+from .method_args import TensorOps
 from .node import AccumulateGrad, OpNode
 from .size import Size
 from .tensor import Tensor
 
 
-def _as_tuple(x):
+def as_tuple(x) -> tuple:
+    """backward's and grad's tensor arguments: None, one tensor (the engine's or a client's proxy), or a sequence."""
     if x is None:
         return ()
-    if isinstance(x, Tensor):
+    if isinstance(x, TensorOps):
         return (x,)
     return tuple(x)
 
@@ -65,12 +67,12 @@ def _node_of(t: Tensor):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None) -> None:
     """torch.autograd.backward: accumulate gradients of ``tensors`` into leaves' ``.grad``."""
-    outputs = _as_tuple(tensors)
-    grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
+    outputs = as_tuple(tensors)
+    grads = as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
     grads = match_grads(outputs, grads)
     check_outputs(outputs)
     if inputs is not None:
-        inputs = _as_tuple(inputs)
+        inputs = as_tuple(inputs)
         if not inputs:
             raise RuntimeError(EMPTY_INPUTS)
     else:
@@ -98,10 +100,10 @@ def _warn_create_graph_once() -> None:
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """torch.autograd.grad: gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``."""
-    outputs = _as_tuple(outputs)
+    outputs = as_tuple(outputs)
     single = isinstance(inputs, Tensor)
-    inputs = _as_tuple(inputs)
-    grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
+    inputs = as_tuple(inputs)
+    grads = as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
     grads = match_grads(outputs, grads)
     check_outputs(outputs)
     for t in inputs:
