@@ -129,7 +129,8 @@ class Recorder:
                                                  edges, plan.saves, plan.early, saved)
                     break
         cls, session, node_id = self._cls, self._session, node._id if node else 0
-        vc = inputs[0]._vc if op.view else None  # a view shares its base's version counter
+        base = inputs[0] if op.view else None
+        vc = base._vc if base is not None else None  # a view shares its base's version counter
         # the user's line, looked for from the caller of the method that called Tensor._dispatch
         # (this, _dispatch and that method are this package's)
         where = user_line(sys._getframe(3))
@@ -140,6 +141,7 @@ class Recorder:
                 self._queue.queue_at(self._queue.build(K.CALL, op.name, inputs, params, ids, node_id),
                                      op.name, ids, where)
             out = _inferred(cls, session, tid, plan.outs[0], node, 0, vc)
+            out._base = base
             if saved is not None and op.save_output:
                 saved.append((out._vc, out._vc[0]))
             return out
@@ -147,6 +149,8 @@ class Recorder:
         self._queue.queue_at(self._queue.build(K.CALL, op.name, inputs, params, ids, node_id), op.name, ids, where)
         outs = tuple([_inferred(cls, session, tid, out, node, nr, vc)
                       for nr, (tid, out) in enumerate(zip(ids, plan.outs))])
+        for out in outs:
+            out._base = base
         if saved is not None and op.save_output:
             saved.extend((out._vc, out._vc[0]) for out in outs)
         return outs
@@ -163,7 +167,7 @@ class Recorder:
         outs = tuple(self.from_meta(m) for m in result.outputs)
         if op.view:  # a view shares its base's version counter
             for out in outs:
-                out._vc = inputs[0]._vc
+                out._vc, out._base = inputs[0]._vc, inputs[0]
         return outs[0] if op.num_outputs == 1 else outs
 
     def call_inplace(self, op, inputs, params):
@@ -176,8 +180,12 @@ class Recorder:
             check_inplace_result(target._shape, target._dtype, tuple(plan.metas.shape), plan.metas.dtype)
         track = op.node is not None and self.grad_enabled and any(
             isinstance(x, Tensor) and x._requires_grad for x in inputs)
-        if track and target._grad_fn is None and target._requires_grad:
-            raise RuntimeError(engine_errors.LEAF_INPLACE)
+        if track and target._base is None and target._grad_fn is None and target._requires_grad:
+            # indexed assignment into a leaf is reported as the view torch writes through
+            raise RuntimeError(engine_errors.LEAF_VIEW_INPLACE if op.name == "copy_slices"
+                               else engine_errors.LEAF_INPLACE)
+        if track and target._base is not None:
+            return self._call_inplace_now(op, inputs, params, target)
         self._mirror.writes += 1
         target._vc[0] += 1  # every write bumps the version counter its storage's tensors share
         node = None
@@ -200,6 +208,16 @@ class Recorder:
             target._grad_fn = node
             target._output_nr = 0
             target._requires_grad = True
+        return target
+
+    def _call_inplace_now(self, op, inputs, params, target):
+        """An in-place op that autograd records on a view: the server runs it now (a view of a leaf,
+        a view of a multi-output op and, in this engine, any such write are torch's errors at this
+        line) and describes the target after it."""
+        result = self._queue.command(K.CALL_INPLACE, name=op.name, args=inputs, kwargs=params)
+        self._mirror.writes += 1
+        target._vc[0] += 1
+        self.update(target, result.outputs[0])
         return target
 
     # ------------------------------------------------------------ proxies
@@ -230,6 +248,7 @@ class Recorder:
         t._dtype = dtypes.by_name(m.dtype)
         t._strides = tuple(m.strides)
         t._vc = [0]
+        t._base = None
         self.update(t, m)
         return t
 
@@ -259,6 +278,7 @@ def new_proxy(cls, session, tid: int, shape: tuple, dtype, strides, requires_gra
               vc: list | None = None):
     t = object.__new__(cls)
     t._vc = [0] if vc is None else vc
+    t._base = None
     t._session = session
     t._id = tid
     t._shape = shape

@@ -18,8 +18,9 @@ class Tensor(TensorMethods):
 
     # _vc: the version counter, a one-element list shared with the tensor's views and detach()
     # aliases, as torch's is (client/mirror.py)
+    # _base: the tensor a view was made from (None: not a view), as the engine's
     __slots__ = ("_session", "_id", "_shape", "_dtype", "_strides", "_requires_grad", "_grad_fn",
-                 "_output_nr", "_vc", "__weakref__")
+                 "_output_nr", "_vc", "_base", "__weakref__")
 
     # ------------------------------------------------------------ metadata (no round trip)
     @property

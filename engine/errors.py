@@ -59,6 +59,10 @@ CREATE_GRAPH_CYCLE = (
     "graph to avoid this. If you have to use this function, make sure to reset the .grad fields of "
     "your parameters to None after use to break the cycle and avoid the leak.")
 
+DETACH_VIEW_INPLACE = ("Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
+                       "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of DDP "
+                       "buckets, and hence detach_() cannot be called on these gradients. To fix this error, please "
+                       "refer to the Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
 LEAF_VIEW_INPLACE = "a view of a leaf Variable that requires grad is being used in an in-place operation."
 
 # C++ type names torch uses in some messages (caffe2 TypeMeta names)

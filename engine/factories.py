@@ -339,6 +339,8 @@ def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad
 
 def randperm(n: int, *, dtype=None, requires_grad: bool = False) -> Tensor:
     dt = _dtype(dtype, dtypes.int64)
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     return _make(to_backend(generator().permutation(n).astype(dt.np)), dt, requires_grad)
 
 

@@ -239,6 +239,13 @@ def _scalar_promoted(a, **params):
     return Meta(a.shape, _dtype(a, scalar))
 
 
+def _no_bool(kernel, error=NotImplementedError, message=None):
+    def rule(a, **params):
+        ops.check_no_bool(a, kernel, error, message)
+        return _same(a)
+    return rule
+
+
 def _neg(a):
     ops.check_neg(a)
     return _same(a)
@@ -460,12 +467,7 @@ def _split_with_sizes(a, split_sizes, dim=0):
 
 
 def _select(a, dim, index):
-    if a.ndim == 0:
-        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
-                         "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
-    d = ops._check_dim(dim, a.ndim)
-    if not -a.shape[d] <= index < a.shape[d]:
-        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {a.shape[d]}")
+    d = ops.select_dim(a, dim, index)
     return Meta(a.shape[:d] + a.shape[d + 1:], a.dtype,
                 None if a.strides is None else a.strides[:d] + a.strides[d + 1:])
 
@@ -559,22 +561,43 @@ def _div_scalar(a, other):
     return Meta(a.shape, _float(_dtype(a, other)))
 
 
-def _softmax(a, dim):
-    ops._check_dim(dim, a.ndim)
-    return Meta(a.shape, _float(a.dtype))
+def _softmax_rule(name):
+    def rule(a, dim):
+        ops._float_kernel(a, ops._check_dim(dim, a.ndim), name)  # torch has no integer kernels
+        return Meta(a.shape, a.dtype)
+    return rule
 
+
+def _copy(a, src):
+    ops.check_copy(a, src)
+    return _inplace_same(a)
+
+
+def _addmm(bias, a, b):
+    out = _mm(a, b)
+    try:
+        expands = _broadcast(bias, out) == out.shape
+    except RuntimeError:
+        expands = False
+    if not expands:
+        raise ValueDependentError  # a bias that does not expand: the engine's own error, at once
+    return out
+
+
+_RELU = _no_bool("relu", RuntimeError, "Boolean inputs not supported for relu")
 
 RULES = {
     "add": _add, "sub": _sub, "rsub_tensor": _sub, "mul": elementwise(), "div": _div,
     "rsub": _rsub, "pow": _pow_scalar_exponent, "pow_tensor": _pow_checked(elementwise()),
     "pow_scalar_base": _pow_checked(_scalar_promoted), "reciprocal": _float_same, "neg": _neg,
-    "where": _where, "abs": _same, "sign": _same,
+    "where": _where, "abs": _no_bool("abs_cpu"), "sign": _same,
     "exp": _float_same, "log": _float_same, "sqrt": _float_same, "sin": _float_same, "cos": _float_same,
     "tanh": _float_same, "expm1": _float_same, "log1p": _float_same, "log2": _float_same, "log10": _float_same,
     "rsqrt": _float_same, "tan": _float_same, "sinh": _float_same, "cosh": _float_same, "asin": _float_same,
     "acos": _float_same, "atan": _float_same, "floor": _same, "ceil": _same, "trunc": _same, "round": _same,
     "frac": _frac, "isnan": elementwise(_BOOL), "isinf": elementwise(_BOOL), "isfinite": elementwise(_BOOL),
-    "sigmoid": _float_same, "relu": _same, "clamp": _clamp, "silu": _same, "softplus": _same, "leaky_relu": _same,
+    "sigmoid": _float_same, "relu": _RELU, "clamp": _clamp, "silu": _same, "softplus": _same,
+    "leaky_relu": _no_bool("leaky_relu_cpu"),
     "elu": _same, "flip": _flip, "cumsum": _cumsum, "masked_fill": _masked_fill,
     "masked_fill_tensor": _masked_fill_tensor, "tril": _triangle("tril"), "triu": _triangle("triu"),
     "index_select": _index_select, "gather": _gather, "sort": _sort, "sort_stable": _sort, "topk": _topk,
@@ -598,8 +621,8 @@ RULES = {
     "detach_copy": _inplace_same, "cat": _cat, "stack": _stack, "unbind": _unbind,
     "select": _select, "slice": _slice, "index": _index,
     "copy_slices": _inplace_same, "index_put": _inplace_same,
-    "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _inplace_same,
-    "softmax": _softmax, "log_softmax": _softmax, "mse_loss": _loss,
+    "zero_": _inplace_same, "fill_": _inplace_same, "fill_tensor": _inplace_same, "copy_": _copy,
+    "softmax": _softmax_rule("softmax"), "log_softmax": _softmax_rule("log_softmax"), "mse_loss": _loss,
     "binary_cross_entropy_with_logits": _bce, "nll_loss": _nll, "nll_loss2d": _nll2d,
     "mul_scalar": _scalar_promoted, "add_scalar": _scalar_promoted, "div_scalar": _div_scalar,
     "clamp_tensor": _clamp_tensor, "clamp_min": _clamp_bound, "clamp_max": _clamp_bound,
@@ -613,7 +636,7 @@ RULES = {
     "rremainder_scalar": _checked("remainder_cpu", _scalar_promoted),
     "amax": _reduction("same"), "amin": _reduction("same"),
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
-    "addmm": lambda bias, a, b: _mm(a, b), "split": _split, "split_with_sizes": _split_with_sizes,
+    "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).

@@ -368,7 +368,21 @@ op("where", "WhereBackward0", _where,
 
 # ---------------------------------------------------------------- pointwise functions
 
-op("abs", "AbsBackward0", lambda a: xp.abs(a), (lambda g, c: g * c.x[0].sign(),), save=(0,))
+def _no_bool_kernel(fn, kernel: str, error=NotImplementedError, message=None):
+    """An op torch has no bool kernel for: its error, in its words."""
+    def forward(a, *args, **params):
+        check_no_bool(a, kernel, error, message)
+        return fn(a, *args, **params)
+    return forward
+
+
+def check_no_bool(a, kernel: str, error=NotImplementedError, message=None) -> None:
+    """``a`` (an array or a client's Meta) is not a bool tensor, for an op torch has no bool kernel for."""
+    if a.dtype.kind == "b":
+        raise error(message or f'"{kernel}" not implemented for \'Bool\'')
+
+
+op("abs", "AbsBackward0", _no_bool_kernel(lambda a: xp.abs(a), "abs_cpu"), (lambda g, c: g * c.x[0].sign(),), save=(0,))
 op("sign", "SignBackward0", lambda a: xp.sign(a), (lambda g, c: g * 0,))
 op("exp", "ExpBackward0", _float_unary(xp.exp), (lambda g, c: g * c.out,), save_output=True)
 op("log", "LogBackward0", _float_unary(xp.log), (lambda g, c: g / c.x[0],), save=(0,))
@@ -473,7 +487,8 @@ op("softplus", "SoftplusBackward0", _softplus,
 op("softplus_backward", "SoftplusBackwardBackward0", _softplus_backward,
    (lambda gg, c: _call("softplus_backward", (gg, c.x[1]), **c.p), _softplus_double), save=(0, 1))
 op("leaky_relu", "LeakyReluBackward0",
-   lambda a, negative_slope=0.01: xp.where(a > 0, a, a * negative_slope).astype(a.dtype, copy=False),
+   _no_bool_kernel(lambda a, negative_slope=0.01: xp.where(a > 0, a, a * negative_slope).astype(a.dtype, copy=False),
+                   "leaky_relu_cpu"),
    (lambda g, c: _call("leaky_relu_backward", (g, c.x[0]), negative_slope=c.p.get("negative_slope", 0.01)),),
    save=(0,))
 op("leaky_relu_backward", "LeakyReluBackwardBackward0",
@@ -495,7 +510,8 @@ op("leaky_relu_", "LeakyReluBackward1", OPS["leaky_relu"].forward,
    save_output=True)
 op("elu_", "EluBackward1", OPS["elu"].forward,
    (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
-op("relu", "ReluBackward0", lambda a: xp.maximum(a, a.dtype.type(0)),
+op("relu", "ReluBackward0", _no_bool_kernel(lambda a: xp.maximum(a, a.dtype.type(0)), "relu", RuntimeError,
+                                             "Boolean inputs not supported for relu"),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
 # relu's backward as torch writes it: differentiable in the gradient (and, with zeros, in the
 # result), so a create_graph gradient of relu requires grad as torch's does
@@ -1588,7 +1604,9 @@ def build_key(spec, tensors) -> tuple:
     return tuple(key)
 
 
-def _select(a, dim, index):
+def select_dim(a, dim, index) -> int:
+    """select()'s dim, with torch's errors for a 0-d tensor and an index out of range (``a``: an
+    array or a client's Meta)."""
     if a.ndim == 0:
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
                          "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
@@ -1597,7 +1615,11 @@ def _select(a, dim, index):
     if not -size <= index < size:
         raise IndexError(f"select(): index {index} out of range for tensor of size {list(a.shape)} "
                          f"at dimension {d}")
-    return a[(slice(None),) * d + (index,)]
+    return d
+
+
+def _select(a, dim, index):
+    return a[(slice(None),) * select_dim(a, dim, index) + (index,)]
 
 
 def _slice(a, dim, start=None, stop=None, step=1):
@@ -1723,7 +1745,19 @@ op("index_put", "IndexPutBackward0", _setitem, (_setitem_self_vjp, _setitem_valu
 # ---------------------------------------------------------------- in-place-only ops
 
 
+def check_copy(a, src) -> None:
+    """copy_'s source broadcasts to its target (``a``, ``src``: arrays, numbers or a client's Metas)."""
+    if isinstance(src, _SCALARS) or tuple(src.shape) == tuple(a.shape):
+        return
+    shape, target = tuple(src.shape), tuple(a.shape)
+    if len(shape) > len(target) or any(s not in (1, t) for s, t in zip(reversed(shape), reversed(target))):
+        raise RuntimeError(f"The size of tensor a ({a.shape[-1] if a.ndim else 1}) must match the size of "
+                           f"tensor b ({src.shape[-1] if src.ndim else 1}) at non-singleton dimension "
+                           f"{a.ndim - 1}")
+
+
 def _copy(a, src):
+    check_copy(a, src)
     try:
         return xp.broadcast_to(src if not isinstance(src, _SCALARS) else xp.asarray(src), a.shape).astype(a.dtype)
     except ValueError:

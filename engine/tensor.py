@@ -161,6 +161,8 @@ class Tensor(TensorMethods):
         return t
 
     def detach_(self) -> Tensor:
+        if self._base is not None:
+            raise RuntimeError(errors.DETACH_VIEW_INPLACE)
         self.grad_fn = None
         self._requires_grad = False
         return self

@@ -236,6 +236,28 @@ def op_arguments(t, at):
     at("an integer clamped at a float", lambda: print(t.ones(2, dtype=t.long).clamp(min=0.5).dtype))
 
 
+def kernels_and_views(t, at):
+    F = t.nn.functional
+    at("copy_ from a shape that does not broadcast", lambda: t.ones(2).copy_(t.ones(3)))
+    at("linear with a bias of the wrong size", lambda: F.linear(t.ones(2, 3), t.ones(4, 3), t.ones(5)))
+    at("softmax of integers", lambda: t.ones(3, dtype=t.long).softmax(0))
+    at("log_softmax of integers", lambda: t.ones(3, 2, dtype=t.long).log_softmax(0))
+    at("abs of bools", lambda: t.ones(2, dtype=t.bool).abs())
+    at("relu of bools", lambda: t.ones(2, dtype=t.bool).relu())
+    at("leaky_relu of bools", lambda: F.leaky_relu(t.ones(2, dtype=t.bool)))
+    at("randperm of a negative size", lambda: t.randperm(-1))
+    at("select out of range", lambda: t.ones(3).select(0, -4))
+    w = t.ones(2, 3, requires_grad=True)
+    at("in place on a view of a leaf", lambda: w[0].add_(1))
+    at("indexed assignment into a leaf", lambda: w.__setitem__(0, 1.0))
+    at("detach_ of a view", lambda: w[0].detach_())
+    parts = (w * 2).split(1)
+    at("in place on a multi-output view", lambda: parts[0].mul_(2))
+    with t.no_grad():
+        at("in place on a view under no_grad", lambda: w[0].mul_(2))
+    at("the leaf after it", lambda: print(w.tolist()))
+
+
 def values_read(t, at):
     at("item of many", lambda: t.ones(2).item())
     at("bool of many", lambda: bool(t.ones(2)))
@@ -248,7 +270,7 @@ PROGRAMS = {f.__name__.rstrip("_"): f for f in (
     data_is_not_tracked, unrelated_write_is_fine, saved_grad_written, autograd_grad_after_a_write,
     training_step_then_modify,
     shapes, dtypes_, strides_and_views, leaves, grad_mode, freed_buffers, hooks, functions, op_arguments,
-    values_read)}
+    kernels_and_views, values_read)}
 
 
 def run(program, t):
