@@ -295,6 +295,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
     shape = _shape("full", size, varargs=False)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
+    if not isinstance(fill_value, numbers.Number):
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not {type(fill_value).__name__}")
     dt = _dtype(dtype, _infer_dtype(fill_value))
     return _make(xp.full(shape, fill_value, dtype=dt.np), dt, requires_grad)
 
