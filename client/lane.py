@@ -8,7 +8,9 @@ import hmac
 import logging
 import os
 import re
+import select
 import socket
+import ssl
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -48,7 +50,7 @@ def lane_host(address: str) -> str | None:
     return None if m is None else (m.group("v6") or m.group("host"))
 
 
-def open_lane(address: str, port: int, session_id: str, token: str) -> Lane | None:
+def open_lane(address: str, port: int, session_id: str, token: str, tls=None) -> Lane | None:
     """The session's lane, or None where it cannot be had (unreachable, refused, or a peer that
     does not prove it knows the token: the caller uses the gRPC stream then)."""
     host = lane_host(address)
@@ -61,6 +63,8 @@ def open_lane(address: str, port: int, session_id: str, token: str) -> Lane | No
         return None
     try:
         tune(sock)
+        if tls is not None:  # an ssl.SSLContext: the server's certificate is checked before a byte is sent
+            sock = tls.wrap_socket(sock, server_hostname=host)
         key, nonce = key_of(token), os.urandom(NONCE_BYTES)
         sock.sendall(MAGIC)
         write_frame(sock, pb.LaneHello(session_id=session_id, nonce=nonce).SerializeToString())
@@ -127,7 +131,11 @@ class Lane:
         server closed while idle is replaced before a batch is lost on it."""
         if self.broken is None:
             try:
-                if self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                if isinstance(self.sock, ssl.SSLSocket):
+                    # no peeking through TLS; while no answer is awaited, the server sends only its end
+                    if self.sock.pending() or select.select([self.sock], [], [], 0)[0]:
+                        self.broken = "the server ended the direct lane"
+                elif self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
                     self.broken = "the server ended the direct lane"
             except BlockingIOError:
                 pass

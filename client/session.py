@@ -31,6 +31,7 @@ from .protos.codec import decode_array, encode_array, encode_value
 from .protos.host import host_digest
 from .recorder import Recorder
 from .tensor import Tensor
+from .tls import client_tls
 from .transport import Observer, Transport
 from .userline import user_line, warn_at_user_line
 
@@ -130,6 +131,7 @@ class Session:
     def __init__(self, address: str, *, client: str = "python-sdk", timeout: float | None = None,
                  eager: bool | None = None, max_queue: int = MAX_QUEUE, send_ahead: int | None = None,
                  direct: bool | None = None, early_answers: bool | None = None,
+                 tls: bool | None = None, root_certificates=None, client_cert=None, client_key=None,
                  transport: Transport | None = None) -> None:
         """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
         slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
@@ -147,6 +149,10 @@ class Session:
         (client/early.py): the server runs them while the program builds its next step. On the
         server's own machine it is off by default: there the client's work takes cores from the
         server's threads, and measured it did not pay (benchmarks/RESULTS.md).
+        ``tls=True`` (or any of ``root_certificates``, ``client_cert``, ``client_key``: PEM data or a
+        file's path; REMOTE_AUTOGRAD_TLS, _TLS_CA, _TLS_CERT, _TLS_KEY) connects over TLS, the direct
+        lane too; ``root_certificates`` are the CAs the server's certificate must chain to (default:
+        the system's), ``client_cert``/``client_key`` this client's for a server that asks for one.
         ``transport``: an object with client.transport.Transport's methods to carry the session
         instead of a gRPC channel to ``address`` (a test's fake, an embedding's own wire)."""
         self.address = address
@@ -158,7 +164,9 @@ class Session:
         self._closed = False
         self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self), "__module__": "torch"})
         # the layers, each owning its state; upper ones call lower ones (transport at the bottom)
-        transport = self._transport = transport if transport is not None else Transport(address, timeout)
+        if transport is None:
+            transport = Transport(address, timeout, client_tls(tls, root_certificates, client_cert, client_key))
+        self._transport = transport
         info = transport.create_session(client)
         self.session_id, self.token, self.backend = info.session_id, info.token, info.backend
         transport.attach(info, _env_flag("REMOTE_AUTOGRAD_DIRECT", True) if direct is None else bool(direct))

@@ -72,10 +72,13 @@ class Transport:
     the direct lane where the server offers one and it is reachable, else ExecuteStream, else
     (a server that refused the stream) unary Execute calls made as answers are read."""
 
-    def __init__(self, address: str, timeout: float | None = None) -> None:
+    def __init__(self, address: str, timeout: float | None = None, tls=None) -> None:
+        """``tls``: a client.tls.ClientTLS for a server that serves TLS (its lane too), else None."""
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.tls = tls
+        self._channel = (grpc.secure_channel(address, tls.grpc_credentials(), options=CHANNEL_OPTIONS) if tls
+                         else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._stub = pb_grpc.RemoteAutogradStub(self._channel)
         self._md: tuple = ()
         self.session_id = self.token = ""
@@ -148,7 +151,8 @@ class Transport:
         if self.stream and idle and self.stream.done():
             self.stream = None
         if self.stream is None and self.lane_port:
-            lane = open_lane(self.address, self.lane_port, self.session_id, self.token)
+            lane = open_lane(self.address, self.lane_port, self.session_id, self.token,
+                             self.tls.lane_context() if self.tls else None)
             if lane is not None:
                 self.stream, self._answered_once = lane, False
                 return True

@@ -12,6 +12,7 @@ from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
 from .protos.codec import decode_array
 from .protos.protocol import session_metadata
+from .tls import client_tls
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,17 @@ class GradientEvent:
     grad: numpy.ndarray
 
 
-def watch(address: str, session_id: str, token: str) -> Iterator[GradientEvent]:
+def watch(address: str, session_id: str, token: str, *, tls: bool | None = None, root_certificates=None,
+          client_cert=None, client_key=None) -> Iterator[GradientEvent]:
     """A GradientEvent each time a hook of the session fires; ends when the session closes.
 
     The subscription is in place when this returns: every hook that fires afterwards is seen.
     """
     # a watcher gets every gradient's values, however large: the SDK's message limits, not gRPC's 4 MiB
-    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30)])
+    options = [("grpc.max_receive_message_length", 1 << 30)]
+    secure = client_tls(tls, root_certificates, client_cert, client_key)
+    channel = (grpc.secure_channel(address, secure.grpc_credentials(), options=options) if secure
+               else grpc.insecure_channel(address, options=options))
     stub = pb_grpc.RemoteAutogradStub(channel)
     md = session_metadata(session_id, token)
     stream = stub.Subscribe(pb.SubscribeRequest(controller=False), metadata=md)

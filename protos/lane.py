@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import select
 import socket
+import ssl
 import struct
 
 MAGIC = b"RAGLANE1"
@@ -82,6 +84,8 @@ def write_frames(sock, frames: list) -> None:
 
 def pending(sock) -> bool:
     """Whether a read would return at once: the peer has sent more (or ended the connection)."""
+    if isinstance(sock, ssl.SSLSocket):  # (no peeking through TLS: decrypted bytes, or bytes on the wire)
+        return sock.pending() > 0 or bool(select.select([sock], [], [], 0)[0])
     try:
         sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:

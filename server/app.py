@@ -21,6 +21,7 @@ from . import batches
 from .lane import Lane
 from .registry import Limits, Registry
 from .service import Servicer
+from .tls import TLS, from_flags, warn_if_exposed
 
 log = logging.getLogger("remote_autograd.server")
 
@@ -28,7 +29,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RemoteAutograd"].full_name
 MAX_MESSAGE = 1 << 30
 
 
-def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1):
+def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1, tls: TLS | None = None):
     """A started server and the port it listens on; with ``direct_port`` >= 0 (0: a free one),
     its direct lane too (``server.lane``, None without)."""
     server = grpc.server(
@@ -42,12 +43,13 @@ def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.grpc_credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
     server.lane = None
     if direct_port >= 0:
-        server.lane = Lane(host, direct_port, registry, batches.answer)
+        server.lane = Lane(host, direct_port, registry, batches.answer, tls.lane_context() if tls else None)
         servicer.direct_port = server.lane.port
     server.start()
     for name in ("", SERVICE_NAME):
@@ -88,6 +90,11 @@ def parse_args(argv=None):
                    help="seconds between snapshots of changed sessions (with --state-dir)")
     p.add_argument("--grace", type=float, default=_env("GRACE", 10.0), help="seconds to finish calls on SIGTERM")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    p.add_argument("--tls-cert", default=_env("TLS_CERT", ""),
+                   help="PEM certificate chain: serve gRPC and the direct lane over TLS (with --tls-key)")
+    p.add_argument("--tls-key", default=_env("TLS_KEY", ""), help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA", ""),
+                   help="PEM CA certificates: mutual TLS, every client presents a certificate it signed")
     return p.parse_args(argv)
 
 
@@ -118,7 +125,9 @@ def main(argv=None) -> None:
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors, max_streams=max_streams,
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
-    server, port = build(args.host, args.port, limits, args.workers, args.direct_port)
+    tls = from_flags(args.tls_cert, args.tls_key, args.tls_client_ca)
+    warn_if_exposed(args.host, tls)
+    server, port = build(args.host, args.port, limits, args.workers, args.direct_port, tls)
     tune_gc()
     if server.lane is not None:
         log.info("direct lane on %s:%d", args.host, server.lane.port)

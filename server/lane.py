@@ -65,9 +65,10 @@ class Lane:
     batch)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
 
     def __init__(self, host: str, port: int, registry,
-                 answer: Callable[[Session, pb.Batch], pb.BatchResult]) -> None:
+                 answer: Callable[[Session, pb.Batch], pb.BatchResult], tls=None) -> None:
         self.registry = registry
         self.answer = answer
+        self.tls = tls  # an ssl.SSLContext: every connection is TLS before its first byte is read
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         self.sock = socket.create_server((host, port), family=family, backlog=128)
         self.port = self.sock.getsockname()[1]
@@ -98,6 +99,8 @@ class Lane:
         try:
             tune(conn)
             conn.settimeout(HANDSHAKE_SECONDS)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             session = self._handshake(conn)
             proven = True
             self._handshakes.release()
