@@ -6,7 +6,6 @@ import itertools
 from collections import OrderedDict
 
 
-
 class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     """What load_state_dict returns: the keys it missed and the ones it did not expect."""
 
