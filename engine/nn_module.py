@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import itertools
 from collections import OrderedDict
+from collections.abc import Mapping
 
 
 class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -399,7 +400,7 @@ class Module:
                         unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        if not isinstance(state_dict, collections.abc.Mapping):
+        if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing_keys, unexpected_keys, error_msgs = [], [], []
         state_dict = OrderedDict(state_dict)

@@ -44,9 +44,6 @@ class Optimizer:
         params = param_group["params"]
         if is_tensor(params):
             param_group["params"] = [params]
-        elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering of "
-                            "tensors in sets will change between runs. Please use a list instead.")
         else:
             param_group["params"] = list(params)
         for p in param_group["params"]:
@@ -86,7 +83,10 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        self._update(p, p.grad, self.state[p], group)
+                        state = self.state.get(p, {})
+                        self._update(p, p.grad, state, group)
+                        if state:  # (SGD without momentum keeps none, as torch's)
+                            self.state[p] = state
         return loss
 
     def _update(self, param, grad, state: dict, group: dict) -> None:
