@@ -56,7 +56,8 @@ def _train(ns, model, opt, x, steps):
 def test_optimizer_steps_are_torchs(name, kwargs):
     tm, em = twin(_model)
     x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
-    topt, eopt = getattr(torch.optim, name)(tm.parameters(), **kwargs), getattr(E.optim, name)(em.parameters(), **kwargs)
+    topt = getattr(torch.optim, name)(tm.parameters(), **kwargs)
+    eopt = getattr(E.optim, name)(em.parameters(), **kwargs)
     tl, el = _train(torch, tm, topt, torch.tensor(x), 12), _train(E, em, eopt, E.tensor(x), 12)
     assert close(el, tl, rtol=1e-5, atol=1e-6), (el, tl)
     for tp, ep in zip(tm.parameters(), em.parameters()):
