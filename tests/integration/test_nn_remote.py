@@ -99,7 +99,8 @@ def test_state_dicts_save_and_resume_on_the_server(t):
     train(model, opt, 2)
     saved_model = {k: v.clone() for k, v in model.state_dict().items()}
     saved_opt = opt.state_dict()
-    assert list(saved_opt["state"][0]) == ["step", "exp_avg", "exp_avg_sq"] and saved_opt["state"][0]["step"].item() == 2
+    assert list(saved_opt["state"][0]) == ["step", "exp_avg", "exp_avg_sq"]
+    assert saved_opt["state"][0]["step"].item() == 2
     saved_opt = {"state": {i: {k: v.clone() for k, v in s.items()} for i, s in saved_opt["state"].items()},
                  "param_groups": saved_opt["param_groups"]}
     straight = train(model, opt, 2)
