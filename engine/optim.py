@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import struct
 from collections import defaultdict
 
 from .nn_module import is_tensor, typename
@@ -287,7 +288,6 @@ class RMSprop(Optimizer):
 
 def _f32(x: float) -> float:
     """x rounded to float32, as torch's float32 step counter holds it (exact below 2**24)."""
-    import struct
     return struct.unpack("f", struct.pack("f", x))[0] if math.isfinite(x) else x
 
 
