@@ -44,6 +44,9 @@ def parameter_class(tensor_class):
     def __new__(cls, data=None, requires_grad: bool = True):  # noqa: N807
         if data is None:
             data = cls._t.empty(0)
+        elif is_tensor(data) and not isinstance(data, tensor_class):
+            raise TypeError(f"this namespace's nn.Parameter holds its own tensors, got a {type(data).__module__}."
+                            f"{type(data).__qualname__} of another namespace or session: copy it in with tensor() first")
         p = data.detach()  # shares data's storage, as torch's Parameter does
         p.__class__ = cls
         if requires_grad or p.requires_grad:

@@ -68,6 +68,9 @@ def test_parameters_are_remote_tensors_that_require_grad(t):
     assert not isinstance(y, t.nn.Parameter) and y.grad_fn.name() == "MulBackward0"
     y.sum().backward()
     assert p.grad.tolist() == [3.0, 3.0]
+    import remote_autograd.engine as engine
+    with pytest.raises(TypeError, match="nn.Parameter holds its own tensors"):
+        t.nn.Parameter(engine.ones(2))  # an engine tensor is no remote one: it must be copied in
     layer = t.nn.Linear(4, 3)
     assert all(isinstance(q, t.nn.Parameter) and q._session is t for q in layer.parameters())
     bound = 1 / math.sqrt(4)
