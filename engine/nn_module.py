@@ -45,8 +45,9 @@ def parameter_class(tensor_class):
         if data is None:
             data = cls._t.empty(0)
         elif is_tensor(data) and not isinstance(data, tensor_class):
-            raise TypeError(f"this namespace's nn.Parameter holds its own tensors, got a {type(data).__module__}."
-                            f"{type(data).__qualname__} of another namespace or session: copy it in with tensor() first")
+            raise TypeError("this namespace's nn.Parameter holds its own tensors, got a "
+                            f"{type(data).__module__}.{type(data).__qualname__} of another namespace or session: "
+                            "copy it in with tensor() first")
         p = data.detach()  # shares data's storage, as torch's Parameter does
         p.__class__ = cls
         if requires_grad or p.requires_grad:
