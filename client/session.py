@@ -21,6 +21,7 @@ from .engine.checks import check_factory_requires_grad, check_legacy_new_kwargs
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import factory_meta
+from .engine.nn_namespace import nn_namespace, optim_namespace
 from .engine.size import Size
 from .function import FunctionCtx, function_base, once_differentiable
 from .grad_mode import GradMode, SetGradEnabled
@@ -214,7 +215,8 @@ class Session:
         self.Size = Size
         for name, fn in TORCH_FUNCTIONS.items():
             setattr(self, name, fn)
-        self.nn = types.SimpleNamespace(functional=nn_functional)
+        self.nn = nn_namespace(self, nn_functional)  # torch.nn and torch.optim: the engine's code, over this session
+        self.optim = optim_namespace(self)
         self.autograd = types.SimpleNamespace(
             backward=autograd.backward, grad=autograd.grad, no_grad=self.no_grad, enable_grad=self.enable_grad,
             set_grad_enabled=self.set_grad_enabled, Function=function_base(self),

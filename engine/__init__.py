@@ -45,11 +45,10 @@ globals().update(TORCH_FUNCTIONS)
 autograd = types.SimpleNamespace(
     backward=_autograd.backward, grad=_autograd.grad, Node=Node,
     no_grad=no_grad, enable_grad=enable_grad, set_grad_enabled=set_grad_enabled)
-nn = types.SimpleNamespace(functional=nn_functional)
 
 __all__ = ["Tensor", "Size", "dtype", "tensor", "zeros", "ones", "full", "empty", "rand", "randn",
            "randint", "arange", "linspace", "eye", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled", "manual_seed", "autograd", "nn", "BACKEND"]
+           "is_grad_enabled", "manual_seed", "autograd", "nn", "optim", "BACKEND"]
 
 
 from . import autograd_functional as _functional  # noqa: E402
@@ -67,3 +66,9 @@ autograd.functional = types.SimpleNamespace(**{
     name: (lambda fn: lambda *a, **kw: fn(_self, *a, **kw))(getattr(_functional, name))
     for name in ("jacobian", "hessian", "vjp", "jvp")})
 autograd.GradcheckError = _gradcheck.GradcheckError
+
+from .nn_namespace import nn_namespace as _nn_namespace  # noqa: E402
+from .nn_namespace import optim_namespace as _optim_namespace  # noqa: E402
+
+nn = _nn_namespace(_self, nn_functional)
+optim = _optim_namespace(_self)

@@ -204,6 +204,29 @@ class IndexingMethods(TensorOps):
     def copy_(self, src):
         return self._iop("copy_", self._arg("copy_", src, "src"))
 
+    # torch's pointwise kernels, composed: (value * t1) op t2, then added to self, in their order of
+    # rounding. (The node of such an in-place op on a recorded tensor is its parts', not Addcmul's.)
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self.add_((tensor1 if value == 1 else tensor1.mul(value)).mul(tensor2))
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self.add_((tensor1 if value == 1 else tensor1.mul(value)).div(tensor2))
+
+    def lerp_(self, end, weight):
+        # torch's lerp: self + w * (end - self) for |w| < 0.5, else end - (end - self) * (1 - w)
+        if isinstance(weight, TensorOps) or abs(weight) < 0.5:
+            return self.add_(end.sub(self).mul(weight))
+        return self.copy_(end.sub(end.sub(self).mul(1 - weight)))
+
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
+        """Values drawn from the tensor's own generator (the engine's, or its session's): not torch's draw."""
+        rand = self._factories.rand(*tuple(self.shape), dtype=self.dtype)
+        return self.copy_(rand.mul(to - from_).add(from_))
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        randn = self._factories.randn(*tuple(self.shape), dtype=self.dtype)
+        return self.copy_(randn.mul(std).add(mean))
+
     def sigmoid_(self):
         return self._iop("sigmoid")
 
