@@ -15,7 +15,7 @@ from ..protos.codec import decode_value
 from ..protos.host import host_digest
 from ..protos.protocol import SESSION_ID, SESSION_TOKEN, chunks_of, join_chunks
 from . import batches
-from .errors import Unauthenticated, handle_errors
+from .errors import ResourceExhausted, Unauthenticated, handle_errors
 from .registry import Registry
 from .session import Session
 
@@ -105,7 +105,15 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
             session = self._session(context)
         except Unauthenticated as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
-        q = session.subscribe(request.controller)
+        try:
+            self.registry.open_events(context, session, request.controller)
+        except ResourceExhausted as e:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+        try:
+            q = session.subscribe(request.controller)
+        except BaseException:
+            self.registry.close_events(context)
+            raise
         context.add_callback(lambda: q.put(None))
         try:
             yield pb.Event(ready=True)
@@ -122,6 +130,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
                 yield item
         finally:
             session.unsubscribe(q)
+            self.registry.close_events(context)
 
     @handle_errors
     def Reply(self, request, context):

@@ -1,0 +1,110 @@
+"""A hostile client on loopback: well-formed requests meant to exhaust the server. Each is refused
+(naming the limit and the numbers), and a well-behaved session and the health check keep working."""
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+import remote_autograd as ra
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from remote_autograd.protos import autograd_pb2 as pb
+from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
+from remote_helpers import running_server
+
+OPEN_TIMEOUT = 5.0  # seconds a Subscribe may take to answer (ready, or refused)
+
+
+def _healthy(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _new_session(stub) -> tuple:
+    info = stub.CreateSession(pb.CreateSessionRequest(client="hostile"), timeout=3)
+    return (("x-session-id", info.session_id), ("x-session-token", info.token))
+
+
+def _subscribe(stub, md, controller: bool = False):
+    """(call, None) once the server said ready, or (None, the RpcError it was refused with)."""
+    call = stub.Subscribe(pb.SubscribeRequest(controller=controller), metadata=md)
+    first: list = []
+
+    def read():
+        try:
+            first.append(next(call))
+        except grpc.RpcError as e:
+            first.append(e)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(OPEN_TIMEOUT)
+    if not first:
+        call.cancel()
+        raise AssertionError("a Subscribe was neither answered nor refused: the server's threads are taken")
+    if isinstance(first[0], grpc.RpcError):
+        return None, first[0]
+    assert first[0].WhichOneof("kind") == "ready"
+    return call, None
+
+
+def _well_behaved(address: str) -> None:
+    with ra.connect(address) as t:
+        x = t.ones(3, requires_grad=True)
+        seen = []
+        x.register_hook(lambda g: seen.append(g.tolist()))
+        (x * 2).sum().backward()
+        assert x.grad.tolist() == [2.0, 2.0, 2.0] and seen == [[2.0, 2.0, 2.0]]
+
+
+def test_watch_streams_are_bounded_per_session_and_server_wide():
+    # 64 workers (the default): 64 open Subscribe streams took every one of them
+    with running_server("--workers", "64", "--max-watchers", "4", "--max-event-streams", "8") as server:
+        channel = grpc.insecure_channel(server.address)
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        held = []
+        try:
+            md = _new_session(stub)
+            refused = []
+            for _ in range(64):
+                call, error = _subscribe(stub, md)
+                (held if call is not None else refused).append(call or error)
+            assert len(held) == 4 and len(refused) == 60
+            assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+            assert "4 open watch streams" in refused[0].details() and "--max-watchers" in refused[0].details()
+            assert _healthy(server.address)
+            _well_behaved(server.address)  # its controller stream is one of the server's 8
+            # more hostile sessions fill the server's event streams: refused, and the rest still works
+            for _ in range(3):
+                other = _new_session(stub)
+                for _ in range(4):
+                    call, error = _subscribe(stub, other)
+                    if call is not None:
+                        held.append(call)
+            assert len(held) == 8
+            _, error = _subscribe(stub, _new_session(stub), controller=True)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "8 open event streams" in error.details() and "--max-event-streams" in error.details()
+            assert _healthy(server.address)
+            with ra.connect(server.address) as t:  # no hooks: no event stream needed
+                assert (t.ones(2) * 3).tolist() == [3.0, 3.0]
+            # a stream given back is a place for another
+            held.pop().cancel()
+            deadline = time.monotonic() + 5
+            fresh = _new_session(stub)
+            while True:
+                call, error = _subscribe(stub, fresh)
+                if call is not None:
+                    held.append(call)
+                    break
+                assert time.monotonic() < deadline, error.details()
+                time.sleep(0.1)
+        finally:
+            for call in held:
+                call.cancel()
+            channel.close()
+
+
+if __name__ == "__main__":
+    pytest.main([__file__, "-x", "-q"])
