@@ -106,5 +106,32 @@ def test_watch_streams_are_bounded_per_session_and_server_wide():
             channel.close()
 
 
+def test_numbered_batches_far_ahead_are_refused_and_block_no_one(address):
+    channel = grpc.insecure_channel(address)
+    stub = pb_grpc.RemoteAutogradStub(channel)
+    md = _new_session(stub)
+    codes: list = []
+
+    def far_ahead(k: int) -> None:
+        try:
+            stub.Execute(pb.Batch(seq=1000 + k), metadata=md, timeout=10)
+            codes.append("OK")
+        except grpc.RpcError as e:
+            codes.append((e.code(), e.details()))
+    callers = [threading.Thread(target=far_ahead, args=(k,)) for k in range(64)]
+    t0 = time.monotonic()
+    for c in callers:
+        c.start()
+    assert _healthy(address)
+    _well_behaved(address)
+    for c in callers:
+        c.join(15)
+    assert time.monotonic() - t0 < 5  # each waited up to 60 s for its predecessors
+    assert len(codes) == 64 and {c[0] for c in codes} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert all("ahead of batch 1" in c[1] and "--seq-window" in c[1] for c in codes)
+    assert stub.Execute(pb.Batch(seq=1), metadata=md, timeout=5) is not None  # the session goes on
+    channel.close()
+
+
 if __name__ == "__main__":
     pytest.main([__file__, "-x", "-q"])
