@@ -64,9 +64,17 @@ def _run(session: Session, request: pb.Batch, reply: pb.BatchResult) -> None:
             ctx.want_meta = cmd.describe
             HANDLERS[cmd.kind](session, ctx, cmd, results.add())
         except KeyError as missing:
-            error = missing if cmd.kind in HANDLERS else NotImplementedError(
-                f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")
-            raise CommandError(i + ctx.extra_index, error) from missing
+            # (no local name for the new error: a frame holding it, and its traceback holding the
+            # frame, made a cycle that kept the batch's arrays alive until a full collection)
+            raise CommandError(i + ctx.extra_index, ValueError(
+                f"command {pb.Kind.Name(cmd.kind)}{' ' + cmd.name if cmd.name else ''}: {missing} is a "
+                "missing argument or an unknown name") if cmd.kind in HANDLERS else NotImplementedError(
+                f"command kind {cmd.kind} is unknown to this server (a client newer than the server?)")) from None
+        except AttributeError as e:
+            # a tensor where the op wants a number or the other way round, deep in the engine
+            raise CommandError(i + ctx.extra_index, TypeError(
+                f"command {pb.Kind.Name(cmd.kind)}{' ' + cmd.name if cmd.name else ''}: an argument of the "
+                f"wrong type ({e})")) from None
         except Exception as e:  # noqa: BLE001  (re-raised with the command's index)
             raise CommandError(i + ctx.extra_index, e) from e
     if session.released_functions:

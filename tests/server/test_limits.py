@@ -1,11 +1,20 @@
 """The server's limits and hardening against well-formed hostile requests, on the data plane (no gRPC)."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import numpy
-from batch_helpers import call, new_session, run, upload
+import pytest
+from batch_helpers import Ref, batch, call, command, new_session, run, upload
+from remote_autograd.protos.codec import KIND as K
+from remote_autograd.protos.protocol import SESSION_ID, SESSION_TOKEN
+from remote_autograd.server import commands
+from remote_autograd.server.registry import Limits, Registry
+from remote_autograd.server.service import Servicer
+from test_service import Aborted, Context
 
 
 def test_a_numbered_batch_far_ahead_is_refused_at_once():
@@ -36,3 +45,32 @@ def test_waiting_numbered_batches_are_bounded_per_session_and_wait_a_configured_
     assert time.monotonic() - t0 < 2  # --seq-wait 1 s, not a minute
     errors = [a.error for a in answers]
     assert len(errors) == 4 and any("waited 1 s (--seq-wait) for batch 1" in e.message for e in errors)
+
+
+def test_a_failed_batch_frees_its_arrays_without_a_collection(monkeypatch):
+    # a failure's traceback holds the frames it passed through; one of them holding the failure
+    # made a cycle, and the batch's arrays lived until a full collection
+    arrays = []
+    decode = commands.from_numpy
+    monkeypatch.setattr(commands, "from_numpy", lambda a: arrays.append(weakref.ref(out := decode(a))) or out)
+    s = new_session()
+    failing = (
+        command(K.FUNCTION, args=[(Ref(1),), (Ref(1),)], outputs=(2,)),  # its kwargs (a name) missing
+        call("mm", 1, 1, out=2),  # a torch error
+        command(K.CALL, "sum", [Ref(1), "x"], outputs=(2,)),  # a wrong argument type
+    )
+    for bad in failing:
+        gc.collect()
+        gc.disable()
+        try:
+            reply = run(s, upload(1, numpy.ones((300, 200))), bad, release=(1,))
+            assert reply.HasField("error") and reply.error.code != "INTERNAL", reply.error
+            assert arrays[-1]() is None, f"{reply.error.message}: its array lives on"
+            servicer = Servicer(s_registry := Registry(Limits()))
+            t = s_registry.create()
+            context = Context(((SESSION_ID, t.id), (SESSION_TOKEN, t.token)))
+            with pytest.raises(Aborted):
+                servicer.Execute(batch(upload(1, numpy.ones((300, 200))), bad, release=(1,)), context)
+            assert arrays[-1]() is None, f"{reply.error.message}: its array lives on after a unary call"
+        finally:
+            gc.enable()
