@@ -12,8 +12,11 @@ from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import KIND as K
 from ..protos.codec import MAX_PREPARED, decode_array, decode_value, encode_array, encode_value
-from .errors import ResourceExhausted, UnknownTensor
+from .errors import Cancelled, ResourceExhausted, UnknownTensor
 from .function_node import apply_function
+
+# prepared calls between two looks at whether the batch's call was cancelled
+CANCEL_CHECK_EVERY = 1024
 
 FACTORIES = {name: getattr(factories, name) for name in (
     "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
@@ -144,9 +147,13 @@ def calls(session, ctx, cmd, result):
     ids = list(cmd.calls)
     n = len(ids)
     prepared, held, limit = session.prepared, session.tensors, session.limits.max_tensors
+    cancelled = ctx.cancelled
     p = done = 0
     try:
         while p < n:
+            if cancelled is not None and not (done + 1) % CANCEL_CHECK_EVERY and cancelled():
+                raise Cancelled(f"the call that brought this batch was cancelled (or its deadline passed) "
+                                f"after {done} calls of a CALLS command")
             call = prepared.get(ids[p])
             if call is None:
                 raise UnknownTensor(f"prepared call {ids[p]} is not held by this session")

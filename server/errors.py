@@ -28,6 +28,10 @@ class Skipped(Exception):  # noqa: N818  (a condition of the pipeline, not a tor
     """A numbered batch sent ahead after one that failed: nothing of it ran."""
 
 
+class Cancelled(Exception):  # noqa: N818  (named after the gRPC status)
+    """The call that brought the batch was cancelled, or its deadline passed: the rest is not run."""
+
+
 class CommandError(Exception):
     """A command of a batch failed: carries its index and the original exception."""
 
@@ -42,6 +46,7 @@ STATUS = (
     (UnknownTensor, grpc.StatusCode.NOT_FOUND),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Skipped, grpc.StatusCode.ABORTED),
+    (Cancelled, grpc.StatusCode.CANCELLED),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
     # a request's sizes or nesting past what the process can hold: its own fault, not the server's
     (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
@@ -63,7 +68,7 @@ def status_of(error: BaseException) -> grpc.StatusCode:
 def type_name(error: BaseException) -> str | None:
     """The torch exception type a client re-raises; None for the service's own conditions (an unknown
     session, a limit), which a client reports by their status code instead."""
-    if isinstance(error, (Unauthenticated, ResourceExhausted, Skipped)):
+    if isinstance(error, (Unauthenticated, ResourceExhausted, Skipped, Cancelled)):
         return None
     if isinstance(error, UnknownTensor):
         return "RuntimeError"

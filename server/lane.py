@@ -23,7 +23,6 @@ from ..protos import autograd_pb2 as pb
 from ..protos.lane import (
     HANDSHAKE_FRAME,
     MAGIC,
-    MAX_FRAME,
     NONCE_BYTES,
     pending,
     proof,
@@ -137,7 +136,7 @@ class Lane:
             _welcome(conn)
             conn.settimeout(None)
             held: list = []  # answers not yet written
-            while (frame := read_frame(conn, MAX_FRAME)) is not None:
+            while (frame := read_frame(conn, self.registry.limits.max_message_bytes)) is not None:
                 awaited = False
                 try:
                     request = pb.Batch.FromString(frame)

@@ -55,7 +55,8 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Execute(self, request, context):
-        return batches.answer(self._session(context), request)  # its error goes out as the call's status
+        # its error goes out as the call's status; a long batch stops once its caller gave up
+        return batches.answer(self._session(context), request, lambda: not context.is_active())
 
     def ExecuteStream(self, request_iterator, context):
         """Batches of one session over one stream, answered in order; a batch's failure is its
@@ -67,8 +68,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         if not self.registry.open_stream(context, session):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open batch streams; use Execute")
         try:
+            cancelled = lambda: not context.is_active()  # noqa: E731
             for request in request_iterator:
-                yield batches.answer(session, request)
+                yield batches.answer(session, request, cancelled)
         finally:
             self.registry.close_stream(context)
 

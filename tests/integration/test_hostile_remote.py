@@ -6,11 +6,13 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import pytest
 import remote_autograd as ra
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
+from remote_autograd.protos.codec import decode_array, encode_array
 from remote_helpers import running_server
 
 OPEN_TIMEOUT = 5.0  # seconds a Subscribe may take to answer (ready, or refused)
@@ -131,6 +133,72 @@ def test_numbered_batches_far_ahead_are_refused_and_block_no_one(address):
     assert all("ahead of batch 1" in c[1] and "--seq-window" in c[1] for c in codes)
     assert stub.Execute(pb.Batch(seq=1), metadata=md, timeout=5) is not None  # the session goes on
     channel.close()
+
+
+def _prepared_scale(stub, md) -> None:
+    """Tensor 1 and prepared call 7: ``1 *= 1.0`` in place, a call of 4 ids."""
+    up = pb.Command(kind=pb.Kind.UPLOAD, outputs=[1])
+    encode_array(np.ones(4, dtype=np.float32), up.args.add().tensor)
+    prep = pb.Command(kind=pb.Kind.PREPARE, name="mul", outputs=[7], inplace=True)
+    prep.args.add().ref = 0
+    prep.args.add().f = 1.0
+    stub.Execute(pb.Batch(commands=[up, prep]), metadata=md, timeout=10)
+
+
+def test_a_batch_of_too_many_commands_is_refused_before_it_runs(address):
+    channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 1 << 30)])
+    stub = pb_grpc.RemoteAutogradStub(channel)
+    md = _new_session(stub)
+    _prepared_scale(stub, md)
+    fetch = pb.Command(kind=pb.Kind.FETCH)
+    fetch.args.add().ref = 1
+    for batch, count in ((pb.Batch(commands=[fetch] * 100_001), 100_001),
+                         (pb.Batch(commands=[fetch, pb.Command(kind=pb.Kind.CALLS, calls=[7, 0, 0, 1] * 100_000)]),
+                          100_001)):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Execute(batch, metadata=md, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"a batch of {count} commands" in refused.value.details()
+        assert "(--max-commands) is 100000" in refused.value.details()
+    ok = stub.Execute(pb.Batch(commands=[pb.Command(kind=pb.Kind.CALLS, calls=[7, 0, 0, 1] * 99_999), fetch]),
+                      metadata=md, timeout=10)
+    assert decode_array(ok.results[1].value.tensor).tolist() == [1.0] * 4
+    channel.close()
+
+
+def test_a_batch_whose_caller_gave_up_stops():
+    calls = 3_000_000  # ~8 s of prepared calls on this machine
+    with running_server("--max-commands", str(calls)) as server:
+        channel = grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 1 << 30)])
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        md = _new_session(stub)
+        _prepared_scale(stub, md)
+        long = pb.Batch(commands=[pb.Command(kind=pb.Kind.CALLS, calls=[7, 0, 0, 1] * calls)])
+        with pytest.raises(grpc.RpcError) as gave_up:
+            stub.Execute(long, metadata=md, timeout=1.0)
+        assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        t0 = time.monotonic()
+        fetch = pb.Command(kind=pb.Kind.FETCH)
+        fetch.args.add().ref = 1
+        stub.Execute(pb.Batch(commands=[fetch]), metadata=md, timeout=30)  # waits for the session's lock
+        assert time.monotonic() - t0 < 2.5  # the abandoned batch ran on for seconds
+        channel.close()
+
+
+def test_messages_are_bounded_and_large_tensors_still_travel_in_chunks():
+    with running_server("--max-message-bytes", str(2 << 20)) as server:
+        channel = grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 1 << 30)])
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        md = _new_session(stub)
+        big = pb.Command(kind=pb.Kind.UPLOAD, outputs=[1])
+        encode_array(np.ones(1 << 20, dtype=np.float32), big.args.add().tensor)  # 4 MiB in one message
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Execute(pb.Batch(commands=[big]), metadata=md, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        channel.close()
+        host = np.arange(3 << 20, dtype=np.float32)  # 12 MiB: Upload and Download in chunks
+        with ra.connect(server.address) as t:
+            assert np.array_equal((t.tensor(host) * 2).numpy(), host * 2)
 
 
 if __name__ == "__main__":
