@@ -51,6 +51,11 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         return pb.Empty()
 
     def Echo(self, request, context):
+        # it needs no session: bounded, or anyone could make the server hold two copies of a message
+        limit = self.registry.limits.max_echo_bytes
+        if len(request.data) > limit:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"an Echo of {len(request.data)} bytes; the limit (--max-echo-bytes) is {limit}")
         return request
 
     @handle_errors

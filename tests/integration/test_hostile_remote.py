@@ -201,5 +201,24 @@ def test_messages_are_bounded_and_large_tensors_still_travel_in_chunks():
             assert np.array_equal((t.tensor(host) * 2).numpy(), host * 2)
 
 
+def test_echo_without_a_session_is_bounded(address):
+    channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 1 << 30),
+                                                      ("grpc.max_receive_message_length", 1 << 30)])
+    stub = pb_grpc.RemoteAutogradStub(channel)
+    assert len(stub.Echo(pb.Blob(data=b"e" * (4 << 20)), timeout=10).data) == 4 << 20
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Echo(pb.Blob(data=b"e" * ((4 << 20) + 1)), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"an Echo of {(4 << 20) + 1} bytes; the limit (--max-echo-bytes) is {4 << 20}" in refused.value.details()
+    channel.close()
+    # benchmarks/remote_vs_local.py's transfer baseline: 64 MiB in one Echo, on a server that allows it
+    with running_server("--max-echo-bytes", str(64 << 20)) as server:
+        channel = grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 1 << 30),
+                                                                 ("grpc.max_receive_message_length", 1 << 30)])
+        blob = pb.Blob(data=np.ones(16 << 20, dtype=np.float32).tobytes())
+        assert pb_grpc.RemoteAutogradStub(channel).Echo(blob, timeout=30).data == blob.data
+        channel.close()
+
+
 if __name__ == "__main__":
     pytest.main([__file__, "-x", "-q"])
