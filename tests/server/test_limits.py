@@ -11,7 +11,7 @@ import pytest
 from batch_helpers import Ref, batch, call, command, new_session, run, upload
 from remote_autograd.protos.codec import KIND as K
 from remote_autograd.protos.protocol import SESSION_ID, SESSION_TOKEN
-from remote_autograd.server import commands
+from remote_autograd.server import commands, function_node
 from remote_autograd.server.registry import Limits, Registry
 from remote_autograd.server.service import Servicer
 from test_service import Aborted, Context
@@ -74,3 +74,17 @@ def test_a_failed_batch_frees_its_arrays_without_a_collection(monkeypatch):
             assert arrays[-1]() is None, f"{reply.error.message}: its array lives on after a unary call"
         finally:
             gc.enable()
+
+
+def test_custom_function_names_do_not_grow_a_process_wide_table_without_bound():
+    s = new_session()
+    run(s, upload(1, numpy.ones(2), requires_grad=True), upload(2, numpy.ones(2)))
+    names = 3 * function_node.MAX_CLASSES
+    for k in range(names):
+        reply = run(s, command(K.FUNCTION, args=[(Ref(1),), (Ref(2),)], kwargs={"name": f"Hostile{k}Backward"},
+                               outputs=(10 + k,), node=(1 << 40) + k), release=(10 + k,))
+        assert not reply.HasField("error"), reply.error
+    assert len(function_node._classes) <= function_node.MAX_CLASSES
+    reply = run(s, command(K.FUNCTION, args=[(Ref(1),), (Ref(2),)], kwargs={"name": "Hostile0Backward"},
+                           outputs=(5,), node=1 << 41, describe=True))
+    assert reply.results[0].outputs[0].grad_fn.name == "Hostile0Backward"  # made again when needed
