@@ -16,11 +16,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..protos import autograd_pb2 as pb
-from ..protos import autograd_pb2_grpc as pb_grpc
 from . import batches
 from .lane import Lane
 from .registry import Limits, Registry
-from .service import Servicer
+from .service import Servicer, add_to_server
 
 log = logging.getLogger("remote_autograd.server")
 
@@ -37,7 +36,7 @@ def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: 
                  ("grpc.so_reuseport", 0)])
     registry = Registry(limits)
     servicer = Servicer(registry)
-    pb_grpc.add_RemoteAutogradServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -51,7 +51,7 @@ STATUS = (
     # a request's sizes or nesting past what the process can hold: its own fault, not the server's
     (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (RecursionError, grpc.StatusCode.INVALID_ARGUMENT),
-    (OverflowError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ArithmeticError, grpc.StatusCode.INVALID_ARGUMENT),  # an overflow, a division by zero in a shape
     (IndexError, grpc.StatusCode.INVALID_ARGUMENT),
     (TypeError, grpc.StatusCode.INVALID_ARGUMENT),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),

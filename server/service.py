@@ -1,11 +1,13 @@
 """The gRPC servicer: thin handlers (parse the call, ask the registry, a session or the data plane, convert)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import queue
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ..engine.backend import BACKEND, from_numpy, to_numpy
 from ..engine.tensor import Tensor
@@ -13,13 +15,72 @@ from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import decode_value
 from ..protos.host import host_digest
-from ..protos.protocol import SESSION_ID, SESSION_TOKEN, chunks_of, join_chunks
+from ..protos.protocol import SESSION_ID, SESSION_TOKEN, batch_error, chunks_of, join_chunks
 from . import batches
+from .commands import check_elements
 from .errors import ResourceExhausted, Unauthenticated, handle_errors
 from .registry import Registry
 from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["RemoteAutograd"]
+
+
+class Undecodable:
+    """A request message that did not parse (nested past protobuf's depth limit, say): gRPC's own
+    deserializer failing answered INTERNAL and logged a traceback; the handlers answer
+    INVALID_ARGUMENT instead."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, cls, error: Exception) -> None:
+        self.message = f"a {cls.__name__} message that does not parse: {error}"
+
+
+def _lenient(cls):
+    def decode(data: bytes):
+        try:
+            return cls.FromString(data)
+        except DecodeError as e:
+            return Undecodable(cls, e)
+    return decode
+
+
+def _refuse_undecodable(method):
+    @functools.wraps(method)
+    def wrapper(request, context):
+        if request.__class__ is Undecodable:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return method(request, context)
+    return wrapper
+
+
+def _decoded(requests):
+    for request in requests:
+        if request.__class__ is Undecodable:
+            raise ValueError(request.message)
+        yield request
+
+
+def add_to_server(servicer, server) -> None:
+    """Register the servicer as the generated stubs do, with deserializers that hand a message
+    that does not parse to the handler (an Undecodable), answered INVALID_ARGUMENT."""
+    kinds = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
+             (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+    handlers = {}
+    for method in SERVICE.methods:
+        behavior = getattr(servicer, method.name)
+        if not method.client_streaming:
+            behavior = _refuse_undecodable(behavior)
+        elif method.name == "Upload":
+            behavior = functools.partial(lambda upload, chunks, context: upload(_decoded(chunks), context), behavior)
+        # (ExecuteStream answers an Undecodable batch with an error, and the stream goes on)
+        handlers[method.name] = kinds[method.client_streaming, method.server_streaming](
+            behavior, request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
 
 
 class Servicer(pb_grpc.RemoteAutogradServicer):
@@ -75,6 +136,9 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         try:
             cancelled = lambda: not context.is_active()  # noqa: E731
             for request in request_iterator:
+                if request.__class__ is Undecodable:
+                    yield pb.BatchResult(error=batch_error("INVALID_ARGUMENT", "ValueError", request.message))
+                    continue
                 yield batches.answer(session, request, cancelled)
         finally:
             self.registry.close_stream(context)
@@ -85,6 +149,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         first = next(request_iterator, None)
         if first is None:
             raise ValueError("an upload stream needs at least one chunk (the one with id, dtype and shape)")
+        check_elements(session, tuple(first.shape), f"upload of tensor {first.id}")  # before any data is kept
         t = Tensor._make(from_numpy(join_chunks(first, request_iterator, f"tensor {first.id}")))
         if first.requires_grad:
             t.requires_grad = True

@@ -12,7 +12,7 @@ import remote_autograd as ra
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos import autograd_pb2_grpc as pb_grpc
-from remote_autograd.protos.codec import decode_array, encode_array
+from remote_autograd.protos.codec import decode_array, encode_array, encode_value
 from remote_helpers import running_server
 
 OPEN_TIMEOUT = 5.0  # seconds a Subscribe may take to answer (ready, or refused)
@@ -217,6 +217,95 @@ def test_echo_without_a_session_is_bounded(address):
                                                                  ("grpc.max_receive_message_length", 1 << 30)])
         blob = pb.Blob(data=np.ones(16 << 20, dtype=np.float32).tobytes())
         assert pb_grpc.RemoteAutogradStub(channel).Echo(blob, timeout=30).data == blob.data
+        channel.close()
+
+
+def _command(kind: str, name: str = "", args=(), outputs=(9,), **kwargs) -> pb.Command:
+    cmd = pb.Command(kind=pb.Kind.Value(kind), name=name, outputs=outputs)
+    for a in args:
+        encode_value(a, cmd.args.add(), lambda x: x.tid if isinstance(x, _Ref) else None)
+    for k, v in kwargs.items():
+        encode_value(v, cmd.kwargs[k])
+    return cmd
+
+
+class _Ref:
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+
+def _nested(depth: int) -> bytes:
+    """A Batch whose command's argument is a list nested ``depth`` deep, serialized."""
+    batch = pb.Batch()
+    cmd = batch.commands.add(kind=pb.Kind.CALL, name="sum", outputs=[9])
+    cmd.args.add().ref = 1
+    value = cmd.args.add()
+    for _ in range(depth):
+        value = value.list.items.add()
+    value.i = 0
+    return batch.SerializeToString()
+
+
+HOSTILE = {
+    "missing kwargs": _command("FUNCTION", args=[(_Ref(1),), (_Ref(1),)]),
+    "a hook without its id": _command("REGISTER_HOOK", args=[_Ref(1)], outputs=()),
+    "a string for a dim": _command("CALL", "sum", [_Ref(1), "x"]),
+    "a tensor for a fill value": _command("FACTORY", "full", [(2,), _Ref(1)]),
+    "select_backward of an empty shape": _command("CALL", "select_backward", [_Ref(1)], shape=(), dim=0, index=0),
+    "a huge repeat": _command("CALL", "repeat", [_Ref(1)], repeats=(1 << 40, 1 << 40)),
+    "a huge slice_backward": _command("CALL", "slice_backward", [_Ref(1)], shape=(1 << 62, 3), dim=0, start=0,
+                                      stop=2, step=1),
+    "a huge index_backward": _command("CALL", "index_backward", [_Ref(1)], shape=(1 << 40, 1 << 20), key=()),
+    "a huge factory": _command("FACTORY", "zeros", [(1 << 31, 1 << 10)]),
+    "a huge arange": _command("FACTORY", "arange", [0, 1e18]),
+    "an upload of shape [2**62, 2**62]": pb.Command(kind=pb.Kind.UPLOAD, outputs=[9], args=[pb.Value(
+        tensor=pb.TensorData(dtype="float32", shape=[1 << 62, 1 << 62]))]),
+    "no arguments to fetch": _command("FETCH", outputs=()),
+    "no arguments to backward": _command("BACKWARD", outputs=()),
+    "a string seed": _command("MANUAL_SEED", args=["x"], outputs=()),
+}
+
+
+def test_hostile_but_well_formed_requests_are_refused_clearly_and_the_session_goes_on():
+    # (the server's log is checked for tracebacks when it stops: running_server)
+    with running_server("--max-elements", str(1 << 24)) as server:
+        channel = grpc.insecure_channel(server.address)
+        stub = pb_grpc.RemoteAutogradStub(channel)
+        md = _new_session(stub)
+        up = pb.Command(kind=pb.Kind.UPLOAD, outputs=[1])
+        encode_array(np.ones((2, 3), dtype=np.float32), up.args.add().tensor)
+        stub.Execute(pb.Batch(commands=[up]), metadata=md, timeout=10)
+        fetch = _command("FETCH", args=[_Ref(1)], outputs=())
+        codes = {}
+        for case, cmd in HOSTILE.items():
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Execute(pb.Batch(commands=[cmd]), metadata=md, timeout=10)
+            codes[case] = refused.value.code()
+            assert refused.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                            grpc.StatusCode.FAILED_PRECONDITION), (case, refused.value.details())
+            assert refused.value.details(), case
+            reply = stub.Execute(pb.Batch(commands=[fetch]), metadata=md, timeout=10)
+            assert decode_array(reply.results[0].value.tensor).tolist() == [[1.0] * 3] * 2, case
+        for case in ("a huge repeat", "a huge slice_backward", "a huge index_backward", "a huge factory",
+                     "a huge arange", "an upload of shape [2**62, 2**62]"):
+            assert codes[case] == grpc.StatusCode.RESOURCE_EXHAUSTED, case
+        # a Value nested past protobuf's depth limit: the message does not parse
+        raw = _nested(3000)
+        execute = channel.unary_unary("/remote_autograd.v1.RemoteAutograd/Execute")
+        with pytest.raises(grpc.RpcError) as refused:
+            execute(raw, metadata=md, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "a Batch message that does not parse" in refused.value.details()
+        stream = channel.stream_stream("/remote_autograd.v1.RemoteAutograd/ExecuteStream",
+                                       response_deserializer=pb.BatchResult.FromString)
+        answers = list(stream(iter([raw, pb.Batch(commands=[fetch]).SerializeToString()]), metadata=md, timeout=10))
+        assert answers[0].error.code == "INVALID_ARGUMENT" and not answers[1].HasField("error")
+        # an upload stream announcing 2**124 elements: refused before any data is kept
+        chunk = pb.TensorChunk(id=9, dtype="float32", shape=[1 << 62, 1 << 62], data=b"\0" * 1024)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Upload(iter([chunk] * 4), metadata=md, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "(--max-elements) is 16777216" in refused.value.details()
         channel.close()
 
 

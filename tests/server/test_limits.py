@@ -88,3 +88,23 @@ def test_custom_function_names_do_not_grow_a_process_wide_table_without_bound():
     reply = run(s, command(K.FUNCTION, args=[(Ref(1),), (Ref(2),)], kwargs={"name": "Hostile0Backward"},
                            outputs=(5,), node=1 << 41, describe=True))
     assert reply.results[0].outputs[0].grad_fn.name == "Hostile0Backward"  # made again when needed
+
+
+def test_the_element_limit_is_checked_before_a_tensor_is_made():
+    s = new_session(max_elements=6)
+    fits = [command(K.FACTORY, "zeros", [2, 3], outputs=(1,)), command(K.FACTORY, "ones", [(2, 3)], outputs=(2,)),
+            command(K.FACTORY, "full", [(6,), 1.5], outputs=(3,)),
+            command(K.FACTORY, "arange", [0, 3, 0.5], outputs=(4,)),
+            command(K.FACTORY, "randint", [0, 1 << 40, (3, 2)], outputs=(5,)), upload(6, numpy.ones(6)),
+            command(K.CALL, "repeat", [Ref(1)], {"repeats": (1, 1)}, outputs=(7,))]
+    reply = run(s, *fits)
+    assert not reply.HasField("error"), reply.error
+    over = [command(K.FACTORY, "zeros", [7], outputs=(10,)), command(K.FACTORY, "eye", [3], outputs=(10,)),
+            command(K.FACTORY, "arange", [0, 3.5, 0.5], outputs=(10,)),
+            command(K.FACTORY, "linspace", [0, 1, 7], outputs=(10,)),
+            command(K.FACTORY, "randperm", [7], outputs=(10,)), upload(10, numpy.ones(7)),
+            command(K.CALL, "repeat", [Ref(1)], {"repeats": (2, 1)}, outputs=(10,)),
+            command(K.PREPARE, "repeat", [Ref(0)], {"repeats": (7,)}, outputs=(10,))]
+    for cmd in over:
+        refused = run(s, cmd).error
+        assert refused.code == "RESOURCE_EXHAUSTED" and "(--max-elements) is 6" in refused.message, (cmd, refused)
