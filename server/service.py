@@ -38,6 +38,17 @@ class Undecodable:
         self.message = f"a {cls.__name__} message that does not parse: {error}"
 
 
+CLIENT_SHOWN = 200  # characters of a client's self-description that the log shows
+
+
+def printable(text: str, limit: int = CLIENT_SHOWN) -> str:
+    """A client's string as one log line: control characters escaped (a newline could forge log
+    lines, an escape sequence rewrite a terminal), cut at ``limit`` characters."""
+    cut = text[:limit]
+    shown = cut if cut.isprintable() else repr(cut)[1:-1]
+    return shown + (f"... ({len(text)} characters)" if len(text) > limit else "")
+
+
 def _lenient(cls):
     def decode(data: bytes):
         try:
@@ -97,7 +108,7 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
         # A client may propose the id: a gateway that hashes x-session-id then sends the
         # creation to the very replica that all later calls of the session will reach.
         s = self.registry.create(dict(context.invocation_metadata()).get(SESSION_ID))
-        log.info("session %s created (%s)", s.id, request.client or "anonymous client")
+        log.info("session %s created (%s)", s.id, printable(request.client) if request.client else "anonymous client")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
                               direct_port=self.direct_port, prepared_calls=True,
                               prepared_inplace_calls=True, host=host_digest())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 import weakref
@@ -9,6 +10,7 @@ import weakref
 import numpy
 import pytest
 from batch_helpers import Ref, batch, call, command, new_session, run, upload
+from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos.codec import KIND as K
 from remote_autograd.protos.protocol import SESSION_ID, SESSION_TOKEN
 from remote_autograd.server import commands, function_node
@@ -108,3 +110,13 @@ def test_the_element_limit_is_checked_before_a_tensor_is_made():
     for cmd in over:
         refused = run(s, cmd).error
         assert refused.code == "RESOURCE_EXHAUSTED" and "(--max-elements) is 6" in refused.message, (cmd, refused)
+
+
+def test_a_client_description_is_logged_on_one_line_and_cut(caplog):
+    servicer = Servicer(Registry(Limits()))
+    evil = "me\n2026-12-04 12:00:00 ERROR remote_autograd.server: forged\x1b[2J\r" + "x" * 100_000
+    with caplog.at_level(logging.INFO, logger="remote_autograd.server"):
+        servicer.CreateSession(pb.CreateSessionRequest(client=evil), Context())
+    (line,) = [r.getMessage() for r in caplog.records if "created" in r.getMessage()]
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "me\\n2026-12-04" in line and len(line) < 400 and f"({len(evil)} characters)" in line
