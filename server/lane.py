@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
@@ -37,8 +38,12 @@ from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
 
-HANDSHAKE_SECONDS = 10.0
-MAX_HANDSHAKES = 64  # connections not yet proven; past it a new one is closed at once
+# An unproven connection has this long in all to prove it knows a session's token (a deadline for
+# the whole handshake, not per read: a peer trickling a byte at a time kept one open for minutes).
+HANDSHAKE_SECONDS = 5.0
+# connections not yet proven; past it the oldest of them is closed to make room for the new one, so
+# that idle connections cannot keep a client that proves itself in milliseconds from its lane
+MAX_HANDSHAKES = 64
 # answers held back while more batches wait; past it they are written. Under the client's
 # MAX_IN_FLIGHT (8), so that a client that waits for its oldest answer waits no longer than the
 # server takes to run the batches it has anyway.
@@ -70,7 +75,8 @@ class Lane:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         self.sock = socket.create_server((host, port), family=family, backlog=128)
         self.port = self.sock.getsockname()[1]
-        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        self._unproven: OrderedDict = OrderedDict()  # connections in their handshake, oldest first
+        self._unproven_lock = threading.Lock()
         threading.Thread(target=self._accept, name="lane-accept", daemon=True).start()
 
     def stop(self) -> None:
@@ -87,26 +93,37 @@ class Lane:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # stopped
-            if not self._handshakes.acquire(blocking=False):
-                conn.close()
-                continue
+            with self._unproven_lock:
+                if len(self._unproven) >= MAX_HANDSHAKES:
+                    _shut(self._unproven.popitem(last=False)[0])  # its thread ends
+                self._unproven[conn] = None
             threading.Thread(target=self._serve, args=(conn,), name="lane", daemon=True).start()
 
+    def _expire(self, conn) -> None:
+        """The handshake's deadline: a connection still unproven is closed."""
+        with self._unproven_lock:
+            if self._unproven.pop(conn, False) is None:
+                _shut(conn)
+
     def _serve(self, conn) -> None:
-        proven = False
+        deadline = threading.Timer(HANDSHAKE_SECONDS, self._expire, (conn,))
+        deadline.daemon = True
+        deadline.start()
         try:
             tune(conn)
             conn.settimeout(HANDSHAKE_SECONDS)
             session = self._handshake(conn)
-            proven = True
-            self._handshakes.release()
-            if session is not None:
+            deadline.cancel()
+            with self._unproven_lock:
+                proven = self._unproven.pop(conn, False) is None  # not closed by its deadline or for room
+            if session is not None and proven:
                 self._run(conn, session)
         except (OSError, ConnectionError, DecodeError):
             pass  # a peer gone, silent, or not speaking the protocol: nothing to answer
         finally:
-            if not proven:
-                self._handshakes.release()
+            deadline.cancel()
+            with self._unproven_lock:
+                self._unproven.pop(conn, None)
             conn.close()
 
     def _handshake(self, conn):
@@ -160,6 +177,13 @@ class Lane:
                 write_frames(conn, held)
         finally:
             self.registry.close_stream(handle)
+
+
+def _shut(conn) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)  # its thread wakes from its read and ends
+    except OSError:
+        pass
 
 
 def _welcome(conn, **fields) -> None:

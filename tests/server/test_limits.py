@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import select
+import socket
 import threading
 import time
 import weakref
@@ -12,8 +14,9 @@ import pytest
 from batch_helpers import Ref, batch, call, command, new_session, run, upload
 from remote_autograd.protos import autograd_pb2 as pb
 from remote_autograd.protos.codec import KIND as K
+from remote_autograd.protos.lane import MAGIC, NONCE_BYTES, key_of, proof, read_frame, write_frame
 from remote_autograd.protos.protocol import SESSION_ID, SESSION_TOKEN
-from remote_autograd.server import commands, function_node
+from remote_autograd.server import batches, commands, function_node, lane
 from remote_autograd.server.registry import Limits, Registry
 from remote_autograd.server.service import Servicer
 from test_service import Aborted, Context
@@ -120,3 +123,57 @@ def test_a_client_description_is_logged_on_one_line_and_cut(caplog):
     (line,) = [r.getMessage() for r in caplog.records if "created" in r.getMessage()]
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
     assert "me\\n2026-12-04" in line and len(line) < 400 and f"({len(evil)} characters)" in line
+
+
+def _lane_with_a_session():
+    registry = Registry(Limits())
+    session = registry.create()
+    return lane.Lane("127.0.0.1", 0, registry, batches.answer), session
+
+
+def _prove(port: int, session) -> pb.LaneWelcome:
+    """A client's whole handshake on a new connection: the server's last welcome."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        nonce, key = b"c" * NONCE_BYTES, key_of(session.token)
+        sock.sendall(MAGIC)
+        write_frame(sock, pb.LaneHello(session_id=session.id, nonce=nonce).SerializeToString())
+        welcome = pb.LaneWelcome.FromString(read_frame(sock, 4096))
+        assert not welcome.error, welcome.error
+        write_frame(sock, pb.LaneProof(proof=proof(key, b"client", welcome.nonce, nonce)).SerializeToString())
+        return pb.LaneWelcome.FromString(read_frame(sock, 4096) or b"")
+
+
+def test_idle_lane_connections_do_not_keep_a_client_from_its_lane():
+    served, session = _lane_with_a_session()
+    idle = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2 * lane.MAX_HANDSHAKES)]
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        assert _prove(served.port, session).error == ""
+        assert time.monotonic() - t0 < 2
+    finally:
+        for sock in idle:
+            sock.close()
+        served.stop()
+
+
+def test_a_lane_handshake_has_a_deadline_in_all_not_per_read(monkeypatch):
+    monkeypatch.setattr(lane, "HANDSHAKE_SECONDS", 1.0)
+    served, session = _lane_with_a_session()
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+            t0 = time.monotonic()
+            closed = False
+            for byte in MAGIC + b"\x10\x00\x00\x00" + b"\x00" * 16:  # a byte every 0.2 s: each read succeeds
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                ready, _, _ = select.select([sock], [], [], 0.2)
+                if ready and sock.recv(1) == b"":
+                    closed = True
+                    break
+            assert closed and time.monotonic() - t0 < 2
+    finally:
+        served.stop()
