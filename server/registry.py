@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -11,11 +10,10 @@ from dataclasses import dataclass
 from ..protos.protocol import SESSION_ID
 from . import snapshot
 from .errors import ResourceExhausted, Unauthenticated
-from .session import Session
+from .session import SESSION_ID_FORMAT, Session
 
 log = logging.getLogger("remote_autograd.server")
 
-SESSION_ID_FORMAT = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -57,7 +55,13 @@ class Registry:
         self.events: dict = {}  # open event streams (Subscribe): handle -> (session, controller)
         if limits.state_dir:
             os.makedirs(limits.state_dir, exist_ok=True)
-            for s in snapshot.load_all(limits.state_dir, limits):
+            restored = snapshot.load_all(limits.state_dir, limits)
+            if len(restored) > limits.max_sessions:  # the most recently used ones come back
+                log.warning("the state dir holds %d sessions; the limit (--max-sessions) is %d: the %d "
+                            "least recently saved stay on disk, not restored", len(restored),
+                            limits.max_sessions, len(restored) - limits.max_sessions)
+                restored = restored[-limits.max_sessions:] if limits.max_sessions > 0 else []
+            for s in restored:
                 self.sessions[s.id] = s
             if self.sessions:
                 log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import itertools
 import queue
+import re
 import secrets
 import threading
 import time
@@ -22,6 +23,8 @@ from ..protos.codec import encode_array
 from ..protos.lane import key_of
 from .errors import ResourceExhausted, Skipped, Unauthenticated, UnknownTensor
 
+# A session's id: 32 lowercase hex digits (it names the session's snapshot directory too).
+SESSION_ID_FORMAT = re.compile(r"[0-9a-f]{32}")
 # Server-named ids (gradients handed to hooks) live above the client's id range.
 SERVER_ID_BASE = 1 << 62
 # Gradients up to this many elements travel inside a hook event (no extra round trip to print them).

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import select
+import shutil
 import socket
 import threading
 import time
@@ -177,3 +179,24 @@ def test_a_lane_handshake_has_a_deadline_in_all_not_per_read(monkeypatch):
             assert closed and time.monotonic() - t0 < 2
     finally:
         served.stop()
+
+
+def test_restored_snapshots_are_checked_ids_and_count_against_the_session_limit(tmp_path):
+    state = str(tmp_path)
+    first = Registry(Limits(state_dir=state))
+    made = []
+    for k in range(3):
+        s = first.create()
+        run(s, upload(1, numpy.full(2, float(k))))
+        first.snapshot()
+        made.append(s.id)
+        time.sleep(0.02)  # saved one after another
+    # a snapshot under a name that is no session id, and one whose manifest names another directory
+    shutil.copytree(tmp_path / made[0], tmp_path / "not-a-session")
+    forged = "f" * 32
+    shutil.copytree(tmp_path / made[0], tmp_path / forged)
+    manifest = json.loads((tmp_path / forged / "manifest.json").read_text())
+    manifest["id"] = "../../elsewhere"
+    (tmp_path / forged / "manifest.json").write_text(json.dumps(manifest))
+    assert sorted(Registry(Limits(state_dir=state)).sessions) == sorted(made)
+    assert sorted(Registry(Limits(state_dir=state, max_sessions=2)).sessions) == sorted(made[1:])
