@@ -10,6 +10,7 @@ before it has proved that it knows the session's token.
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -66,10 +67,10 @@ class _Connection:
 class Lane:
     """Listens on ``host:port`` (0: a free port, in ``self.port``) and serves each connection's
     batches on a thread of its own, as a batch stream holds a worker thread. ``answer(session,
-    batch)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
+    batch, cancelled)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
 
     def __init__(self, host: str, port: int, registry,
-                 answer: Callable[[Session, pb.Batch], pb.BatchResult]) -> None:
+                 answer: Callable[[Session, pb.Batch, Callable[[], bool]], pb.BatchResult]) -> None:
         self.registry = registry
         self.answer = answer
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
@@ -153,6 +154,7 @@ class Lane:
             _welcome(conn)
             conn.settimeout(None)
             held: list = []  # answers not yet written
+            gone = functools.partial(_peer_gone, conn)  # a long batch stops once its client left
             while (frame := read_frame(conn, self.registry.limits.max_message_bytes)) is not None:
                 awaited = False
                 try:
@@ -161,7 +163,7 @@ class Lane:
                     reply = pb.BatchResult(error=batch_error("INVALID_ARGUMENT", "ValueError",
                                                              "a direct lane frame that is not a Batch"))
                 else:
-                    reply = self.answer(session, request)
+                    reply = self.answer(session, request, gone)
                     awaited = request.awaited
                 held.append(reply.SerializeToString())
                 # While the client has sent more (batches sent ahead), the next runs first and
@@ -177,6 +179,16 @@ class Lane:
                 write_frames(conn, held)
         finally:
             self.registry.close_stream(handle)
+
+
+def _peer_gone(conn) -> bool:
+    """Whether the peer ended the connection (a read would return nothing): a client that gave up."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _shut(conn) -> None:

@@ -200,3 +200,26 @@ def test_restored_snapshots_are_checked_ids_and_count_against_the_session_limit(
     (tmp_path / forged / "manifest.json").write_text(json.dumps(manifest))
     assert sorted(Registry(Limits(state_dir=state)).sessions) == sorted(made)
     assert sorted(Registry(Limits(state_dir=state, max_sessions=2)).sessions) == sorted(made[1:])
+
+
+def test_a_lane_batch_whose_client_left_stops():
+    served, session = _lane_with_a_session()
+    s = session
+    run(s, upload(1, numpy.ones(4)), command(K.PREPARE, "mul", (Ref(0), 1.0), outputs=(7,), inplace=True))
+    s.limits.max_commands = 10_000_000
+    long = batch(command(K.CALLS, calls=[7, 0, 0, 1] * 2_000_000))  # seconds of prepared calls
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+            nonce, key = b"c" * NONCE_BYTES, key_of(session.token)
+            sock.sendall(MAGIC)
+            write_frame(sock, pb.LaneHello(session_id=session.id, nonce=nonce).SerializeToString())
+            welcome = pb.LaneWelcome.FromString(read_frame(sock, 4096))
+            write_frame(sock, pb.LaneProof(proof=proof(key, b"client", welcome.nonce, nonce)).SerializeToString())
+            assert not pb.LaneWelcome.FromString(read_frame(sock, 4096) or b"").error
+            write_frame(sock, long.SerializeToString())
+            time.sleep(0.5)  # it runs
+        t0 = time.monotonic()
+        assert not run(s, command(K.FETCH, args=(Ref(1),))).HasField("error")  # waits for the session's lock
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        served.stop()
