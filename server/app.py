@@ -84,7 +84,9 @@ def parse_args(argv=None):
     p.add_argument("--max-commands", type=int, default=_env("MAX_COMMANDS", 100_000),
                    help="commands in one batch (a CALLS command counts one per call)")
     p.add_argument("--max-elements", type=int, default=_env("MAX_ELEMENTS", 1 << 31),
-                   help="elements of one tensor that a request uploads or makes by a factory")
+                   help="elements of one tensor that a request uploads or makes (factories, and ops "
+                        "whose arguments name the shape they make, such as repeat), checked before it "
+                        "is allocated")
     p.add_argument("--max-message-bytes", type=int, default=_env("MAX_MESSAGE_BYTES", 256 << 20),
                    help="bytes of one gRPC message or direct lane frame (large tensors travel in "
                         "chunks through Upload and Download, whatever their size)")
