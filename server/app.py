@@ -16,17 +16,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..protos import autograd_pb2 as pb
-from ..protos import autograd_pb2_grpc as pb_grpc
 from . import batches
 from .lane import Lane
 from .registry import Limits, Registry
-from .service import Servicer
+from .service import Servicer, add_to_server
 from .tls import TLS, from_flags, warn_if_exposed
 
 log = logging.getLogger("remote_autograd.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RemoteAutograd"].full_name
-MAX_MESSAGE = 1 << 30
 
 
 def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1, tls: TLS | None = None):
@@ -34,12 +32,12 @@ def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: 
     its direct lane too (``server.lane``, None without)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                 ("grpc.max_send_message_length", MAX_MESSAGE),
+        options=[("grpc.max_receive_message_length", limits.max_message_bytes),
+                 ("grpc.max_send_message_length", limits.max_message_bytes),
                  ("grpc.so_reuseport", 0)])
     registry = Registry(limits)
     servicer = Servicer(registry)
-    pb_grpc.add_RemoteAutogradServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -78,8 +76,29 @@ def parse_args(argv=None):
     p.add_argument("--max-streams", type=int, default=_env("MAX_STREAMS", -1),
                    help="open batch streams (each holds a worker thread; past it clients use unary "
                         "calls); -1: (workers - 4) / 2, which leaves threads for callbacks and replies")
+    p.add_argument("--max-event-streams", type=int, default=_env("MAX_EVENT_STREAMS", -1),
+                   help="open Subscribe streams of all sessions (each holds a worker thread); "
+                        "-1: (workers - 4) / 4, at least 1")
+    p.add_argument("--max-watchers", type=int, default=_env("MAX_WATCHERS", 4),
+                   help="open watch streams (Subscribe without controller) of one session")
     p.add_argument("--max-tensors", type=int, default=_env("MAX_TENSORS", 1_000_000),
                    help="tensors one session may hold")
+    p.add_argument("--max-commands", type=int, default=_env("MAX_COMMANDS", 100_000),
+                   help="commands in one batch (a CALLS command counts one per call)")
+    p.add_argument("--max-elements", type=int, default=_env("MAX_ELEMENTS", 1 << 31),
+                   help="elements of one tensor that a request uploads or makes (factories, and ops "
+                        "whose arguments name the shape they make, such as repeat), checked before it "
+                        "is allocated")
+    p.add_argument("--max-message-bytes", type=int, default=_env("MAX_MESSAGE_BYTES", 256 << 20),
+                   help="bytes of one gRPC message or direct lane frame (large tensors travel in "
+                        "chunks through Upload and Download, whatever their size)")
+    p.add_argument("--max-echo-bytes", type=int, default=_env("MAX_ECHO_BYTES", 4 << 20),
+                   help="bytes of one Echo (it needs no session)")
+    p.add_argument("--seq-window", type=int, default=_env("SEQ_WINDOW", 64),
+                   help="how far ahead of the next batch to run a numbered batch may be, and how many "
+                        "of one session's batches may wait for their turn at once")
+    p.add_argument("--seq-wait", type=float, default=_env("SEQ_WAIT", 10.0),
+                   help="seconds a numbered batch waits for the batches numbered before it")
     p.add_argument("--session-ttl", type=float, default=_env("SESSION_TTL", 3600.0),
                    help="seconds an idle session lives without an open event stream")
     p.add_argument("--callback-timeout", type=float, default=_env("CALLBACK_TIMEOUT", 60.0),
@@ -122,7 +141,15 @@ def main(argv=None) -> None:
     numpy.seterr(all="ignore")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     max_streams = max(0, (args.workers - 4) // 2) if args.max_streams < 0 else args.max_streams
+    # batch streams and event streams together leave a quarter of the threads to unary calls
+    # (other sessions' calls, new sessions, health checks)
+    # (at least one: a session's hooks and custom Functions have no other way to reach their client)
+    max_events = max(1, (args.workers - 4) // 4) if args.max_event_streams < 0 else args.max_event_streams
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors, max_streams=max_streams,
+                    max_event_streams=max_events, max_watchers=args.max_watchers,
+                    seq_window=args.seq_window, seq_wait=args.seq_wait, max_commands=args.max_commands,
+                    max_elements=args.max_elements, max_message_bytes=args.max_message_bytes,
+                    max_echo_bytes=args.max_echo_bytes,
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
     tls = from_flags(args.tls_cert, args.tls_key, args.tls_client_ca)

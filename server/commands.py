@@ -1,6 +1,8 @@
 """What each command kind does to a session: parse its Values, call the engine, describe results."""
 from __future__ import annotations
 
+import math
+
 from .. import engine
 from ..engine import autograd as engine_autograd
 from ..engine import dtypes, factories
@@ -12,8 +14,11 @@ from ..engine.tensor import Tensor, dispatch, dispatch_inplace
 from ..protos import autograd_pb2 as pb
 from ..protos.codec import KIND as K
 from ..protos.codec import MAX_PREPARED, decode_array, decode_value, encode_array, encode_value
-from .errors import ResourceExhausted, UnknownTensor
+from .errors import Cancelled, ResourceExhausted, UnknownTensor
 from .function_node import apply_function
+
+# prepared calls between two looks at whether the batch's call was cancelled
+CANCEL_CHECK_EVERY = 1024
 
 FACTORIES = {name: getattr(factories, name) for name in (
     "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange", "linspace", "eye")}
@@ -82,7 +87,62 @@ def _op(name: str):
     return op
 
 
+# ops whose params name the shape they make (a gradient's scatter back) or a multiple of their
+# input's (repeat): the element limit is checked before they allocate
+SHAPED = frozenset(("select_backward", "slice_backward", "index_backward", "index_select_backward", "repeat"))
+
+
+def check_elements(session, shape, what: str) -> None:
+    """Refuse a tensor of more elements than the limit before it is allocated."""
+    n = 1
+    for d in shape:
+        if d.__class__ is not int or d < 0:
+            return  # not a shape: the engine raises torch's error for it
+        n *= d
+    limit = session.limits.max_elements
+    if n > limit:
+        raise ResourceExhausted(f"{what} of shape {list(shape)} would hold {n} elements; the limit "
+                                f"(--max-elements) is {limit}")
+
+
+def _check_shaped(session, name: str, args, params) -> None:
+    if name == "repeat":
+        repeats = params.get("repeats", args[1] if len(args) > 1 else ())
+        if isinstance(repeats, tuple):
+            first = args[0] if args else None
+            shape = tuple(first._data.shape) if isinstance(first, Tensor) else ()
+            check_elements(session, (1,) * (len(repeats) - len(shape)) + shape + tuple(repeats), "repeat's result")
+    else:
+        shape = params.get("shape")
+        if isinstance(shape, tuple):
+            check_elements(session, shape, f"{name}'s result")
+
+
+def _factory_size(name: str, args, kw) -> tuple:
+    """The shape a factory call would make, as far as its arguments say (() where they do not)."""
+    if name in ("zeros", "ones", "empty", "rand", "randn"):
+        return kw.get("size") or (args[0] if len(args) == 1 and isinstance(args[0], tuple) else args)
+    if name == "full":
+        return args[0] if args and isinstance(args[0], tuple) else ()
+    if name == "randint":
+        size = kw.get("size", args[-1] if args else ())
+        return size if isinstance(size, tuple) else ()
+    if name == "randperm":
+        return args[:1]
+    if name == "linspace":
+        return (args[2],) if len(args) > 2 else (kw.get("steps"),)
+    if name == "eye":
+        return (args[0], args[1] if len(args) > 1 and args[1] is not None else args[0]) if args else ()
+    if name == "arange" and args and all(isinstance(a, (int, float)) for a in args[:3]):
+        start, end, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) > 2 else 1)
+        if step and math.isfinite(start) and math.isfinite(end) and math.isfinite(step):
+            return (max(0, math.ceil((end - start) / step)),)
+    return ()
+
+
 def call(session, ctx, cmd, result):
+    if cmd.name in SHAPED:
+        _check_shaped(session, cmd.name, _args(session, cmd), _kwargs(session, cmd))
     out = dispatch(_op(cmd.name), _args(session, cmd), _kwargs(session, cmd))
     outs = (out,) if out.__class__ is Tensor else out
     _name_node(session, cmd, outs[0])
@@ -136,6 +196,8 @@ def prepare(session, ctx, cmd, result):
     if cmd.inplace and (not slots or slots[0] != 0):
         raise ValueError("an in-place prepared call's first argument is `ref: 0`, the tensor it writes")
     params = {k: _constant(v) for k, v in cmd.kwargs.items()}
+    if cmd.name in SHAPED:  # (repeat: its multiple alone; the input comes per call)
+        _check_shaped(session, cmd.name, args, params)
     session.prepared[pid] = Prepared(op, args, tuple(slots), params, cmd.inplace, cmd.SerializeToString())
 
 
@@ -144,9 +206,13 @@ def calls(session, ctx, cmd, result):
     ids = list(cmd.calls)
     n = len(ids)
     prepared, held, limit = session.prepared, session.tensors, session.limits.max_tensors
+    cancelled = ctx.cancelled
     p = done = 0
     try:
         while p < n:
+            if cancelled is not None and not (done + 1) % CANCEL_CHECK_EVERY and cancelled():
+                raise Cancelled(f"the call that brought this batch was cancelled (or its deadline passed) "
+                                f"after {done} calls of a CALLS command")
             call = prepared.get(ids[p])
             if call is None:
                 raise UnknownTensor(f"prepared call {ids[p]} is not held by this session")
@@ -219,10 +285,15 @@ def factory(session, ctx, cmd, result):
     fn = FACTORIES.get(cmd.name)
     if fn is None:
         raise NotImplementedError(f"unknown factory {cmd.name!r}")
-    _bind_outputs(session, ctx, cmd, (fn(*_args(session, cmd), **_kwargs(session, cmd)),), result)
+    args, kw = _args(session, cmd), _kwargs(session, cmd)
+    size = _factory_size(cmd.name, args, kw)
+    if isinstance(size, tuple):
+        check_elements(session, size, f"{cmd.name}'s result")
+    _bind_outputs(session, ctx, cmd, (fn(*args, **kw),), result)
 
 
 def upload(session, ctx, cmd, result):
+    check_elements(session, tuple(cmd.args[0].tensor.shape), "an uploaded tensor")
     array = from_numpy(decode_array(cmd.args[0].tensor))
     t = Tensor._make(array)
     if _kwargs(session, cmd).get("requires_grad"):

@@ -28,6 +28,10 @@ class Skipped(Exception):  # noqa: N818  (a condition of the pipeline, not a tor
     """A numbered batch sent ahead after one that failed: nothing of it ran."""
 
 
+class Cancelled(Exception):  # noqa: N818  (named after the gRPC status)
+    """The call that brought the batch was cancelled, or its deadline passed: the rest is not run."""
+
+
 class CommandError(Exception):
     """A command of a batch failed: carries its index and the original exception."""
 
@@ -42,7 +46,12 @@ STATUS = (
     (UnknownTensor, grpc.StatusCode.NOT_FOUND),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Skipped, grpc.StatusCode.ABORTED),
+    (Cancelled, grpc.StatusCode.CANCELLED),
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
+    # a request's sizes or nesting past what the process can hold: its own fault, not the server's
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RecursionError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ArithmeticError, grpc.StatusCode.INVALID_ARGUMENT),  # an overflow, a division by zero in a shape
     (IndexError, grpc.StatusCode.INVALID_ARGUMENT),
     (TypeError, grpc.StatusCode.INVALID_ARGUMENT),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -59,7 +68,7 @@ def status_of(error: BaseException) -> grpc.StatusCode:
 def type_name(error: BaseException) -> str | None:
     """The torch exception type a client re-raises; None for the service's own conditions (an unknown
     session, a limit), which a client reports by their status code instead."""
-    if isinstance(error, (Unauthenticated, ResourceExhausted, Skipped)):
+    if isinstance(error, (Unauthenticated, ResourceExhausted, Skipped, Cancelled)):
         return None
     if isinstance(error, UnknownTensor):
         return "RuntimeError"
@@ -78,7 +87,24 @@ def failure_of(failure: BaseException) -> pb.BatchError:
     if code == grpc.StatusCode.INTERNAL:
         log.error("internal error", exc_info=failure)
     message = failure.args[0] if len(failure.args) == 1 and isinstance(failure.args[0], str) else str(failure)
-    return batch_error(code.name, type_name(failure), message or type(failure).__name__, index)
+    error = batch_error(code.name, type_name(failure), message or type(failure).__name__, index)
+    drop_tracebacks(failure)
+    return error
+
+
+def drop_tracebacks(error: BaseException | None) -> None:
+    """Cut a failure (and the failures it was raised from) from its traceback, once it is sent.
+    A traceback holds the frames the failure passed through, and a frame that holds the failure
+    (an ``except ... as`` name kept in another variable, say) makes a cycle: the failing call's
+    request and arrays then lived until a full collection, which the server runs seldom."""
+    todo, seen = [error], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        e.__traceback__ = None
+        todo += (e.__cause__, e.__context__, e.error if isinstance(e, CommandError) else None)
 
 
 def handle_errors(method):
@@ -97,6 +123,7 @@ def handle_errors(method):
             error = reply.error
         except Exception as e:  # noqa: BLE001  (mapped to a status below, never swallowed)
             error = failure_of(e)
+        reply = request = None  # not held by the frame of the abort's exception
         context.set_trailing_metadata(error_trailers(error))
         context.abort(grpc.StatusCode[error.code], error.message)
     return wrapper

@@ -10,11 +10,13 @@ before it has proved that it knows the session's token.
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
@@ -23,7 +25,6 @@ from ..protos import autograd_pb2 as pb
 from ..protos.lane import (
     HANDSHAKE_FRAME,
     MAGIC,
-    MAX_FRAME,
     NONCE_BYTES,
     pending,
     proof,
@@ -38,8 +39,12 @@ from .session import Session
 
 log = logging.getLogger("remote_autograd.server")
 
-HANDSHAKE_SECONDS = 10.0
-MAX_HANDSHAKES = 64  # connections not yet proven; past it a new one is closed at once
+# An unproven connection has this long in all to prove it knows a session's token (a deadline for
+# the whole handshake, not per read: a peer trickling a byte at a time kept one open for minutes).
+HANDSHAKE_SECONDS = 5.0
+# connections not yet proven; past it the oldest of them is closed to make room for the new one, so
+# that idle connections cannot keep a client that proves itself in milliseconds from its lane
+MAX_HANDSHAKES = 64
 # answers held back while more batches wait; past it they are written. Under the client's
 # MAX_IN_FLIGHT (8), so that a client that waits for its oldest answer waits no longer than the
 # server takes to run the batches it has anyway.
@@ -62,17 +67,18 @@ class _Connection:
 class Lane:
     """Listens on ``host:port`` (0: a free port, in ``self.port``) and serves each connection's
     batches on a thread of its own, as a batch stream holds a worker thread. ``answer(session,
-    batch)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
+    batch, cancelled)`` is the data plane's (batches.answer): a batch's result, its failure as its error."""
 
     def __init__(self, host: str, port: int, registry,
-                 answer: Callable[[Session, pb.Batch], pb.BatchResult], tls=None) -> None:
+                 answer: Callable[[Session, pb.Batch, Callable[[], bool]], pb.BatchResult], tls=None) -> None:
         self.registry = registry
         self.answer = answer
         self.tls = tls  # an ssl.SSLContext: every connection is TLS before its first byte is read
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         self.sock = socket.create_server((host, port), family=family, backlog=128)
         self.port = self.sock.getsockname()[1]
-        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        self._unproven: OrderedDict = OrderedDict()  # connections in their handshake, oldest first
+        self._unproven_lock = threading.Lock()
         threading.Thread(target=self._accept, name="lane-accept", daemon=True).start()
 
     def stop(self) -> None:
@@ -89,28 +95,41 @@ class Lane:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # stopped
-            if not self._handshakes.acquire(blocking=False):
-                conn.close()
-                continue
+            with self._unproven_lock:
+                if len(self._unproven) >= MAX_HANDSHAKES:
+                    _shut(self._unproven.popitem(last=False)[0])  # its thread ends
+                self._unproven[conn] = None
             threading.Thread(target=self._serve, args=(conn,), name="lane", daemon=True).start()
 
+    def _expire(self, conn) -> None:
+        """The handshake's deadline: a connection still unproven is closed."""
+        with self._unproven_lock:
+            if self._unproven.pop(conn, False) is None:
+                _shut(conn)
+
     def _serve(self, conn) -> None:
-        proven = False
+        deadline = threading.Timer(HANDSHAKE_SECONDS, self._expire, (conn,))
+        deadline.daemon = True
+        deadline.start()
+        sock = conn  # what the lane speaks on: the connection, or TLS over it (the bookkeeping keeps conn)
         try:
             tune(conn)
             conn.settimeout(HANDSHAKE_SECONDS)
             if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            session = self._handshake(conn)
-            proven = True
-            self._handshakes.release()
-            if session is not None:
-                self._run(conn, session)
+                sock = self.tls.wrap_socket(conn, server_side=True)
+            session = self._handshake(sock)
+            deadline.cancel()
+            with self._unproven_lock:
+                proven = self._unproven.pop(conn, False) is None  # not closed by its deadline or for room
+            if session is not None and proven:
+                self._run(sock, session)
         except (OSError, ConnectionError, DecodeError):
             pass  # a peer gone, silent, or not speaking the protocol: nothing to answer
         finally:
-            if not proven:
-                self._handshakes.release()
+            deadline.cancel()
+            with self._unproven_lock:
+                self._unproven.pop(conn, None)
+            sock.close()
             conn.close()
 
     def _handshake(self, conn):
@@ -140,7 +159,8 @@ class Lane:
             _welcome(conn)
             conn.settimeout(None)
             held: list = []  # answers not yet written
-            while (frame := read_frame(conn, MAX_FRAME)) is not None:
+            gone = functools.partial(_peer_gone, conn)  # a long batch stops once its client left
+            while (frame := read_frame(conn, self.registry.limits.max_message_bytes)) is not None:
                 awaited = False
                 try:
                     request = pb.Batch.FromString(frame)
@@ -148,7 +168,7 @@ class Lane:
                     reply = pb.BatchResult(error=batch_error("INVALID_ARGUMENT", "ValueError",
                                                              "a direct lane frame that is not a Batch"))
                 else:
-                    reply = self.answer(session, request)
+                    reply = self.answer(session, request, gone)
                     awaited = request.awaited
                 held.append(reply.SerializeToString())
                 # While the client has sent more (batches sent ahead), the next runs first and
@@ -164,6 +184,23 @@ class Lane:
                 write_frames(conn, held)
         finally:
             self.registry.close_stream(handle)
+
+
+def _peer_gone(conn) -> bool:
+    """Whether the peer ended the connection (a read would return nothing): a client that gave up."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _shut(conn) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)  # its thread wakes from its read and ends
+    except OSError:
+        pass
 
 
 def _welcome(conn, **fields) -> None:

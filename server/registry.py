@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -11,11 +10,10 @@ from dataclasses import dataclass
 from ..protos.protocol import SESSION_ID
 from . import snapshot
 from .errors import ResourceExhausted, Unauthenticated
-from .session import Session
+from .session import SESSION_ID_FORMAT, Session
 
 log = logging.getLogger("remote_autograd.server")
 
-SESSION_ID_FORMAT = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -28,6 +26,21 @@ class Limits:
     # ExecuteStream holds a worker thread for as long as it is open: past this many open streams
     # a new one is refused and its client uses Execute (unary) instead
     max_streams: int = 32
+    # Subscribe streams hold a worker thread each too: all sessions' together, and one session's
+    # watchers (its controller is one at most: a new one ends the old)
+    max_event_streams: int = 16
+    max_watchers: int = 4
+    # numbered batches: how far ahead of the next to run a batch's number may be (and how many of
+    # a session's batches may wait for their turn at once), and how long one waits
+    seq_window: int = 64
+    seq_wait: float = 10.0
+    # commands in one batch (a CALLS command counts one per call), elements in one tensor a
+    # request creates (an upload, a factory), bytes in one message (gRPC's and the lane's)
+    max_commands: int = 100_000
+    max_elements: int = 1 << 31
+    max_message_bytes: int = 256 << 20
+    # bytes an Echo (which needs no session) carries
+    max_echo_bytes: int = 4 << 20
 
 
 class Registry:
@@ -39,9 +52,16 @@ class Registry:
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
         self.streams: dict = {}  # open batch streams: handle -> session
+        self.events: dict = {}  # open event streams (Subscribe): handle -> (session, controller)
         if limits.state_dir:
             os.makedirs(limits.state_dir, exist_ok=True)
-            for s in snapshot.load_all(limits.state_dir, limits):
+            restored = snapshot.load_all(limits.state_dir, limits)
+            if len(restored) > limits.max_sessions:  # the most recently used ones come back
+                log.warning("the state dir holds %d sessions; the limit (--max-sessions) is %d: the %d "
+                            "least recently saved stay on disk, not restored", len(restored),
+                            limits.max_sessions, len(restored) - limits.max_sessions)
+                restored = restored[-limits.max_sessions:] if limits.max_sessions > 0 else []
+            for s in restored:
                 self.sessions[s.id] = s
             if self.sessions:
                 log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)
@@ -115,6 +135,25 @@ class Registry:
     def close_stream(self, handle) -> None:
         with self.lock:
             self.streams.pop(handle, None)
+
+    def open_events(self, handle, session, controller: bool) -> None:
+        """Count an event stream (Subscribe) against the limits, or refuse it: each holds a worker
+        thread for as long as it is open, and without a bound one session's watchers took them all."""
+        limits = self.limits
+        with self.lock:
+            if len(self.events) >= limits.max_event_streams:
+                raise ResourceExhausted(f"the server has {len(self.events)} open event streams, the limit "
+                                        f"(--max-event-streams) is {limits.max_event_streams}")
+            if not controller:
+                watching = sum(1 for s, ctl in self.events.values() if s is session and not ctl)
+                if watching >= limits.max_watchers:
+                    raise ResourceExhausted(f"this session has {watching} open watch streams, the limit "
+                                            f"(--max-watchers) is {limits.max_watchers}")
+            self.events[handle] = (session, controller)
+
+    def close_events(self, handle) -> None:
+        with self.lock:
+            self.events.pop(handle, None)
 
     def reap(self) -> None:
         now = time.monotonic()

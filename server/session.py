@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import itertools
 import queue
+import re
 import secrets
 import threading
 import time
@@ -22,12 +23,12 @@ from ..protos.codec import encode_array
 from ..protos.lane import key_of
 from .errors import ResourceExhausted, Skipped, Unauthenticated, UnknownTensor
 
+# A session's id: 32 lowercase hex digits (it names the session's snapshot directory too).
+SESSION_ID_FORMAT = re.compile(r"[0-9a-f]{32}")
 # Server-named ids (gradients handed to hooks) live above the client's id range.
 SERVER_ID_BASE = 1 << 62
 # Gradients up to this many elements travel inside a hook event (no extra round trip to print them).
 INLINE_VALUE_ELEMENTS = 1 << 16
-# How long a numbered batch waits for the batches numbered before it to arrive.
-SEQ_WAIT_SECONDS = 60.0
 
 
 def hash_token(token: str) -> bytes:
@@ -82,6 +83,7 @@ class Session:
         self.next_seq = 1
         self.broken = False
         self._turn = threading.Condition()
+        self._waiting = 0  # numbered batches waiting for their turn (each holds a thread)
 
     # ------------------------------------------------------------ access
     def check_token(self, token: str) -> None:
@@ -134,16 +136,32 @@ class Session:
         if not seq:
             yield
             return
-        deadline = time.monotonic() + SEQ_WAIT_SECONDS
+        limits = self.limits
+        deadline = time.monotonic() + limits.seq_wait
         with self._turn:
             # `resume`: the client has had every earlier batch answered or lost (a broken stream);
             # it runs now, and a lost one arriving late is refused below
-            while self.next_seq and seq > self.next_seq and not resume and not self.closed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"batch {seq} waited for batch {self.next_seq} of this session, "
-                                       "which never came (a client that sends batches ahead died?)")
-                self._turn.wait(min(left, 1.0))
+            if self.next_seq and seq > self.next_seq and not resume:
+                # a waiting batch holds a thread: far-future numbers, or many waiting batches, would
+                # take them all (a client sends at most a few batches ahead)
+                window = limits.seq_window
+                if seq - self.next_seq > window:
+                    raise ResourceExhausted(f"batch {seq} is {seq - self.next_seq} ahead of batch {self.next_seq}, "
+                                            f"the next of this session to run; the limit (--seq-window) is {window}")
+                if self._waiting >= window:
+                    raise ResourceExhausted(f"{self._waiting} batches of this session wait for their turn, "
+                                            f"the limit (--seq-window) is {window}")
+            self._waiting += 1
+            try:
+                while self.next_seq and seq > self.next_seq and not resume and not self.closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise RuntimeError(f"batch {seq} waited {limits.seq_wait:g} s (--seq-wait) for batch "
+                                           f"{self.next_seq} of this session, which never came (a client "
+                                           "that sends batches ahead died?)")
+                    self._turn.wait(min(left, 1.0))
+            finally:
+                self._waiting -= 1
             if self.next_seq and seq < self.next_seq:
                 raise ValueError(f"batch {seq} of this session was already run or refused")
         ok = False

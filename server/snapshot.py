@@ -19,7 +19,7 @@ from ..engine.backend import from_numpy, to_numpy
 from ..engine.tensor import Tensor
 from ..protos import autograd_pb2 as pb
 from . import commands
-from .session import Session
+from .session import SESSION_ID_FORMAT, Session
 
 log = logging.getLogger("remote_autograd.server")
 FORMAT = 1
@@ -60,16 +60,27 @@ def remove(session_id: str, state_dir: str) -> None:
 
 
 def load_all(state_dir: str, limits) -> list[Session]:
-    sessions = []
-    for name in sorted(os.listdir(state_dir)):
+    """The sessions snapshotted in ``state_dir``, least recently saved first."""
+    found = []
+    for name in os.listdir(state_dir):
         path = os.path.join(state_dir, name)
         if name.startswith(".") or not os.path.isdir(path):
             continue
         if name.endswith(".old"):
             continue
+        if not SESSION_ID_FORMAT.fullmatch(name):
+            log.warning("skipping %s: not a session's snapshot (its name is no session id)", path)
+            continue
+        try:
+            found.append((os.path.getmtime(os.path.join(path, "manifest.json")), name))
+        except OSError as e:
+            log.warning("skipping unreadable session snapshot %s: %s", path, e)
+    sessions = []
+    for _, name in sorted(found):
+        path = os.path.join(state_dir, name)
         try:
             sessions.append(_load(path, limits))
-        except (OSError, ValueError, KeyError, NotImplementedError, DecodeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, NotImplementedError, DecodeError) as e:
             log.warning("skipping unreadable session snapshot %s: %s", path, e)
     return sessions
 
@@ -79,6 +90,9 @@ def _load(path: str, limits) -> Session:
         manifest = json.load(f)
     if manifest.get("format") != FORMAT:
         raise ValueError(f"unknown snapshot format {manifest.get('format')!r}")
+    # the id names the directory a later snapshot is written to: only a session id, and its own
+    if manifest["id"] != os.path.basename(path):
+        raise ValueError(f"its manifest names session {str(manifest['id'])[:80]!r}, not its directory's")
     session = Session(limits, manifest["id"], bytes.fromhex(manifest["token_sha256"]))
     session.next_seq = 0  # the client numbered on past the snapshot: its next batch runs whatever its number
     session.grad_mode = bool(manifest.get("grad_mode", True))
