@@ -80,7 +80,7 @@ def test_an_upload_longer_than_its_header_says_is_refused():
 
 
 def test_the_lane_is_given_the_data_plane_not_the_servicer():
-    assert list(inspect.signature(lane.Lane).parameters) == ["host", "port", "registry", "answer"]
+    assert list(inspect.signature(lane.Lane).parameters) == ["host", "port", "registry", "answer", "tls"]
     imported = {node.module for node in ast.walk(ast.parse(Path(lane.__file__).read_text()))
                 if isinstance(node, ast.ImportFrom)}
     assert "service" not in imported and "app" not in imported
