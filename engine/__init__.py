@@ -6,6 +6,7 @@ import types
 
 from . import autograd as _autograd
 from .backend import BACKEND
+from .device import cuda, device
 from .dtypes import bool_ as bool  # noqa: A004
 from .dtypes import dtype, float16, float32, float64, int8, int16, int32, int64, promote_types, uint8
 from .factories import (

@@ -70,3 +70,36 @@ def place(spec, cuda_available: bool) -> device | None:
 def is_device_spec(value) -> bool:
     """Whether a positional argument of ``.to(...)`` names a device (not a dtype or a tensor)."""
     return isinstance(value, (str, device)) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class _Cuda:
+    """``t.cuda`` for a host whose backend is ``backend`` ("cupy": one GPU, as a session sees it)."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend  # a callable: the backend's name now
+
+    def is_available(self) -> bool:
+        return self._backend() == "cupy"
+
+    def device_count(self) -> int:
+        return 1 if self.is_available() else 0
+
+    def current_device(self) -> int:
+        if not self.is_available():
+            raise AssertionError(NOT_COMPILED)
+        return 0
+
+    def synchronize(self, device=None) -> None:
+        """Every queued computation has finished (the engine computes as it is called)."""
+
+
+def cuda_for(backend) -> _Cuda:
+    return _Cuda(backend)
+
+
+def _engine_backend() -> str:
+    from .backend import BACKEND
+    return BACKEND
+
+
+cuda = _Cuda(_engine_backend)

@@ -13,6 +13,7 @@ from . import dtypes, errors
 from .backend import from_numpy as to_backend
 from .backend import xp
 from .checks import check_factory_requires_grad, check_legacy_new_kwargs
+from .device import cuda, place
 from .random import generator
 from .size import Size
 from .tensor import Tensor
@@ -174,6 +175,7 @@ def _finish(array, dtype, requires_grad) -> Tensor:
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """torch.tensor: always copies; infers bool/int64/float32 from Python data."""
+    _on(device)
     if isinstance(data, Tensor):
         warnings.warn(errors.COPY_CONSTRUCT, UserWarning, stacklevel=2)
         dt = dtypes.from_any(dtype) if dtype is not None else data.dtype
@@ -188,6 +190,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    _on(device)
     if isinstance(data, Tensor) and (dtype is None or dtypes.from_any(dtype) is data.dtype):
         return data
     return tensor(data, dtype=dtype)
@@ -210,6 +213,12 @@ def legacy_tensor_data(*args, **kwargs):
     shape = _shape("new", args)
     # torch leaves the memory uninitialised; zeros is one valid content
     return xp.zeros(shape, dtype=_DEFAULT.np)
+
+
+def _on(device_) -> None:
+    """A factory's ``device=``: cpu, or cuda where the backend computes on a GPU (torch's errors else)."""
+    if device_ is not None:
+        place(device_, cuda.is_available())
 
 
 def _dtype(dtype, default=_DEFAULT) -> dtypes.dtype:
@@ -273,18 +282,21 @@ def _size_or_kw(name, size, kw_size):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    _on(device)
     shape = _size_or_kw("zeros", size, kw.pop("size", None))
     dt = _dtype(dtype)
     return _make(xp.zeros(shape, dtype=dt.np), dt, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    _on(device)
     shape = _size_or_kw("ones", size, kw.pop("size", None))
     dt = _dtype(dtype)
     return _make(xp.ones(shape, dtype=dt.np), dt, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, out=None, **kw) -> Tensor:
+    _on(device)
     shape = _size_or_kw("empty", size, kw.pop("size", None))
     dt = _dtype(dtype)
     # torch leaves the memory uninitialised; zeros is one valid content
@@ -292,6 +304,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False, out=None,
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _on(device)
     shape = _shape("full", size, varargs=False)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
@@ -309,6 +322,7 @@ def _float_dtype(dtype, name):
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator_=None, **kw) -> Tensor:
+    _on(device)
     shape = _size_or_kw("rand", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "check_uniform_bounds")
     array = to_backend(generator().random(shape, dtype=numpy.float64 if dt.np.itemsize == 8 else numpy.float32))
@@ -316,6 +330,7 @@ def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator_
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, **kw) -> Tensor:
+    _on(device)
     shape = _size_or_kw("randn", size, kw.pop("size", None))
     dt = _float_dtype(dtype, "normal_kernel_cpu")
     wide = numpy.float64 if dt.np.itemsize == 8 else numpy.float32
@@ -324,6 +339,7 @@ def randn(*size, dtype=None, device=None, requires_grad: bool = False, **kw) -> 
 
 
 def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _on(device)
     position = 3
     if size is None:
         if high is None:
@@ -347,6 +363,7 @@ def randperm(n: int, *, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _on(device)
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -364,6 +381,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _on(device)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     dt = _dtype(dtype)
@@ -371,6 +389,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: 
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _on(device)
     if n < 0:
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
     if m is not None and m < 0:
@@ -381,6 +400,7 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad:
 
 def _like(fn):
     def like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False, **kw) -> Tensor:  # noqa: A002
+        _on(device)
         return fn(tuple(input.shape), dtype=dtype if dtype is not None else input.dtype,
                   requires_grad=requires_grad, **kw)
     like.__name__ = fn.__name__ + "_like"
@@ -395,6 +415,7 @@ randn_like = _like(randn)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+    _on(device)
     return full(tuple(input.shape), fill_value, dtype=dtype if dtype is not None else input.dtype,
                 requires_grad=requires_grad)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from . import dtypes
+from .device import is_device_spec, place
 from .method_args import (
     TensorOps,
     _kw_size,
@@ -163,8 +164,9 @@ class ShapeMethods(TensorOps):
                 dtype = a
             elif isinstance(a, TensorOps):
                 dtype = a.dtype
-            elif isinstance(a, str) and a not in ("cpu", "cuda") and not a.startswith("cuda:"):
-                raise RuntimeError(f"Invalid device string: '{a}'")
+            elif is_device_spec(a):
+                self._place(a)  # the one device a session's tensors live on: nothing moves
+        self._place(kwargs.get("device"))
         if dtype is None or dtype is self.dtype:
             return self.clone() if copy else self
         return self._op("to_dtype", dtype=dtypes.from_any(dtype))
@@ -198,6 +200,18 @@ class ShapeMethods(TensorOps):
 
     def cpu(self):
         return self
+
+    def cuda(self, device=None, non_blocking: bool = False):
+        self._place("cuda" if device is None else device)
+        return self
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def _place(self, spec):
+        """A device this tensor may go to (cpu, or cuda where the backend has a GPU), else torch's error."""
+        return place(spec, self._factories.cuda.is_available())
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point

@@ -15,6 +15,7 @@ from .checks import (
     check_requires_grad,
     check_retain_grad,
 )
+from .device import CPU, CUDA
 from .grad_mode import _enabled
 from .methods import TensorMethods
 from .node import _STRIP, AccumulateGrad, _sequence, add_hook, node_class, register_tensor_class
@@ -73,7 +74,7 @@ class Tensor(TensorMethods):
 
     @property
     def device(self):
-        return "cpu" if xp.__name__ == "numpy" else "cuda"
+        return CPU if xp.__name__ == "numpy" else CUDA
 
     @property
     def is_leaf(self) -> bool:

@@ -77,8 +77,9 @@ def parse_args(argv=None):
                    help="open batch streams (each holds a worker thread; past it clients use unary "
                         "calls); -1: (workers - 4) / 2, which leaves threads for callbacks and replies")
     p.add_argument("--max-event-streams", type=int, default=_env("MAX_EVENT_STREAMS", -1),
-                   help="open Subscribe streams of all sessions (each holds a worker thread); "
-                        "-1: (workers - 4) / 4, at least 1")
+                   help="open Subscribe streams of all sessions (each holds a worker thread: a session "
+                        "with hooks or custom Functions has one); -1: (workers - 8) / 2, at least 1, which "
+                        "with --max-streams' default leaves threads for unary calls and callbacks' replies")
     p.add_argument("--max-watchers", type=int, default=_env("MAX_WATCHERS", 4),
                    help="open watch streams (Subscribe without controller) of one session")
     p.add_argument("--max-tensors", type=int, default=_env("MAX_TENSORS", 1_000_000),
@@ -144,7 +145,7 @@ def main(argv=None) -> None:
     # batch streams and event streams together leave a quarter of the threads to unary calls
     # (other sessions' calls, new sessions, health checks)
     # (at least one: a session's hooks and custom Functions have no other way to reach their client)
-    max_events = max(1, (args.workers - 4) // 4) if args.max_event_streams < 0 else args.max_event_streams
+    max_events = max(1, (args.workers - 8) // 2) if args.max_event_streams < 0 else args.max_event_streams
     limits = Limits(max_sessions=args.max_sessions, max_tensors=args.max_tensors, max_streams=max_streams,
                     max_event_streams=max_events, max_watchers=args.max_watchers,
                     seq_window=args.seq_window, seq_wait=args.seq_wait, max_commands=args.max_commands,
