@@ -18,6 +18,7 @@ from .engine import dtypes
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
 from .engine.checks import check_factory_requires_grad, check_legacy_new_kwargs
+from .engine.device import cuda_for, device, place
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import factory_meta
@@ -215,6 +216,10 @@ class Session:
         self.Size = Size
         for name, fn in TORCH_FUNCTIONS.items():
             setattr(self, name, fn)
+        self.device = device
+        # cuda where the server computes with CuPy (one GPU, as a session sees it); else torch's errors
+        self.cuda = cuda_for(lambda: self.backend)
+        self.cuda.synchronize = lambda device=None: self.synchronize()
         self.nn = nn_namespace(self, nn_functional)  # torch.nn and torch.optim: the engine's code, over this session
         self.optim = optim_namespace(self)
         self.autograd = types.SimpleNamespace(
@@ -277,6 +282,7 @@ class Session:
 
     # ------------------------------------------------------------ factories
     def tensor(self, data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False):
+        place(device, self.cuda.is_available())
         if isinstance(data, Tensor):
             warn_at_user_line(engine_errors.COPY_CONSTRUCT, UserWarning)
             if data._session is not self:  # values cross sessions as values, through this client
@@ -295,6 +301,7 @@ class Session:
         return self._upload(_contiguous(host), requires_grad)
 
     def as_tensor(self, data, dtype=None, device=None):
+        place(device, self.cuda.is_available())
         if isinstance(data, Tensor) and (dtype is None or dtypes.from_any(dtype) is data.dtype):
             return data
         return self.tensor(data, dtype=dtype)
@@ -303,7 +310,7 @@ class Session:
         return self._upload(_contiguous(array), False)
 
     def _factory(self, name: str, *args, **kwargs):
-        kwargs.pop("device", None)
+        place(kwargs.pop("device", None), self.cuda.is_available())
         kwargs.pop("out", None)
         if "dtype" in kwargs and kwargs["dtype"] is not None:
             kwargs["dtype"] = dtypes.from_any(kwargs["dtype"])

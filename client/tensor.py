@@ -5,6 +5,7 @@ import warnings
 
 from .engine import dtypes
 from .engine.checks import check_item, check_numpy, check_register_hook, check_retain_grad
+from .engine.device import CPU, CUDA
 from .engine.errors import NON_LEAF_GRAD
 from .engine.meta import Meta
 from .engine.methods import TensorMethods
@@ -38,8 +39,9 @@ class Tensor(TensorMethods):
         return self._dtype
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self):
+        """Where the server computes this tensor: cuda on a CuPy server, else cpu."""
+        return CUDA if self._session.backend == "cupy" else CPU
 
     @property
     def requires_grad(self) -> bool:
