@@ -14,7 +14,7 @@ from .autograd import Autograd
 from .callbacks import Callbacks
 from .command_queue import CommandQueue, Ref
 from .engine import autograd_functional as functional_ad
-from .engine import dtypes
+from .engine import dtypes, serialization
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
 from .engine.checks import check_factory_requires_grad, check_legacy_new_kwargs
@@ -217,6 +217,8 @@ class Session:
         for name, fn in TORCH_FUNCTIONS.items():
             setattr(self, name, fn)
         self.device = device
+        self.save = functools.partial(serialization.save, self)  # no pickle: .npy arrays and a JSON index
+        self.load = functools.partial(serialization.load, self)
         # cuda where the server computes with CuPy (one GPU, as a session sees it); else torch's errors
         self.cuda = cuda_for(lambda: self.backend)
         self.cuda.synchronize = lambda device=None: self.synchronize()

@@ -73,3 +73,15 @@ from .nn_namespace import optim_namespace as _optim_namespace  # noqa: E402
 
 nn = _nn_namespace(_self, nn_functional)
 optim = _optim_namespace(_self)
+
+from . import serialization as _serialization  # noqa: E402
+
+
+def save(obj, f) -> None:
+    """torch.save without pickle: tensors and (nested) dicts, lists, tuples, numbers and strings (serialization.py)."""
+    _serialization.save(_self, obj, f)
+
+
+def load(f, map_location=None, weights_only=None, **kwargs):
+    """torch.load of what save wrote; any other file (a torch.save pickle among them) is refused."""
+    return _serialization.load(_self, f, map_location, weights_only, **kwargs)

@@ -55,3 +55,19 @@ def test_a_training_program_written_for_either_device_runs_unchanged(t):
     mine, theirs = program(t), program(torch)
     assert mine[1] == theirs[1] == "cpu"
     assert mine[0] == pytest.approx(theirs[0], rel=1e-6)
+
+
+def test_save_and_load_on_a_session(t, tmp_path):
+    import io
+    model = t.nn.Linear(3, 2)
+    buf = io.BytesIO()
+    t.save({"model": model.state_dict(), "x": t.arange(4.0)}, buf)
+    buf.seek(0)
+    back = t.load(buf)
+    assert back["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    other = t.nn.Linear(3, 2)
+    other.load_state_dict(back["model"])
+    assert other.weight.tolist() == model.weight.tolist() and other.bias.tolist() == model.bias.tolist()
+    import remote_autograd.engine as E  # the same file reads on the engine, and the other way round
+    buf.seek(0)
+    assert E.load(buf)["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
