@@ -299,16 +299,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     def to(self, *args, **kwargs):
         """Devices are the server's to choose: a move is a no-op; a floating dtype converts parameters and buffers."""
@@ -453,3 +444,17 @@ class Module:
     def __dir__(self):
         keys = list(super().__dir__()) + list(self._parameters) + list(self._modules) + list(self._buffers)
         return sorted(k for k in set(keys) if not k[0].isdigit())
+
+
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """torch's zero_grad over parameters (Module's and Optimizer's): drop each grad, or zero it detached."""
+    for p in params:
+        if p.grad is not None:
+            if set_to_none:
+                p.grad = None
+            else:
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                p.grad.zero_()

@@ -8,7 +8,7 @@ import math
 import struct
 from collections import defaultdict
 
-from .nn_module import is_tensor, typename
+from .nn_module import is_tensor, typename, zero_grads
 
 
 class _RequiredParameter:
@@ -62,17 +62,7 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        if p.grad.grad_fn is not None:
-                            p.grad.detach_()
-                        else:
-                            p.grad.requires_grad_(False)
-                        p.grad.zero_()
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         self._opt_called = True  # what a learning-rate scheduler checks before its first step

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 import remote_autograd.engine as E
 import torch
-
-
-def outcome(fn):
-    try:
-        out = fn()
-    except Exception as e:  # noqa: BLE001  (the exception is the observation)
-        return ("raised", type(e).__name__, str(e))
-    return ("ok", repr(out) if not hasattr(out, "shape") else (str(out.dtype), str(out.device)))
-
+from programs.devices import outcome
 
 PROGRAMS = {
     "repr": lambda t: t.device("cpu"),

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-
-def outcome(fn):
-    try:
-        out = fn()
-    except Exception as e:  # noqa: BLE001  (the exception is the observation)
-        return ("raised", type(e).__name__, str(e))
-    return ("ok", repr(out) if not hasattr(out, "shape") else (str(out.dtype), str(out.device)))
-
+from programs.devices import outcome
 
 PROGRAMS = {
     "a tensor's device": lambda t: t.ones(2).device,
