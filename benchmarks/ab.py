@@ -24,26 +24,15 @@ ROOT = os.path.dirname(HERE)
 LAYERS = {"engine": "engine", "server": "server", "protos": "protos"}
 
 CHILD = r"""
-import json, subprocess, sys, time
+import json, subprocess, sys
 import remote_autograd as ra
-from engine_vs_torch import make_chain, make_mlp
+from _steps import median_steps
 server = subprocess.Popen([sys.executable, "-m", "remote_autograd.server", "--port", "0", "--log-level", "WARNING"],
                           stdout=subprocess.PIPE, text=True)
 address = server.stdout.readline().split()[-1]
-out = {}
 try:
-    for name, make in (("chain", make_chain), ("mlp", make_mlp)):
-        with ra.connect(address) as t:
-            step = make(t)
-            for _ in range(20):
-                step()
-            times = []
-            for _ in range(STEPS):
-                t0 = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - t0)
-            times.sort()
-            out[name] = times[len(times) // 2]
+    out = median_steps(lambda: ra.connect(address), STEPS)
+    out["wire"] = None  # (an older commit's session may not say)
 finally:
     server.terminate()
     server.wait()

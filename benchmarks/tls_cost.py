@@ -22,25 +22,11 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = r"""
-import json, sys, time
+import json, sys
 import remote_autograd as ra
-from engine_vs_torch import make_chain, make_mlp
+from _steps import median_steps
 address, ca, steps, direct = sys.argv[1], sys.argv[2] or None, int(sys.argv[3]), sys.argv[4] == "1"
-out = {}
-for name, make in (("chain", make_chain), ("mlp", make_mlp)):
-    with ra.connect(address, root_certificates=ca, direct=direct) as t:
-        step = make(t)
-        for _ in range(20):
-            step()
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        times.sort()
-        out[name] = times[len(times) // 2]
-        out["wire"] = t.wire.kind
-print(json.dumps(out))
+print(json.dumps(median_steps(lambda: ra.connect(address, root_certificates=ca, direct=direct), steps)))
 """
 
 
