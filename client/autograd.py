@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .engine.autograd import EMPTY_INPUTS, as_tuple, check_outputs, check_root, match_grads
-from .engine.checks import check_grad_assignment, check_requires_grad
+from .engine.checks import check_data_assignment, check_grad_assignment, check_requires_grad
 from .mirror import walk
 from .protos.codec import KIND as K
 from .tensor import Tensor
@@ -130,8 +130,7 @@ class Autograd:
                                     vc=t._vc if kind == "detach" else None)
 
     def set_data(self, t: Tensor, value) -> None:
-        if not isinstance(value, Tensor):
-            raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        check_data_assignment(value, isinstance(value, Tensor))
         self._mirror.writes += 1
         result = self._queue.command(K.SET_DATA, args=(t, value))
         self._recorder.rebind(t, result.outputs[0])

@@ -66,6 +66,12 @@ def check_factory_requires_grad(requires_grad: bool, dtype) -> None:
         raise RuntimeError(errors.FACTORY_REQUIRES_GRAD)
 
 
+def check_data_assignment(value, is_tensor: bool) -> None:
+    """``t.data = value``: a tensor (TypeError in torch's words otherwise)."""
+    if not is_tensor:
+        raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+
+
 def check_retain_grad(requires_grad: bool) -> None:
     """``retain_grad()`` on a tensor that does not require grad is an error."""
     if not requires_grad:

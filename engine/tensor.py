@@ -7,6 +7,7 @@ from collections import OrderedDict
 from . import dtypes, errors
 from .backend import BACKEND, ndarray, to_numpy, writeable, xp
 from .checks import (
+    check_data_assignment,
     check_grad_assignment,
     check_inplace_result,
     check_item,
@@ -154,6 +155,7 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value: Tensor) -> None:
+        check_data_assignment(value, isinstance(value, Tensor))
         self._data = value._data
 
     def detach(self) -> Tensor:

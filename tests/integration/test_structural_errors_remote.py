@@ -157,6 +157,10 @@ def leaves(t, at):
     at("numpy of a tensor that requires grad", lambda: w.numpy())
     at("grad of the wrong size", lambda: _set(w, "grad", t.ones(3)))
     at("a factory's requires_grad on integers", lambda: t.zeros(2, dtype=t.int64, requires_grad=True))
+    at("data assigned a list", lambda: _set(w, "data", [1.0]))
+    at("a grad of another dtype and size", lambda: _set(w, "grad", t.ones(3, dtype=t.float64)))
+    at("backward with a gradient of another dtype", lambda: (w * 2).backward(t.ones(2, dtype=t.float64)))
+    at("autograd.grad with grad_outputs of the wrong shape", lambda: t.autograd.grad(w * 2, w, t.ones(3)))
 
 
 def grad_mode(t, at):
