@@ -262,6 +262,13 @@ class Session:
     def __repr__(self) -> str:
         return f"<remote_autograd session {self.session_id} at {self.address}>"
 
+    def __getattr__(self, name: str):
+        # only for names nothing else provides: torch's that this SDK does not offer yet
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"torch.{name} is not supported by remote_autograd yet (README.md, 'What of torch "
+                             "is here' and its 'Not yet' list)")
+
     # ------------------------------------------------------------ grad mode
     def no_grad(self) -> GradMode:
         return GradMode(self._recorder, False)
