@@ -134,7 +134,7 @@ class Session:
                  eager: bool | None = None, max_queue: int = MAX_QUEUE, send_ahead: int | None = None,
                  direct: bool | None = None, early_answers: bool | None = None,
                  tls: bool | None = None, root_certificates=None, client_cert=None, client_key=None,
-                 transport: Transport | None = None) -> None:
+                 api_key: str | None = None, transport: Transport | None = None) -> None:
         """``eager=True`` (or REMOTE_AUTOGRAD_EAGER=1) sends every command at once, waiting for it:
         slower, but every error is raised by the line that caused it (as CUDA_LAUNCH_BLOCKING does).
         Otherwise commands queue until a sync point or ``max_queue``; once ``send_ahead`` are
@@ -155,6 +155,7 @@ class Session:
         file's path; REMOTE_AUTOGRAD_TLS, _TLS_CA, _TLS_CERT, _TLS_KEY) connects over TLS, the direct
         lane too; ``root_certificates`` are the CAs the server's certificate must chain to (default:
         the system's), ``client_cert``/``client_key`` this client's for a server that asks for one.
+        ``api_key`` (or REMOTE_AUTOGRAD_API_KEY): the key a server started with --api-keys asks for.
         ``transport``: an object with client.transport.Transport's methods to carry the session
         instead of a gRPC channel to ``address`` (a test's fake, an embedding's own wire)."""
         self.address = address
@@ -167,7 +168,8 @@ class Session:
         self.Tensor = type("Tensor", (Tensor,), {"__slots__": (), "__new__": _legacy_new(self), "__module__": "torch"})
         # the layers, each owning its state; upper ones call lower ones (transport at the bottom)
         if transport is None:
-            transport = Transport(address, timeout, client_tls(tls, root_certificates, client_cert, client_key))
+            transport = Transport(address, timeout, client_tls(tls, root_certificates, client_cert, client_key),
+                                  api_key or os.environ.get("REMOTE_AUTOGRAD_API_KEY") or None)
         self._transport = transport
         info = transport.create_session(client)
         self.session_id, self.token, self.backend = info.session_id, info.token, info.backend

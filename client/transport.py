@@ -11,7 +11,7 @@ from .errors import RemoteError, ServerUnavailable, SessionLost, from_rpc_error
 from .lane import Lane, StreamBroken, open_lane
 from .protos import autograd_pb2 as pb
 from .protos import autograd_pb2_grpc as pb_grpc
-from .protos.protocol import SESSION_ID, chunks_of, error_from_status, join_chunks, session_metadata
+from .protos.protocol import API_KEY, SESSION_ID, chunks_of, error_from_status, join_chunks, session_metadata
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30),
                    # a restarted server or replica is found again within a second, not minutes
@@ -72,9 +72,11 @@ class Transport:
     the direct lane where the server offers one and it is reachable, else ExecuteStream, else
     (a server that refused the stream) unary Execute calls made as answers are read."""
 
-    def __init__(self, address: str, timeout: float | None = None, tls=None) -> None:
-        """``tls``: a client.tls.ClientTLS for a server that serves TLS (its lane too), else None."""
+    def __init__(self, address: str, timeout: float | None = None, tls=None, api_key: str | None = None) -> None:
+        """``tls``: a client.tls.ClientTLS for a server that serves TLS (its lane too), else None;
+        ``api_key``: the key CreateSession carries, for a server that asks for one."""
         self.address = address
+        self._api_key = api_key
         self.timeout = timeout
         self.tls = tls
         self._channel = (grpc.secure_channel(address, tls.grpc_credentials(), options=CHANNEL_OPTIONS) if tls
@@ -98,13 +100,17 @@ class Transport:
             self._note("CreateSession", request)
             try:
                 # the proposed id routes the creation through a gateway to the replica that will hold it
-                return self._stub.CreateSession(request, timeout=self.timeout or 30,
-                                                metadata=((SESSION_ID, secrets.token_hex(16)),))
+                metadata = ((SESSION_ID, secrets.token_hex(16)),) + (((API_KEY, self._api_key),) if self._api_key
+                                                                       else ())
+                return self._stub.CreateSession(request, timeout=self.timeout or 30, metadata=metadata)
             except grpc.RpcError as e:
                 error = e
                 if e.code() != grpc.StatusCode.UNAVAILABLE:
                     break
         self._channel.close()
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:  # no session yet: it is the key that was refused
+            raise RemoteError(f"the server at {self.address} refused to create a session: {error.details()} "
+                              "(ra.connect(..., api_key=...) or REMOTE_AUTOGRAD_API_KEY)") from None
         raise from_rpc_error(error, self.address) from None
 
     def attach(self, info: pb.SessionInfo, direct: bool) -> None:

@@ -12,6 +12,8 @@ from .codec import check_header
 # the id the client proposes, so the creation lands where its later calls will).
 SESSION_ID = "x-session-id"
 SESSION_TOKEN = "x-session-token"
+# The API key that CreateSession, Ping and Echo carry where the server asks for one (--api-keys).
+API_KEY = "x-api-key"
 # A failed unary call's trailers: the torch exception type to raise, and which command of the
 # batch failed.
 ERROR_TYPE = "x-error-type"

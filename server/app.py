@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..protos import autograd_pb2 as pb
 from . import batches
+from .api_keys import ApiKeys, keygen
 from .lane import Lane
 from .registry import Limits, Registry
 from .service import Servicer, add_to_server
@@ -27,7 +28,8 @@ log = logging.getLogger("remote_autograd.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RemoteAutograd"].full_name
 
 
-def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1, tls: TLS | None = None):
+def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: int = -1, tls: TLS | None = None,
+          api_keys: ApiKeys | None = None):
     """A started server and the port it listens on; with ``direct_port`` >= 0 (0: a free one),
     its direct lane too (``server.lane``, None without)."""
     server = grpc.server(
@@ -36,7 +38,7 @@ def build(host: str, port: int, limits: Limits, workers: int = 64, direct_port: 
                  ("grpc.max_send_message_length", limits.max_message_bytes),
                  ("grpc.so_reuseport", 0)])
     registry = Registry(limits)
-    servicer = Servicer(registry)
+    servicer = Servicer(registry, api_keys)
     add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -64,7 +66,13 @@ def _env(name: str, default):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="remote-autograd", description="Serve remote autograd sessions over gRPC.")
-    p.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    p.add_argument("command", nargs="?", default="serve", choices=["serve", "keygen"],
+                   help="serve (the default), or keygen TENANT: make an API key and print its --api-keys line")
+    p.add_argument("tenant", nargs="?", help="keygen: the tenant the new key names")
+    p.add_argument("--api-keys", default=_env("API_KEYS", ""),
+                   help="a file of API keys' SHA-256 digests, a line each: TENANT SHA256HEX [MAX_SESSIONS]; "
+                        "then CreateSession, Ping and Echo need a key (x-api-key), and each tenant has its "
+                        "own session limit")
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind (0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=_env("PORT", 50051), help="0 picks a free port")
     p.add_argument("--workers", type=int, default=_env("WORKERS", 64), help="RPC worker threads")
@@ -137,6 +145,10 @@ def tune_gc() -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.command == "keygen":
+        key, line = keygen(args.tenant or "default")
+        print(f"key (give it to the tenant; it is not stored): {key}\nline for the --api-keys file: {line}")
+        return
     # torch computes log(-1) or 0/0 silently (nan, inf); numpy's warnings would only fill the log
     # (this thread's; a batch's thread sets its own: batches.execute)
     numpy.seterr(all="ignore")
@@ -154,8 +166,9 @@ def main(argv=None) -> None:
                     session_ttl=args.session_ttl, callback_timeout=args.callback_timeout,
                     state_dir=args.state_dir or None)
     tls = from_flags(args.tls_cert, args.tls_key, args.tls_client_ca)
-    warn_if_exposed(args.host, tls)
-    server, port = build(args.host, args.port, limits, args.workers, args.direct_port, tls)
+    api_keys = ApiKeys.from_file(args.api_keys) if args.api_keys else None
+    warn_if_exposed(args.host, tls, api_keys is not None)
+    server, port = build(args.host, args.port, limits, args.workers, args.direct_port, tls, api_keys)
     tune_gc()
     if server.lane is not None:
         log.info("direct lane on %s:%d", args.host, server.lane.port)

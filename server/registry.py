@@ -66,15 +66,22 @@ class Registry:
             if self.sessions:
                 log.info("restored %d sessions from %s", len(self.sessions), limits.state_dir)
 
-    def create(self, proposed: str | None = None) -> Session:
+    def create(self, proposed: str | None = None, tenant=None) -> Session:
+        """A new session (of ``tenant``, an api_keys.Tenant, where the server has keys)."""
         if proposed is not None and not SESSION_ID_FORMAT.fullmatch(proposed):
             raise ValueError(f"{SESSION_ID} on CreateSession must be 32 lowercase hex digits")
         with self.lock:
             if len(self.sessions) >= self.limits.max_sessions:
                 raise ResourceExhausted(f"the server holds {len(self.sessions)} sessions, its limit")
+            if tenant is not None and tenant.max_sessions is not None:
+                held = sum(1 for s in self.sessions.values() if s.tenant == tenant.name)
+                if held >= tenant.max_sessions:
+                    raise ResourceExhausted(f"tenant {tenant.name} holds {held} sessions, its limit is "
+                                            f"{tenant.max_sessions}")
             if proposed in self.sessions:
                 raise ValueError("that session id is taken; propose another")
             s = Session(self.limits, proposed)
+            s.tenant = tenant.name if tenant is not None else None
             self.sessions[s.id] = s
         return s
 

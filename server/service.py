@@ -15,7 +15,7 @@ from ..protos import autograd_pb2 as pb
 from ..protos import autograd_pb2_grpc as pb_grpc
 from ..protos.codec import decode_value
 from ..protos.host import host_digest
-from ..protos.protocol import SESSION_ID, SESSION_TOKEN, batch_error, chunks_of, join_chunks
+from ..protos.protocol import API_KEY, SESSION_ID, SESSION_TOKEN, batch_error, chunks_of, join_chunks
 from . import batches
 from .commands import check_elements
 from .errors import ResourceExhausted, Unauthenticated, handle_errors
@@ -95,9 +95,19 @@ def add_to_server(servicer, server) -> None:
 
 
 class Servicer(pb_grpc.RemoteAutogradServicer):
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, api_keys=None) -> None:
         self.registry = registry
         self.direct_port = 0  # the direct lane's port, offered to new sessions (0: none)
+        self.api_keys = api_keys  # server/api_keys.ApiKeys: who may create sessions; None: anyone
+
+    def _tenant(self, context):
+        """The tenant of the call's API key; None where the server takes none. Unauthenticated else."""
+        if self.api_keys is None:
+            return None
+        tenant = self.api_keys.tenant(dict(context.invocation_metadata()).get(API_KEY))
+        if tenant is None:
+            raise Unauthenticated(f"this server needs a valid API key ({API_KEY}) to create sessions, ping or echo")
+        return tenant
 
     def _session(self, context) -> Session:
         md = dict(context.invocation_metadata())
@@ -107,8 +117,10 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
     def CreateSession(self, request, context):
         # A client may propose the id: a gateway that hashes x-session-id then sends the
         # creation to the very replica that all later calls of the session will reach.
-        s = self.registry.create(dict(context.invocation_metadata()).get(SESSION_ID))
-        log.info("session %s created (%s)", s.id, printable(request.client) if request.client else "anonymous client")
+        tenant = self._tenant(context)
+        s = self.registry.create(dict(context.invocation_metadata()).get(SESSION_ID), tenant)
+        log.info("session %s created (%s%s)", s.id, printable(request.client) if request.client else "anonymous client",
+                 f", tenant {tenant.name}" if tenant is not None else "")
         return pb.SessionInfo(session_id=s.id, token=s.token, protocol="remote_autograd.v1", backend=BACKEND,
                               direct_port=self.direct_port, prepared_calls=True,
                               prepared_inplace_calls=True, host=host_digest())
@@ -120,9 +132,14 @@ class Servicer(pb_grpc.RemoteAutogradServicer):
 
     @handle_errors
     def Ping(self, request, context):
+        self._tenant(context)
         return pb.Empty()
 
     def Echo(self, request, context):
+        try:
+            self._tenant(context)
+        except Unauthenticated as e:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         # it needs no session: bounded, or anyone could make the server hold two copies of a message
         limit = self.registry.limits.max_echo_bytes
         if len(request.data) > limit:

@@ -78,6 +78,7 @@ class Session:
         self.watchers: list[queue.Queue] = []
         self.last_used = time.monotonic()
         self.closed = False
+        self.tenant: str | None = None  # the API key's tenant that created it (server/api_keys.py)
         # numbered batches run in order: the next number to run (0: whatever comes next, as after
         # a restore), and whether a numbered batch failed since the client last said `resume`
         self.next_seq = 1

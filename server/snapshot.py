@@ -42,7 +42,8 @@ def save(session: Session, state_dir: str) -> None:
         # on load, through the same checks
         prepared = [base64.b64encode(call.raw).decode() for call in session.prepared.values()]
         manifest = {"format": FORMAT, "id": session.id, "token_sha256": session.token_hash.hex(),
-                    "grad_mode": session.grad_mode, "tensors": entries, "prepared": prepared}
+                    "grad_mode": session.grad_mode, "tensors": entries, "prepared": prepared,
+                    "tenant": session.tenant}
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f)
         old = final + ".old"
@@ -96,6 +97,8 @@ def _load(path: str, limits) -> Session:
     session = Session(limits, manifest["id"], bytes.fromhex(manifest["token_sha256"]))
     session.next_seq = 0  # the client numbered on past the snapshot: its next batch runs whatever its number
     session.grad_mode = bool(manifest.get("grad_mode", True))
+    tenant = manifest.get("tenant")
+    session.tenant = tenant if isinstance(tenant, str) else None  # it counts against its tenant's limit again
     for entry in manifest["tensors"]:
         tid = int(entry["id"])
         t = Tensor._make(from_numpy(numpy.load(os.path.join(path, f"{tid}.npy"), allow_pickle=False)))

@@ -50,15 +50,17 @@ def from_flags(cert: str, key: str, client_ca: str) -> TLS | None:
     return TLS(cert, key, client_ca or None)
 
 
-def warn_if_exposed(host: str, tls: TLS | None) -> None:
-    """A server reachable from other machines without TLS hands every token and tensor to the network."""
-    if tls is not None:
-        return
+def warn_if_exposed(host: str, tls: TLS | None, keys: bool = False) -> None:
+    """A server reachable from other machines without TLS hands every token and tensor to the network;
+    without API keys, anyone who reaches it creates sessions."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if not loopback:
+    if not loopback and not keys:
+        log.warning("NO API KEYS ON %s: anyone who reaches the port creates sessions and takes the server's "
+                    "memory and threads; give --api-keys FILE (remote-autograd keygen TENANT makes a key)", host)
+    if not loopback and tls is None:
         log.warning("SERVING IN PLAINTEXT ON %s: session tokens, every tensor and every batch cross the network "
                     "unencrypted, and anyone who reaches the port can create sessions; give --tls-cert and "
                     "--tls-key (and --tls-client-ca for client certificates), or bind 127.0.0.1 behind a TLS "
