@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import remote_autograd.engine as E
 import torch
-from nn_programs import copy_in
+from programs.nn import copy_in
 
 
 def twin(make, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import remote_autograd.engine as E
 import torch
-from nn_programs import (
+from programs.nn import (
     close,
     dropout_net,
     init_of,

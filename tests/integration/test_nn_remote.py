@@ -3,16 +3,12 @@ for step against torch 2.13 (torch's initial parameters copied in), in each clie
 from __future__ import annotations
 
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 import remote_autograd as ra
 import torch
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
-from nn_programs import (  # noqa: E402  (tests/engine: programs run on torch, the engine and remote alike)
+from programs.nn import (  # programs run on torch, the engine and remote alike
     close,
     copy_in,
     dropout_net,
