@@ -20,7 +20,7 @@ _METHOD_FUNCTIONS = (
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
-    "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
+    "erf", "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
     "argsort", "logsumexp", "nonzero", "clamp_min", "clamp_max",
     # torch's in-place functions of the methods that have them
     "relu_", "sigmoid_", "exp_", "neg_", "abs_", "sqrt_", "rsqrt_", "tanh_", "log_", "clamp_", "clip_",
@@ -139,6 +139,10 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
     if inplace:
         return input._iop("elu_", alpha=alpha)
     return input._op("elu", alpha=alpha)
+
+
+def gelu(input, approximate: str = "none"):  # noqa: A002
+    return input._op("gelu", approximate=approximate)
 
 
 def tanh(input):  # noqa: A002
@@ -427,4 +431,4 @@ nn_functional = types.SimpleNamespace(
     relu=relu, relu_=relu_, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
-    elu=elu, l1_loss=l1_loss, dropout=dropout)
+    elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu)

@@ -224,6 +224,11 @@ def _repeat(a, repeats):
     return Meta(ops.repeat_shape(a.shape, repeats), a.dtype)
 
 
+def _gelu(a, approximate="none"):
+    ops.check_gelu(a, approximate)
+    return Meta(a.shape, a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -637,11 +642,12 @@ RULES = {
     "amax": _reduction("same"), "amin": _reduction("same"),
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
+    "erf": _float_same, "gelu": _gelu,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
 SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
-               "leaky_relu_backward", "elu_backward", "index_select_backward", "gather_backward"}
+               "leaky_relu_backward", "elu_backward", "gelu_backward", "index_select_backward", "gather_backward"}
 
 
 def infer(name: str, inputs, params):

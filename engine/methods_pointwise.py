@@ -44,6 +44,7 @@ class PointwiseMethods(TensorOps):
     expm1, log1p, log2, log10 = _pointwise("expm1"), _pointwise("log1p"), _pointwise("log2"), _pointwise("log10")
     rsqrt, tan, sinh, cosh = _pointwise("rsqrt"), _pointwise("tan"), _pointwise("sinh"), _pointwise("cosh")
     asin, acos, atan = _pointwise("asin"), _pointwise("acos"), _pointwise("atan")
+    erf = _pointwise("erf")
     arcsin, arccos, arctan = asin, acos, atan
     floor, ceil, trunc, frac = _pointwise("floor"), _pointwise("ceil"), _pointwise("trunc"), _pointwise("frac")
     fix = trunc

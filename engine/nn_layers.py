@@ -63,6 +63,18 @@ class SiLU(_Activation):
         return F.silu(input, inplace=self.inplace)
 
 
+class GELU(Module):
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, input):  # noqa: A002
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
 class Tanh(Module):
     def forward(self, input):  # noqa: A002
         return input.tanh()
@@ -177,5 +189,5 @@ class BCEWithLogitsLoss(_Loss):
                                                   reduction=self.reduction)
 
 
-LAYERS = (Identity, Linear, ReLU, SiLU, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, Dropout,
+LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, Dropout,
           MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)

@@ -510,6 +510,79 @@ op("leaky_relu_", "LeakyReluBackward1", OPS["leaky_relu"].forward,
    save_output=True)
 op("elu_", "EluBackward1", OPS["elu"].forward,
    (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
+
+
+def _erf_array(a):
+    if xp.__name__ == "cupy":
+        from cupyx.scipy.special import erf
+    else:
+        from scipy.special import erf
+    return erf(a).astype(a.dtype, copy=False)
+
+
+# erf's derivative as torch writes it: 2 / sqrt(pi) * exp(-x^2) * grad
+op("erf", "ErfBackward0", _float_unary(_erf_array),
+   (lambda g, c: (-(c.x[0] * c.x[0])).exp() * (2.0 / math.sqrt(math.pi)) * g,), save=(0,))
+
+_SQRT1_2 = math.sqrt(0.5)
+_GELU_PDF = 2.0 / math.sqrt(math.pi) * _SQRT1_2 * 0.5   # torch's kBeta of the exact form: 1 / sqrt(2 pi)
+_GELU_TANH_BETA = math.sqrt(2.0) * 2.0 / math.sqrt(math.pi) * 0.5  # sqrt(2 / pi)
+_GELU_KAPPA = 0.044715
+
+
+def check_gelu(a, approximate) -> None:
+    """torch's gelu checks (an array or a client's Meta): the approximation's name, then a float kernel."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    if a.dtype.kind != "f":
+        raise NotImplementedError(f'"GeluKernelImpl" not implemented for \'{_scalar_name(a)}\'')
+
+
+def _gelu(a, approximate="none"):
+    check_gelu(a, approximate)
+    if approximate == "tanh":
+        inner = _GELU_TANH_BETA * (a + _GELU_KAPPA * a * a * a)
+        return 0.5 * a * (1 + xp.tanh(inner))
+    return a * 0.5 * (1 + _erf_array(a * _SQRT1_2))
+
+
+def _gelu_backward(g, x, approximate="none"):
+    """torch's gelu_backward kernels: g * d gelu / dx, each approximation's own formula."""
+    if approximate == "tanh":
+        x_sq = x * x
+        tanh_inner = xp.tanh(_GELU_TANH_BETA * (x + _GELU_KAPPA * x_sq * x))
+        left_derivative = 0.5 * (1 + tanh_inner)
+        right_derivative = 0.5 * x * (1 - tanh_inner * tanh_inner) * _GELU_TANH_BETA * (1 + 3 * _GELU_KAPPA * x_sq)
+        return g * (left_derivative + right_derivative)
+    cdf = 0.5 * (1 + _erf_array(x * _SQRT1_2))
+    pdf = _GELU_PDF * xp.exp(x * x * -0.5)
+    return g * (cdf + x * pdf)
+
+
+def _gelu_double_backward(gg, c):
+    """torch's gelu_double_backward, in tensor ops (so it is differentiable once more)."""
+    g, x = c.x[0], c.x[1]
+    if c.p.get("approximate", "none") == "tanh":
+        inner = (x + x * x * x * _GELU_KAPPA) * _GELU_TANH_BETA
+        tanh_inner = inner.tanh()
+        sech_inner = 1 / inner.cosh()
+        f = x * 0.5
+        g_ = 1 - tanh_inner * tanh_inner
+        h = (x * x * (3 * _GELU_KAPPA) + 1) * _GELU_TANH_BETA
+        f_prime_gh = g_ * h * 0.5
+        g_prime_fh = f * h * ((sech_inner * 2) * (-sech_inner * tanh_inner) * h)
+        h_prime_fg = f * g_ * (x * (6 * _GELU_KAPPA * _GELU_TANH_BETA))
+        return gg * g * (f_prime_gh + f_prime_gh + g_prime_fh + h_prime_fg)
+    x_sq = x * x
+    pdf = (x_sq * -0.5).exp() * _GELU_PDF
+    return gg * g * (pdf * 2 - x_sq * pdf)
+
+
+op("gelu", "GeluBackward0", _gelu,
+   (lambda g, c: _call("gelu_backward", (g, c.x[0]), approximate=c.p.get("approximate", "none")),), save=(0,))
+# gelu's backward as torch writes it, an op of its own: a create_graph gradient is GeluBackwardBackward0
+op("gelu_backward", "GeluBackwardBackward0", _gelu_backward,
+   (lambda gg, c: _call("gelu_backward", (gg, c.x[1]), **c.p), _gelu_double_backward), save=(0, 1))
 op("relu", "ReluBackward0", _no_bool_kernel(lambda a: xp.maximum(a, a.dtype.type(0)), "relu", RuntimeError,
                                              "Boolean inputs not supported for relu"),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)

@@ -131,6 +131,10 @@ CASES = [
     ("mse_loss", (T(2, 3), T(2, 3)), {"reduction": "none"}),
     ("binary_cross_entropy_with_logits", (T(4), T(4)), {"reduction": "sum"}),
     ("nll_loss", (T(3, 4), E.tensor([0, 1, 3])), {"reduction": "none"}),
+    ("erf", (T(2, 3),), {}),
+    ("erf", (T(3, dtype="int64"),), {}),
+    ("gelu", (T(2, 3, dtype="float64"),), {"approximate": "none"}),
+    ("gelu", (T(2, 3),), {"approximate": "tanh"}),
 ]
 
 
