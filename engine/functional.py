@@ -145,6 +145,13 @@ def gelu(input, approximate: str = "none"):  # noqa: A002
     return input._op("gelu", approximate=approximate)
 
 
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):  # noqa: A002
+    if isinstance(normalized_shape, int):
+        raise TypeError("layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, not int")
+    return input._op("layer_norm", weight, bias, normalized_shape=tuple(int(n) for n in normalized_shape),
+                     eps=float(eps))
+
+
 def tanh(input):  # noqa: A002
     return input.tanh()
 
@@ -431,4 +438,5 @@ nn_functional = types.SimpleNamespace(
     relu=relu, relu_=relu_, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
-    elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu)
+    elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu,
+    layer_norm=layer_norm)

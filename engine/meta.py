@@ -229,6 +229,11 @@ def _gelu(a, approximate="none"):
     return Meta(a.shape, a.dtype)
 
 
+def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
+    ops.check_layer_norm(x, weight, bias, normalized_shape)
+    return Meta(x.shape, x.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -642,7 +647,7 @@ RULES = {
     "amax": _reduction("same"), "amin": _reduction("same"),
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
-    "erf": _float_same, "gelu": _gelu,
+    "erf": _float_same, "gelu": _gelu, "layer_norm": _layer_norm,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).

@@ -102,6 +102,43 @@ class LogSoftmax(Softmax):
         return F.log_softmax(input, self.dim, _stacklevel=5)
 
 
+class LayerNorm(Module):
+    """Normalizes over the trailing normalized_shape dims; weight ones and bias zeros at first, as torch's."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        t = self._t
+        if elementwise_affine:
+            self.weight = t.nn.Parameter(t.empty(self.normalized_shape, dtype=dtype))
+            if bias:
+                self.bias = t.nn.Parameter(t.empty(self.normalized_shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init = self._t.nn.init
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):  # noqa: A002
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -189,5 +226,5 @@ class BCEWithLogitsLoss(_Loss):
                                                   reduction=self.reduction)
 
 
-LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, Dropout,
+LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, LayerNorm, Flatten, Dropout,
           MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)

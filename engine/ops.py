@@ -1882,6 +1882,82 @@ op("log_softmax", "LogSoftmaxBackward0", _log_softmax,
    save_output=True)
 
 
+def check_layer_norm(x, weight, bias, normalized_shape) -> None:
+    """torch's layer-norm checks, on arrays or a client's Metas: shapes, then dtypes."""
+    shape = list(normalized_shape)
+    if not shape:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           f"element, but got normalized_shape = {shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and list(p.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                               f"{list(p.shape)} and normalized_shape = {shape}")
+    k = len(shape)
+    if x.ndim < k or list(x.shape[x.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={shape}, expected input with shape [*"
+                           + "".join(f", {n}" for n in shape) + f"], but got input of size{list(x.shape)}")
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f'"LayerNormKernelImpl" not implemented for \'{_scalar_name(x)}\'')
+    params = [p for p in (weight, bias) if p is not None]
+    if all(p.dtype == x.dtype for p in params):
+        return
+    if x.dtype.itemsize == 2:  # a half input takes float parameters (torch's mixed type); nothing else
+        if any(p.dtype != xp.float32 for p in params):
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    elif x.dtype == xp.float64:
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    elif params[0].dtype != x.dtype:
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    else:
+        raise RuntimeError(f"expected scalar type {_scalar_name(x)} but found {_scalar_name(params[1])}")
+
+
+def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
+    check_layer_norm(x, weight, bias, normalized_shape)
+    a = x.astype(xp.float32) if x.dtype.itemsize == 2 else x
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    if a.size == 0:
+        return xp.empty_like(x)
+    centred = a - a.mean(axis=axes, keepdims=True)
+    var = (centred * centred).mean(axis=axes, keepdims=True)  # biased, as torch's
+    out = centred * (1 / xp.sqrt(var + a.dtype.type(eps)))
+    if weight is not None:
+        out = out * weight.astype(a.dtype, copy=False)
+    if bias is not None:
+        out = out + bias.astype(a.dtype, copy=False)
+    return out.astype(x.dtype, copy=False)
+
+
+def _layer_norm_normalized(c):
+    """(x - mean) * rstd and rstd, recomputed in tensor ops so that the VJPs are differentiable."""
+    x = c.x[0]
+    dims = tuple(range(x.dim() - len(c.p["normalized_shape"]), x.dim()))
+    centred = x - x.mean(dims, keepdim=True)
+    rstd = ((centred * centred).mean(dims, keepdim=True) + c.p.get("eps", 1e-5)).rsqrt()
+    return centred * rstd, rstd, dims
+
+
+def _layer_norm_input_vjp(g, c):
+    if g.numel() == 0:
+        return g
+    xhat, rstd, dims = _layer_norm_normalized(c)
+    gx = g if c.x[1] is None else g * c.x[1]
+    return rstd * (gx - gx.mean(dims, keepdim=True) - xhat * (gx * xhat).mean(dims, keepdim=True))
+
+
+def _layer_norm_weight_vjp(g, c):
+    # the gradient over the whole input: the walker sums it over the leading dims to the weight's shape
+    if g.numel() == 0:
+        return g
+    return g * _layer_norm_normalized(c)[0]
+
+
+# inputs: x, weight (or None), bias (or None); torch saves all three (the bias too: an in-place
+# change to it fails the backward)
+op("layer_norm", "NativeLayerNormBackward0", _layer_norm,
+   (_layer_norm_input_vjp, _layer_norm_weight_vjp, lambda g, c: g), save=(0, 1, 2))
+
+
 def _reduce(loss, reduction):
     if reduction == "mean":
         return loss.mean()

@@ -135,6 +135,8 @@ CASES = [
     ("erf", (T(3, dtype="int64"),), {}),
     ("gelu", (T(2, 3, dtype="float64"),), {"approximate": "none"}),
     ("gelu", (T(2, 3),), {"approximate": "tanh"}),
+    ("layer_norm", (T(2, 3, 4), T(3, 4), T(3, 4)), {"normalized_shape": (3, 4), "eps": 1e-5}),
+    ("layer_norm", (T(2, 4, dtype="float64"), None, None), {"normalized_shape": (4,)}),
 ]
 
 
@@ -167,3 +169,12 @@ def test_broadcast_mismatch_is_raised_with_the_engines_message():
 
 def test_every_op_has_a_rule():
     assert set(OPS) - set(RULES) - SERVER_ONLY == set()
+
+
+def test_layer_norm_shape_errors_are_the_engines():
+    for shape in ((2,), (4, 3), ()):
+        with pytest.raises(RuntimeError) as meta_err:
+            infer("layer_norm", (_meta(T(2, 3)), None, None), {"normalized_shape": shape})
+        with pytest.raises(RuntimeError) as engine_err:
+            E.nn.functional.layer_norm(T(2, 3), shape)
+        assert str(meta_err.value) == str(engine_err.value)

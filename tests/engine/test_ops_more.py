@@ -86,3 +86,108 @@ def test_gelu_module_repr_as_torch():
     for approximate in ("none", "tanh"):
         assert repr(E.nn.GELU(approximate)) == repr(torch.nn.GELU(approximate))
     assert repr(E.nn.GELU()) == repr(torch.nn.GELU())
+
+
+# ==================================================================== layer_norm
+
+LAYER_NORM = {
+    "last": (lambda T, x: F(T).layer_norm(x, x.shape[-1:]), [(2, 3, 4)]),
+    "two_dims": (lambda T, x, w, b: F(T).layer_norm(x, (3, 4), w, b), [(2, 3, 4), (3, 4), (3, 4)]),
+    "weight_only": (lambda T, x, w: F(T).layer_norm(x, [4], w, eps=1e-3), [(5, 4), (4,)]),
+    "bias_only": (lambda T, x, b: F(T).layer_norm(x, (4,), bias=b), [(5, 4), (4,)]),
+    "1d": (lambda T, x, w, b: F(T).layer_norm(x, (6,), w, b), [(6,), (6,), (6,)]),
+    "all_dims": (lambda T, x, w, b: F(T).layer_norm(x, x.shape, w, b), [(2, 3), (2, 3), (2, 3)]),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(LAYER_NORM))
+def test_layer_norm_as_torch(name, dtype):
+    fn, shapes = LAYER_NORM[name]
+    check(fn, [rand(s, dtype, seed=k) for k, s in enumerate(shapes)])
+
+
+@pytest.mark.parametrize("name", list(LAYER_NORM))
+def test_layer_norm_gradients_by_finite_differences(name):
+    fn, shapes = LAYER_NORM[name]
+    gradcheck(fn, [rand(s, seed=k) for k, s in enumerate(shapes)])
+
+
+@pytest.mark.parametrize("name", list(LAYER_NORM))
+def test_layer_norm_second_derivatives_as_torch(name):
+    # the bias is left out: torch's create_graph gradient of the bias comes out of one node with
+    # the others' (NativeLayerNormBackwardBackward0) and so requires grad when the input does;
+    # ours is the upstream gradient itself (same values, no history of its own)
+    fn, shapes = LAYER_NORM[name]
+    diff = [True, True, False][:len(shapes)] if name != "bias_only" else [True, False]
+    gradgradcheck(fn, [rand(s, seed=k) for k, s in enumerate(shapes)], diff=diff)
+
+
+def test_layer_norm_with_only_some_inputs_requiring_grad():
+    fn, shapes = LAYER_NORM["two_dims"]
+    arrays = [rand(s, seed=k) for k, s in enumerate(shapes)]
+    for flags in ([False, True, True], [True, False, True], [False, False, True]):
+        check(fn, arrays, requires_grad=flags)
+
+
+def test_layer_norm_empty_batch_as_torch():
+    check(lambda T, x, w: F(T).layer_norm(x, (3,), w), [rand((0, 3)), rand((3,))])
+
+
+@pytest.mark.parametrize("fn,arrays", [
+    (lambda T, x: F(T).layer_norm(x, (2,)), [rand((2, 3))]),
+    (lambda T, x: F(T).layer_norm(x, (4, 3)), [rand((2, 3))]),
+    (lambda T, x: F(T).layer_norm(x, (2, 3, 3)), [rand((2, 3))]),
+    (lambda T, x: F(T).layer_norm(x, ()), [rand((2, 3))]),
+    (lambda T, x: F(T).layer_norm(x, 3), [rand((2, 3))]),
+    (lambda T, x, w: F(T).layer_norm(x, (3,), w), [rand((2, 3)), rand((2,))]),
+    (lambda T, x, w: F(T).layer_norm(x, (3,), w), [rand((2, 3)), rand((2, 3))]),
+    (lambda T, x, b: F(T).layer_norm(x, (3,), None, b), [rand((2, 3)), rand((4,))]),
+    (lambda T, x: F(T).layer_norm(x, (3,)), [np.ones((2, 3), dtype=np.int64)]),
+    (lambda T, x, w: F(T).layer_norm(x, (3,), w), [rand((2, 3), "float32"), rand((3,))]),
+    (lambda T, x, w: F(T).layer_norm(x, (3,), w), [rand((2, 3)), rand((3,), "float32")]),
+    (lambda T, x, w, b: F(T).layer_norm(x, (3,), w, b), [rand((2, 3), "float32"), rand((3,), "float32"),
+                                                          rand((3,))]),
+])
+def test_layer_norm_errors_as_torch(fn, arrays):
+    raises_same(fn, *arrays)
+
+
+def test_layer_norm_saves_its_weight_and_bias_as_torch():
+    # an in-place change to the weight or the bias after the forward fails the backward in both
+    for k in (1, 2):
+        def fn(T, x, w, b, k=k):
+            y = F(T).layer_norm(x, (3,), w, b)
+            with T.no_grad():
+                (w, b)[k - 1].add_(1)
+            y.sum().backward()
+        t_in = [torch.tensor(rand(s, seed=i), requires_grad=True) for i, s in enumerate([(2, 3), (3,), (3,)])]
+        e_in = [E.tensor(rand(s, seed=i), requires_grad=True) for i, s in enumerate([(2, 3), (3,), (3,)])]
+        with pytest.raises(RuntimeError) as t_err:
+            fn(torch, *t_in)
+        with pytest.raises(RuntimeError) as e_err:
+            fn(E, *e_in)
+        assert str(e_err.value) == str(t_err.value)
+
+
+@pytest.mark.parametrize("args,kwargs", [((4,), {}), ((3, 4), {"eps": 1e-3}), ([4], {"elementwise_affine": False}),
+                                         ((4,), {"bias": False})], ids=str)
+def test_layer_norm_module_as_torch(args, kwargs):
+    shape = args if len(args) == 2 else tuple(args)
+    tm, em = torch.nn.LayerNorm(shape, **kwargs), E.nn.LayerNorm(shape, **kwargs)
+    assert repr(em) == repr(tm)
+    assert [n for n, _ in em.named_parameters()] == [n for n, _ in tm.named_parameters()]
+    for (_, tp), (_, ep) in zip(tm.named_parameters(), em.named_parameters()):
+        np.testing.assert_array_equal(ep.detach().numpy(), tp.detach().numpy())
+        assert ep.requires_grad and repr(ep.dtype) == str(tp.dtype)
+    x = rand((2, 3, 4), "float32")
+    tx, ex = torch.tensor(x), E.tensor(x)
+    ty, ey = tm(tx), em(ex)
+    np.testing.assert_allclose(ey.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert (ey.grad_fn and ey.grad_fn.name()) == (ty.grad_fn and ty.grad_fn.name())
+    if ty.grad_fn is None:
+        return
+    ty.pow(2).sum().backward()
+    ey.pow(2).sum().backward()
+    for (_, tp), (_, ep) in zip(tm.named_parameters(), em.named_parameters()):
+        np.testing.assert_allclose(ep.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-5)

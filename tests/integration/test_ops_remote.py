@@ -127,6 +127,8 @@ CASES = {
     "elu": (lambda th, a: th.nn.functional.elu(a, alpha=0.5), [A23]),
     "erf": (lambda th, a, i: (a.erf(), th.erf(i)), [A23, ints(-1, 0, 2)]),
     "gelu": (lambda th, a: (F(th).gelu(a), F(th).gelu(a, approximate="tanh")), [A23]),
+    "layer_norm": (lambda th, x, w, b: (F(th).layer_norm(x, (3,), w, b), F(th).layer_norm(x, (2, 3), eps=1e-3)),
+                   [arr(2, 2, 3, name="x"), arr(3, name="w"), arr(3, name="b")]),
     "gelu_backward": (lambda th, x: th.autograd.grad(F(th).gelu(x, approximate="tanh").pow(2).sum(), x,
                                                      create_graph=True)[0], [A23]),
     "abs:l1_loss": (lambda th, a, b: (th.nn.functional.l1_loss(a, b), th.nn.functional.l1_loss(a, b, reduction="none")),
