@@ -152,6 +152,22 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
                      eps=float(eps))
 
 
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,  # noqa: A002
+              scale_grad_by_freq: bool = False, sparse: bool = False):
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    # torch's Python checks: a negative padding_idx counts from the end; -1 means none
+    if padding_idx is not None:
+        if padding_idx > 0:
+            assert padding_idx < weight.size(0), "Padding_idx must be within num_embeddings"
+        elif padding_idx < 0:
+            assert padding_idx >= -weight.size(0), "Padding_idx must be within num_embeddings"
+            padding_idx = weight.size(0) + padding_idx
+    else:
+        padding_idx = -1
+    return weight._dispatch(OPS["embedding"], (weight, input), {"padding_idx": int(padding_idx)})
+
+
 def tanh(input):  # noqa: A002
     return input.tanh()
 
@@ -439,4 +455,4 @@ nn_functional = types.SimpleNamespace(
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
     elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu,
-    layer_norm=layer_norm)
+    layer_norm=layer_norm, embedding=embedding)

@@ -234,6 +234,11 @@ def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
     return Meta(x.shape, x.dtype)
 
 
+def _embedding(weight, indices, padding_idx=-1):
+    ops.check_embedding(weight, indices)  # (an index out of range: the server's error, by value)
+    return Meta(tuple(indices.shape) + (weight.shape[1],), weight.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -648,11 +653,13 @@ RULES = {
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
     "erf": _float_same, "gelu": _gelu, "layer_norm": _layer_norm,
+    "embedding": _embedding,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
 SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
-               "leaky_relu_backward", "elu_backward", "gelu_backward", "index_select_backward", "gather_backward"}
+               "leaky_relu_backward", "elu_backward", "gelu_backward", "embedding_backward", "index_select_backward",
+               "gather_backward"}
 
 
 def infer(name: str, inputs, params):

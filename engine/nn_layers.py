@@ -139,6 +139,51 @@ class LayerNorm(Module):
                 f"bias={self.bias is not None}")
 
 
+class Embedding(Module):
+    """A lookup table of num_embeddings rows; weight drawn from N(0, 1), the padding row zeroed, as torch's."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("nn.Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None:
+            if padding_idx > 0:
+                assert padding_idx < self.num_embeddings, "Padding_idx must be within num_embeddings"
+            elif padding_idx < 0:
+                assert padding_idx >= -self.num_embeddings, "Padding_idx must be within num_embeddings"
+                padding_idx = self.num_embeddings + padding_idx
+        self.padding_idx = padding_idx
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        t = self._t
+        if _weight is None:
+            self.weight = t.nn.Parameter(t.empty((num_embeddings, embedding_dim), dtype=dtype),
+                                         requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            assert list(_weight.shape) == [num_embeddings, embedding_dim], \
+                "Shape of weight does not match num_embeddings and embedding_dim"
+            self.weight = t.nn.Parameter(_weight, requires_grad=not _freeze)
+
+    def reset_parameters(self) -> None:
+        self._t.nn.init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with self._t.no_grad():
+                self.weight[self.padding_idx].fill_(0)
+
+    def forward(self, input):  # noqa: A002
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
+
+
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -226,5 +271,5 @@ class BCEWithLogitsLoss(_Loss):
                                                   reduction=self.reduction)
 
 
-LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, LayerNorm, Flatten, Dropout,
-          MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)
+LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, LayerNorm, Embedding, Flatten,
+          Dropout, MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)

@@ -1411,6 +1411,50 @@ op("gather_backward", "ScatterAddBackward0", _scatter_add_zeros,
    (lambda gg, c: _call("gather", (gg, c.x[1]), dim=c.p["dim"]), NOT_DIFF), save=(1,))
 
 
+def check_embedding(weight, indices) -> None:
+    """torch.embedding's checks (arrays or a client's Metas): a 2-d weight, Long or Int indices."""
+    if weight.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
+    if indices.dtype not in (xp.int64, xp.int32):
+        from .errors import legacy_name
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got torch.{legacy_name(of_array(indices))} instead (while checking "
+                           "arguments for embedding)")
+
+
+def _embedding(weight, indices, padding_idx=-1):
+    check_embedding(weight, indices)
+    # a value-dependent error: the client's rule cannot see it, the server raises it
+    _check_bounds(indices, weight.shape[0], lambda i: "index out of range in self", IndexError)
+    return xp.take(weight, indices, axis=0)
+
+
+def _embedding_backward(g, indices, num_weights, padding_idx=-1):
+    """torch's embedding_dense_backward: each row's gradients summed into it; the padding row none."""
+    width = g.shape[-1]
+    out = _index_add_zeros(g.reshape(-1, width), indices, 0, (num_weights, width))
+    if padding_idx >= 0:
+        out[padding_idx] = 0
+    return out
+
+
+def _embedding_double_backward(gg, c):
+    """torch's embedding_dense_double_backward: the rows picked again, the padding ones zeroed."""
+    indices, padding_idx = c.x[1], c.p.get("padding_idx", -1)
+    picked = gg.index_select(0, indices.reshape(-1))
+    if padding_idx >= 0:
+        picked = picked.masked_fill((indices == padding_idx).reshape(-1, 1), 0)
+    return picked.view(tuple(indices.shape) + (gg.shape[-1],))
+
+
+# inputs: the weight, then the indices (torch's order); the weight's gradient is its own op, as torch's
+op("embedding", "EmbeddingBackward0", _embedding,
+   (lambda g, c: _call("embedding_backward", (g, c.x[1]), num_weights=c.shapes[0][0],
+                       padding_idx=c.p.get("padding_idx", -1)), NOT_DIFF), save=(1,))
+op("embedding_backward", "EmbeddingDenseBackwardBackward0", _embedding_backward,
+   (_embedding_double_backward, NOT_DIFF), save=(1,))
+
+
 def repeat_shape(shape: tuple, repeats: tuple) -> tuple:
     """torch.Tensor.repeat's result shape, with its errors (the client's inference runs it too)."""
     if len(repeats) < len(shape):

@@ -137,6 +137,9 @@ CASES = [
     ("gelu", (T(2, 3),), {"approximate": "tanh"}),
     ("layer_norm", (T(2, 3, 4), T(3, 4), T(3, 4)), {"normalized_shape": (3, 4), "eps": 1e-5}),
     ("layer_norm", (T(2, 4, dtype="float64"), None, None), {"normalized_shape": (4,)}),
+    ("embedding", (T(5, 3), E.tensor([[1, 0, 4], [2, 2, 3]])), {"padding_idx": -1}),
+    ("embedding", (T(5, 3, dtype="float64"), E.tensor(2)), {"padding_idx": 2}),
+    ("embedding", (T(5, 3), E.tensor([1, 0, 4]).int()), {"padding_idx": -1}),
 ]
 
 

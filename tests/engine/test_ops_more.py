@@ -191,3 +191,92 @@ def test_layer_norm_module_as_torch(args, kwargs):
     ey.pow(2).sum().backward()
     for (_, tp), (_, ep) in zip(tm.named_parameters(), em.named_parameters()):
         np.testing.assert_allclose(ep.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ==================================================================== embedding
+
+IDX = np.array([[1, 0, 4], [4, 4, 2]])
+EMBEDDING = {
+    "plain": (lambda T, w, i: F(T).embedding(i, w), [rand((5, 3)), IDX]),
+    "padding": (lambda T, w, i: F(T).embedding(i, w, padding_idx=4), [rand((5, 3)), IDX]),
+    "padding_zero": (lambda T, w, i: F(T).embedding(i, w, padding_idx=0), [rand((5, 3)), IDX]),
+    "padding_negative": (lambda T, w, i: F(T).embedding(i, w, padding_idx=-1), [rand((5, 3)), IDX]),
+    "int32_indices": (lambda T, w, i: F(T).embedding(i.int(), w), [rand((5, 3)), IDX]),
+    "0d_index": (lambda T, w, i: F(T).embedding(i[0, 0], w), [rand((5, 3)), IDX]),
+    "1d_indices": (lambda T, w, i: F(T).embedding(i[1], w, padding_idx=2), [rand((5, 2)), IDX]),
+    "empty_indices": (lambda T, w, i: F(T).embedding(i[:, :0], w), [rand((5, 2)), IDX]),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(EMBEDDING))
+def test_embedding_as_torch(name, dtype):
+    fn, (w, i) = EMBEDDING[name]
+    check(fn, [w.astype(dtype), i])
+
+
+# (with a padding row the gradient is not the derivative: that row gets none, by design, as in torch)
+@pytest.mark.parametrize("name", [n for n in EMBEDDING if "padding" not in n and n != "1d_indices"])
+def test_embedding_gradients_by_finite_differences(name):
+    fn, arrays = EMBEDDING[name]
+    gradcheck(fn, arrays)
+
+
+@pytest.mark.parametrize("name", ["plain", "padding", "padding_negative", "1d_indices"])
+def test_embedding_second_derivatives_as_torch(name):
+    # (a function of the gradient: embedding is linear in the weight)
+    fn, arrays = EMBEDDING[name]
+    gradgradcheck(lambda T, w, i: fn(T, w, i) * fn(T, w, i), arrays)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2])
+def test_embedding_double_backward_nodes_as_torch(padding_idx):
+    # the weight's create_graph gradient is EmbeddingDenseBackwardBackward0, and differentiable again
+    w, i = rand((5, 3)), IDX
+    values = {}
+    for lib in (torch, E):
+        tw = lib.tensor(w, requires_grad=True)
+        y = F(lib).embedding(lib.tensor(i), tw, padding_idx=padding_idx)
+        (g,) = lib.autograd.grad(y.pow(3).sum(), tw, create_graph=True)
+        assert g.grad_fn.name() == "EmbeddingDenseBackwardBackward0"
+        (gg,) = lib.autograd.grad(g.pow(2).sum(), tw)
+        values[lib] = (g.detach().numpy(), gg.numpy())
+    for e, t in zip(values[E], values[torch]):
+        np.testing.assert_allclose(e, t, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn,arrays", [
+    (lambda T, w, i: F(T).embedding(i, w), [rand((5, 3)), np.array([1, 5])]),
+    (lambda T, w, i: F(T).embedding(i, w), [rand((5, 3)), np.array([-1, 2])]),
+    (lambda T, w, i: F(T).embedding(i, w), [rand((5, 3)), np.array([1.0, 2.0])]),
+    (lambda T, w, i: F(T).embedding(i.to(T.int16), w), [rand((5, 3)), np.array([1, 2])]),
+    (lambda T, w, i: F(T).embedding(i, w), [rand((5,)), np.array([1, 2])]),
+    (lambda T, w, i: F(T).embedding(i, w, padding_idx=5), [rand((5, 3)), np.array([1, 2])]),
+    (lambda T, w, i: F(T).embedding(i, w, padding_idx=-6), [rand((5, 3)), np.array([1, 2])]),
+    (lambda T, w, i: T.nn.Embedding(5, 3, padding_idx=5), [rand((5, 3)), np.array([1, 2])]),
+])
+def test_embedding_errors_as_torch(fn, arrays):
+    raises_same(fn, *arrays)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0, 3, -2])
+def test_embedding_module_as_torch(padding_idx):
+    torch.manual_seed(0)
+    tm = torch.nn.Embedding(6, 4, padding_idx=padding_idx)
+    em = E.nn.Embedding(6, 4, padding_idx=padding_idx)
+    assert repr(em) == repr(tm)
+    assert em.padding_idx == tm.padding_idx
+    assert tuple(em.weight.shape) == (6, 4) and em.weight.requires_grad and isinstance(em.weight, E.nn.Parameter)
+    w = em.weight.detach().numpy()
+    if padding_idx is not None:
+        assert not w[padding_idx].any()
+        assert w[[k for k in range(6) if k != tm.padding_idx]].all()  # drawn from N(0, 1): no zero rows left
+    # the same weight in both: values and gradients as torch
+    with torch.no_grad():
+        tm.weight.copy_(torch.tensor(w))
+    idx = np.array([[0, 3, 4], [5, 4, 1]])
+    ty, ey = tm(torch.tensor(idx)), em(E.tensor(idx))
+    np.testing.assert_array_equal(ey.detach().numpy(), ty.detach().numpy())
+    ty.pow(2).sum().backward()
+    ey.pow(2).sum().backward()
+    np.testing.assert_allclose(em.weight.grad.numpy(), tm.weight.grad.numpy(), rtol=1e-6)

@@ -129,6 +129,10 @@ CASES = {
     "gelu": (lambda th, a: (F(th).gelu(a), F(th).gelu(a, approximate="tanh")), [A23]),
     "layer_norm": (lambda th, x, w, b: (F(th).layer_norm(x, (3,), w, b), F(th).layer_norm(x, (2, 3), eps=1e-3)),
                    [arr(2, 2, 3, name="x"), arr(3, name="w"), arr(3, name="b")]),
+    "embedding": (lambda th, w, i: (F(th).embedding(i, w), F(th).embedding(i, w, padding_idx=2)),
+                  [arr(5, 3, name="w"), np.array([[1, 2], [4, 2]])]),
+    "embedding_backward": (lambda th, w: th.autograd.grad(F(th).embedding(th.tensor([1, 1, 3]), w, padding_idx=3)
+                                                          .pow(3).sum(), w, create_graph=True)[0], [arr(5, 3)]),
     "gelu_backward": (lambda th, x: th.autograd.grad(F(th).gelu(x, approximate="tanh").pow(2).sum(), x,
                                                      create_graph=True)[0], [A23]),
     "abs:l1_loss": (lambda th, a, b: (th.nn.functional.l1_loss(a, b), th.nn.functional.l1_loss(a, b, reduction="none")),
