@@ -20,7 +20,8 @@ _METHOD_FUNCTIONS = (
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
-    "erf", "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
+    "erf", "flip", "cumsum", "cumprod", "tile", "roll", "masked_fill", "tril", "triu", "index_select", "gather",
+    "sort", "topk",
     "argsort", "logsumexp", "nonzero", "clamp_min", "clamp_max",
     # torch's in-place functions of the methods that have them
     "relu_", "sigmoid_", "exp_", "neg_", "abs_", "sqrt_", "rsqrt_", "tanh_", "log_", "clamp_", "clip_",
@@ -166,6 +167,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     else:
         padding_idx = -1
     return weight._dispatch(OPS["embedding"], (weight, input), {"padding_idx": int(padding_idx)})
+
+
+def pad(input, pad, mode: str = "constant", value=None):  # noqa: A002
+    if mode != "constant":
+        raise NotImplementedError(f"F.pad: mode '{mode}' is not supported (constant only)")
+    return input._op("constant_pad_nd", pad=tuple(int(p) for p in pad), value=0 if value is None else value)
 
 
 def tanh(input):  # noqa: A002
@@ -455,4 +462,4 @@ nn_functional = types.SimpleNamespace(
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
     elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu,
-    layer_norm=layer_norm, embedding=embedding)
+    layer_norm=layer_norm, embedding=embedding, pad=pad)

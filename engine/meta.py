@@ -239,6 +239,20 @@ def _embedding(weight, indices, padding_idx=-1):
     return Meta(tuple(indices.shape) + (weight.shape[1],), weight.dtype)
 
 
+def _cumprod(a, dim, dtype=None):
+    ops._check_dim(dim, a.ndim)
+    return Meta(a.shape, ops.cumsum_dtype(a.dtype, None if dtype is None else dtype.np))
+
+
+def _roll(a, shifts, dims=()):
+    ops.roll_args(a.ndim, shifts, dims)
+    return Meta(a.shape, a.dtype)
+
+
+def _constant_pad_nd(a, pad, value=0):
+    return Meta(ops.constant_pad_shape(a.shape, pad), a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -653,7 +667,7 @@ RULES = {
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
     "erf": _float_same, "gelu": _gelu, "layer_norm": _layer_norm,
-    "embedding": _embedding,
+    "embedding": _embedding, "cumprod": _cumprod, "roll": _roll, "constant_pad_nd": _constant_pad_nd,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).

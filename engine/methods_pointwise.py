@@ -60,6 +60,9 @@ class PointwiseMethods(TensorOps):
     def cumsum(self, dim, *, dtype=None):
         return self._op("cumsum", dim=int(dim), dtype=None if dtype is None else dtypes.from_any(dtype))
 
+    def cumprod(self, dim, *, dtype=None):
+        return self._op("cumprod", dim=int(dim), dtype=None if dtype is None else dtypes.from_any(dtype))
+
     def masked_fill(self, mask, value):
         if isinstance(value, TensorOps):
             return self._op("masked_fill_tensor", mask, value)
@@ -87,6 +90,20 @@ class PointwiseMethods(TensorOps):
         if not repeats:
             raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
         return self._op("repeat", repeats=_size_args(repeats))
+
+    def tile(self, *args, dims=None):
+        # torch's tile: repeat, with ones prepended to dims shorter than the tensor's dim count
+        dims = _kw_size(args, dims)
+        if not dims:
+            raise TypeError('tile() missing 1 required positional arguments: "dims"')
+        dims = _size_args(dims)
+        return self._op("repeat", repeats=(1,) * (self.dim() - len(dims)) + dims)
+
+    def roll(self, shifts, dims=None):
+        shifts = tuple(int(s) for s in shifts) if isinstance(shifts, (tuple, list)) else (int(shifts),)
+        dims = () if dims is None else tuple(int(d) for d in dims) if isinstance(dims, (tuple, list)) \
+            else (int(dims),)
+        return self._op("roll", shifts=shifts, dims=dims)
 
     def tril(self, diagonal=0):
         return self._op("tril", diagonal=int(diagonal))

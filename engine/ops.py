@@ -1485,6 +1485,109 @@ def _repeat_vjp(g, c):
 op("repeat", "RepeatBackward0", _repeat, (_repeat_vjp,))
 op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
 op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
+
+
+def _cumprod(a, dim, dtype=None):
+    dim = _check_dim(dim, a.ndim)
+    out_dtype = cumsum_dtype(a.dtype, None if dtype is None else dtype.np)
+    if a.ndim == 0:
+        return a.astype(out_dtype)
+    return xp.cumprod(a, axis=dim, dtype=out_dtype)
+
+
+def _cumprod_vjp(g, c):
+    """torch's cumprod_backward: without zeros, the reversed cumsum of out * g over x; with zeros
+    (where that divides by zero), for each k the products that leave x_k out, in tensor ops."""
+    x, dim = c.x[0], c.p["dim"]
+    if g.dtype != x.dtype:
+        g = g.to(x.dtype)  # torch: grad.to(self.scalar_type()) (a cumprod with dtype=)
+    if x.numel() <= 1 or x.dim() == 0 or x.shape[dim] == 1:
+        return g
+    d = dim % x.dim()
+    if not bool((x == 0).any()):
+        return (c.out.to(x.dtype) * g).flip(d).cumsum(d).flip(d) / x
+    n = x.shape[d]
+    shape = [1] * x.dim()
+    shape[d] = n
+    position = xp.arange(n).reshape(shape)
+    pieces = []
+    for k in range(n):
+        omitted = x.masked_fill(_const(x, position == k), 1.0).cumprod(d)  # prod_{i <= j, i != k} x_i
+        pieces.append((g * omitted).masked_fill(_const(x, position < k), 0.0).sum(d, keepdim=True))
+    return pieces[0]._dispatch(OPS["cat"], tuple(pieces), {"dim": d})
+
+
+op("cumprod", "CumprodBackward0", _cumprod, (_cumprod_vjp,), save=(0,), save_output=True)
+
+
+def roll_args(ndim: int, shifts: tuple, dims: tuple) -> tuple:
+    """torch.roll's checks (the client's inference runs them too); dims made non-negative."""
+    if not shifts:
+        raise RuntimeError("`shifts` required")
+    if not dims and len(shifts) == 1:
+        return ()
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    if ndim == 0:
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
+    return tuple(_check_dim(d, ndim) for d in dims)
+
+
+def _roll(a, shifts, dims=()):
+    axes = roll_args(a.ndim, shifts, dims)
+    if not axes:  # torch: the flattened tensor rolled, then viewed back
+        return xp.roll(a, shifts[0]) if a.ndim else a.copy()
+    return xp.roll(a, shifts, axis=axes)
+
+
+op("roll", "RollBackward0", _roll,
+   (lambda g, c: _call("roll", (g,), shifts=tuple(-s for s in c.p["shifts"]), dims=c.p.get("dims", ())),))
+
+
+def constant_pad_shape(shape: tuple, pad: tuple) -> tuple:
+    """F.pad's (constant) result shape, with torch's checks in torch's order: the pad's length, then the
+    crops of negative pads (torch narrows first), then the sizes (the client's inference runs it too)."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) > 2 * len(shape):
+        raise RuntimeError("Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {len(shape)}")
+    out = list(shape)
+    lead = len(shape) - len(pad) // 2
+    for i in range(lead, len(shape)):
+        left, right = pad[2 * (len(shape) - i - 1)], pad[2 * (len(shape) - i - 1) + 1]
+        for p in (left, right):
+            if p < 0:
+                if out[i] + p < 0:
+                    raise RuntimeError("narrow(): length must be non-negative.")
+                out[i] += p
+    for i in range(lead, len(shape)):
+        left, right = pad[2 * (len(shape) - i - 1)], pad[2 * (len(shape) - i - 1) + 1]
+        out[i] += max(left, 0) + max(right, 0)
+    return tuple(out)
+
+
+def _constant_pad(a, pad, value=0):
+    constant_pad_shape(a.shape, pad)
+    n = len(pad) // 2
+    crop, grow = [slice(None)] * a.ndim, [(0, 0)] * a.ndim
+    for k in range(n):
+        i = a.ndim - 1 - k
+        left, right = pad[2 * k], pad[2 * k + 1]
+        crop[i] = slice(max(-left, 0), a.shape[i] - max(-right, 0))
+        grow[i] = (max(left, 0), max(right, 0))
+    cropped = a[tuple(crop)]
+    if not any(lo or hi for lo, hi in grow):
+        return cropped.copy()
+    fill = xp.asarray(value).astype(a.dtype)  # torch casts the value to the tensor's dtype
+    return xp.pad(cropped, grow, mode="constant", constant_values=fill)
+
+
+# the gradient is the pad undone, a constant pad of its own (ConstantPadNdBackward0 again under create_graph)
+op("constant_pad_nd", "ConstantPadNdBackward0", _constant_pad,
+   (lambda g, c: _call("constant_pad_nd", (g,), pad=tuple(-p for p in c.p["pad"]), value=0),))
+
+
 def check_fill_value(ndim: int) -> None:
     if ndim != 0:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {ndim} "

@@ -140,6 +140,14 @@ CASES = [
     ("embedding", (T(5, 3), E.tensor([[1, 0, 4], [2, 2, 3]])), {"padding_idx": -1}),
     ("embedding", (T(5, 3, dtype="float64"), E.tensor(2)), {"padding_idx": 2}),
     ("embedding", (T(5, 3), E.tensor([1, 0, 4]).int()), {"padding_idx": -1}),
+    ("cumprod", (T(2, 3),), {"dim": 1, "dtype": None}),
+    ("cumprod", (T(4, dtype="int64"),), {"dim": 0, "dtype": None}),
+    ("cumprod", (T(2, 3),), {"dim": -1, "dtype": E.float64}),
+    ("roll", (T(2, 3),), {"shifts": (1,), "dims": ()}),
+    ("roll", (T(2, 3, 4),), {"shifts": (1, -2), "dims": (0, 2)}),
+    ("constant_pad_nd", (T(2, 3),), {"pad": (1, 2), "value": 0}),
+    ("constant_pad_nd", (T(2, 3, 4),), {"pad": (-1, 0, 2, -1, 1, 1), "value": 1.5}),
+    ("constant_pad_nd", (T(2, 3, dtype="int64"),), {"pad": (-3, 0), "value": 0}),
 ]
 
 
@@ -181,3 +189,12 @@ def test_layer_norm_shape_errors_are_the_engines():
         with pytest.raises(RuntimeError) as engine_err:
             E.nn.functional.layer_norm(T(2, 3), shape)
         assert str(meta_err.value) == str(engine_err.value)
+
+
+@pytest.mark.parametrize("pad", [(1,), (1, 1, 1, 1, 1, 1), (-2, -2), (4, -8)], ids=str)
+def test_pad_errors_are_the_engines(pad):
+    with pytest.raises(RuntimeError) as meta_err:
+        infer("constant_pad_nd", (_meta(T(2, 3)),), {"pad": pad, "value": 0})
+    with pytest.raises(RuntimeError) as engine_err:
+        E.nn.functional.pad(T(2, 3), pad)
+    assert str(meta_err.value) == str(engine_err.value)

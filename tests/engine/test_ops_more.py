@@ -280,3 +280,116 @@ def test_embedding_module_as_torch(padding_idx):
     ty.pow(2).sum().backward()
     ey.pow(2).sum().backward()
     np.testing.assert_allclose(em.weight.grad.numpy(), tm.weight.grad.numpy(), rtol=1e-6)
+
+
+# ==================================================================== cumprod, tile, roll, pad
+
+def _with_zeros(shape, zeros, dtype="float64"):
+    x = rand(shape, dtype)
+    for z in zeros:
+        x[z] = 0
+    return x
+
+
+CUMPROD = {
+    "dim1": (lambda T, a: a.cumprod(1), (2, 3), ()),
+    "dim0_fn": (lambda T, a: T.cumprod(a, 0), (3, 2), ()),
+    "neg_dim_dtype": (lambda T, a: a.cumprod(-1, dtype=T.float64), (2, 4), ()),
+    "one_zero": (lambda T, a: a.cumprod(1), (2, 4), ((0, 1),)),
+    "zero_first_and_last": (lambda T, a: a.cumprod(1), (2, 4), ((0, 0), (1, 3))),
+    "two_zeros_in_a_row": (lambda T, a: a.cumprod(0), (5, 2), ((1, 0), (3, 0), (2, 1))),
+    "size_one_dim": (lambda T, a: a.cumprod(1), (3, 1), ()),
+    "0d": (lambda T, a: a.cumprod(0), (), ()),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(CUMPROD))
+def test_cumprod_as_torch(name, dtype):
+    fn, shape, zeros = CUMPROD[name]
+    check(fn, [_with_zeros(shape, zeros, dtype)])
+
+
+@pytest.mark.parametrize("name", list(CUMPROD))
+def test_cumprod_gradients_by_finite_differences(name):
+    fn, shape, zeros = CUMPROD[name]
+    gradcheck(fn, [_with_zeros(shape, zeros)])
+
+
+@pytest.mark.parametrize("name", list(CUMPROD))
+def test_cumprod_second_derivatives_as_torch(name):
+    fn, shape, zeros = CUMPROD[name]
+    gradgradcheck(fn, [_with_zeros(shape, zeros)])
+
+
+def test_cumprod_of_integers_and_bools_as_torch():
+    check(lambda T, a: (a.cumprod(0), (a > 1).cumprod(0), a.cumprod(0, dtype=T.float32)), [np.array([3, 2, -1, 4])])
+
+
+SHAPE_OPS = {
+    "tile_short_dims": (lambda T, a: a.tile(2), (2, 3)),
+    "tile_long_dims": (lambda T, a: T.tile(a, (2, 1, 2)), (2, 3)),
+    "tile_list": (lambda T, a: a.tile([3, 1]), (2, 3)),
+    "tile_empty_dims": (lambda T, a: a.tile(()), (2, 3)),
+    "tile_0d": (lambda T, a: a.tile(3), ()),
+    "tile_zero": (lambda T, a: a.tile(0, 2), (2, 3)),
+    "roll_flat": (lambda T, a: a.roll(2), (2, 3)),
+    "roll_dim": (lambda T, a: a.roll(1, 1), (2, 3)),
+    "roll_negative": (lambda T, a: T.roll(a, -4, 0), (3, 2)),
+    "roll_dims": (lambda T, a: a.roll((1, -2), (0, 1)), (2, 3, 2)),
+    "roll_same_dim_twice": (lambda T, a: a.roll((1, 1), (1, 1)), (2, 3)),
+    "roll_kw": (lambda T, a: a.roll(shifts=1, dims=-1), (2, 3)),
+    "roll_empty_dims": (lambda T, a: a.roll(1, ()), (2, 3)),
+    "roll_0d": (lambda T, a: a.roll(1), ()),
+    "pad_last": (lambda T, a: F(T).pad(a, (1, 2)), (2, 3)),
+    "pad_value": (lambda T, a: F(T).pad(a, (1, 0, 2, 1), value=-1.5), (2, 3)),
+    "pad_crop": (lambda T, a: F(T).pad(a, (-1, 0, 1, -1)), (3, 3)),
+    "pad_crop_all": (lambda T, a: F(T).pad(a, (-3, 0)), (2, 3)),
+    "pad_crop_then_grow": (lambda T, a: F(T).pad(a, (-3, 1, 0, 0)), (2, 3)),
+    "pad_zero": (lambda T, a: F(T).pad(a, (0, 0)), (2, 3)),
+    "pad_3d": (lambda T, a: F(T).pad(a, (1, 1, 0, 2, 1, 0), mode="constant", value=None), (2, 2, 2)),
+    "pad_empty": (lambda T, a: F(T).pad(a, ()), (2, 3)),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", list(SHAPE_OPS))
+def test_tile_roll_pad_as_torch(name, dtype):
+    fn, shape = SHAPE_OPS[name]
+    check(fn, [rand(shape, dtype)])
+
+
+@pytest.mark.parametrize("name", list(SHAPE_OPS))
+def test_tile_roll_pad_gradients_by_finite_differences(name):
+    fn, shape = SHAPE_OPS[name]
+    gradcheck(fn, [rand(shape)])
+
+
+@pytest.mark.parametrize("name", ["tile_long_dims", "roll_dims", "pad_value", "pad_crop"])
+def test_tile_roll_pad_second_derivatives_as_torch(name):
+    fn, shape = SHAPE_OPS[name]
+    gradgradcheck(lambda T, a: fn(T, a).pow(2), [rand(shape)])
+
+
+def test_pad_and_roll_of_integers_as_torch():
+    check(lambda T, a: (F(T).pad(a, (1, 1), value=1.5), F(T).pad(a > 2, (0, 1)), a.roll(1), a.tile(2)),
+          [np.array([3, 2, -1, 4])])
+
+
+@pytest.mark.parametrize("fn,shape", [
+    (lambda T, a: a.cumprod(2), (2, 3)),
+    (lambda T, a: a.tile(-1), (2, 3)),
+    (lambda T, a: a.tile(), (2, 3)),
+    (lambda T, a: a.roll(()), (2, 3)),
+    (lambda T, a: a.roll((1, 2)), (2, 3)),
+    (lambda T, a: a.roll((1, 2), (0,)), (2, 3)),
+    (lambda T, a: a.roll(1, 2), (2, 3)),
+    (lambda T, a: a.roll(1, 0), ()),
+    (lambda T, a: F(T).pad(a, (1,)), (2, 3)),
+    (lambda T, a: F(T).pad(a, (1, 1, 1, 1, 1, 1)), (2, 3)),
+    (lambda T, a: F(T).pad(a, (-2, -2)), (2, 3)),
+    (lambda T, a: F(T).pad(a, (-4, 1)), (2, 3)),
+    (lambda T, a: F(T).pad(a, (4, -8)), (2, 3)),
+])
+def test_cumprod_tile_roll_pad_errors_as_torch(fn, shape):
+    raises_same(fn, rand(shape))

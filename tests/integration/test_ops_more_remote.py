@@ -24,6 +24,10 @@ PROGRAMS = {
                        [arr(2, 3, 4), arr(4, seed=1), arr(4, seed=2)]),
     "embedding_then_layer_norm": (lambda th, w, i: F(th).layer_norm(F(th).embedding(i, w, padding_idx=0), (3,)),
                                   [arr(6, 3), np.array([[0, 5, 2], [2, 2, 0]])]),
+    "cumprod_with_zeros": (lambda th, x: x.cumprod(1).sum(0), [np.array([[1.5, 0.0, 2.0], [0.5, -1.0, 0.0]],
+                                                                         dtype=np.float32)]),
+    "pad_roll_tile": (lambda th, x: F(th).pad(x.roll(1, 0).tile(1, 2), (1, -1, 0, 2), value=0.5).cumsum(1),
+                      [arr(2, 3)]),
 }
 
 
@@ -65,6 +69,11 @@ ERRORS = {
     "layer_norm_integer": lambda th: F(th).layer_norm(th.ones(2, 3, dtype=th.long), (3,)),
     "gelu_approximate": lambda th: F(th).gelu(th.ones(2), approximate="exact"),
     "gelu_integer": lambda th: F(th).gelu(th.ones(2, dtype=th.long)),
+    "cumprod_dim": lambda th: th.ones(2, 3).cumprod(2),
+    "roll_align": lambda th: th.ones(2, 3).roll((1, 2), 0),
+    "tile_negative": lambda th: th.ones(2, 3).tile(-1),
+    "pad_odd": lambda th: F(th).pad(th.ones(2, 3), (1,)),
+    "pad_crop_too_far": lambda th: F(th).pad(th.ones(2, 3), (-2, -2)),
 }
 
 

@@ -133,6 +133,11 @@ CASES = {
                   [arr(5, 3, name="w"), np.array([[1, 2], [4, 2]])]),
     "embedding_backward": (lambda th, w: th.autograd.grad(F(th).embedding(th.tensor([1, 1, 3]), w, padding_idx=3)
                                                           .pow(3).sum(), w, create_graph=True)[0], [arr(5, 3)]),
+    "cumprod": (lambda th, a, z: (a.cumprod(1), th.cumprod(z, 0, dtype=th.float64)),
+                [A23, np.array([[1.5, 0.0], [2.0, -1.0], [0.0, 3.0]], dtype=np.float32)]),
+    "repeat:tile": (lambda th, a: (a.tile(2), th.tile(a, (2, 1, 1))), [A23]),
+    "roll": (lambda th, a: (a.roll(1), th.roll(a, (1, -1), (0, 1))), [A23]),
+    "constant_pad_nd": (lambda th, a: (F(th).pad(a, (1, 2)), F(th).pad(a, (-1, 1, 1, 0), value=2.5)), [A23]),
     "gelu_backward": (lambda th, x: th.autograd.grad(F(th).gelu(x, approximate="tanh").pow(2).sum(), x,
                                                      create_graph=True)[0], [A23]),
     "abs:l1_loss": (lambda th, a, b: (th.nn.functional.l1_loss(a, b), th.nn.functional.l1_loss(a, b, reduction="none")),
