@@ -393,3 +393,16 @@ def test_pad_and_roll_of_integers_as_torch():
 ])
 def test_cumprod_tile_roll_pad_errors_as_torch(fn, shape):
     raises_same(fn, rand(shape))
+
+
+# ==================================================================== a program that uses them
+
+def test_next_token_model_trains_as_torch_step_for_step():
+    from nn_programs import close, init_of
+    from token_programs import next_token_fit, token_model
+    init = init_of(torch, token_model)
+    tl, tparams = next_token_fit(torch, init)
+    el, eparams = next_token_fit(E, init)
+    assert close(el, tl) and tl[-1] < tl[0]
+    for k in tparams:
+        np.testing.assert_allclose(eparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)

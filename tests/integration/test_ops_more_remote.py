@@ -97,3 +97,17 @@ def test_nn_layers_remote_as_torch(t):
     out.pow(2).sum().backward()
     assert emb.weight.grad.tolist()[2] == [0.0, 0.0, 0.0] and emb.weight.grad.abs().sum().item() > 0
     assert ln.weight.grad.shape == (2, 3) and ln.bias.grad.shape == (2, 3)
+
+
+def test_next_token_model_trains_remotely_as_torch(t):
+    import pathlib
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
+    from nn_programs import close, init_of
+    from token_programs import next_token_fit, token_model
+    init = init_of(torch, token_model)
+    tl, tparams = next_token_fit(torch, init)
+    rl, rparams = next_token_fit(t, init)
+    assert close(rl, tl)
+    for k in tparams:
+        np.testing.assert_allclose(rparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)
