@@ -672,8 +672,8 @@ RULES = {
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
 SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
-               "leaky_relu_backward", "elu_backward", "gelu_backward", "embedding_backward", "index_select_backward",
-               "gather_backward"}
+               "leaky_relu_backward", "elu_backward", "gelu_backward", "embedding_backward", "layer_norm_backward",
+               "index_select_backward", "gather_backward"}
 
 
 def infer(name: str, inputs, params):

@@ -2075,34 +2075,80 @@ def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
     return out.astype(x.dtype, copy=False)
 
 
-def _layer_norm_normalized(c):
-    """(x - mean) * rstd and rstd, recomputed in tensor ops so that the VJPs are differentiable."""
-    x = c.x[0]
+def _layer_norm_backward(g, x, weight, normalized_shape, eps=1e-5, output="input"):
+    """torch's native_layer_norm_backward, one of its three gradients (output): the input's, the
+    weight's or the bias's (summed over the leading dims, as torch's)."""
+    a_dtype = xp.dtype(xp.float32) if x.dtype.itemsize == 2 else x.dtype
+    lead = tuple(range(x.ndim - len(normalized_shape)))
+    if output == "bias":
+        return _sum_int(g, axis=lead) if lead else g.copy()
+    if g.size == 0:
+        return xp.zeros(g.shape if output == "input" else tuple(normalized_shape), dtype=g.dtype)
+    xa, ga = x.astype(a_dtype, copy=False), g.astype(a_dtype, copy=False)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    centred = xa - xa.mean(axis=axes, keepdims=True)
+    rstd = 1 / xp.sqrt((centred * centred).mean(axis=axes, keepdims=True) + a_dtype.type(eps))
+    xhat = centred * rstd
+    if output == "weight":
+        return (ga * xhat).sum(axis=lead).astype(g.dtype, copy=False)
+    a = ga if weight is None else ga * weight.astype(a_dtype, copy=False)
+    dx = rstd * (a - a.mean(axis=axes, keepdims=True) - xhat * (a * xhat).mean(axis=axes, keepdims=True))
+    return dx.astype(x.dtype, copy=False)
+
+
+def _layer_norm_normalized(x, c):
+    """(x - mean) * rstd and rstd, in tensor ops (differentiable), and the normalized dims."""
     dims = tuple(range(x.dim() - len(c.p["normalized_shape"]), x.dim()))
     centred = x - x.mean(dims, keepdim=True)
     rstd = ((centred * centred).mean(dims, keepdim=True) + c.p.get("eps", 1e-5)).rsqrt()
     return centred * rstd, rstd, dims
 
 
-def _layer_norm_input_vjp(g, c):
-    if g.numel() == 0:
-        return g
-    xhat, rstd, dims = _layer_norm_normalized(c)
-    gx = g if c.x[1] is None else g * c.x[1]
-    return rstd * (gx - gx.mean(dims, keepdim=True) - xhat * (gx * xhat).mean(dims, keepdim=True))
+def _project(h, xhat, rstd, dims):
+    """The input's gradient of layer_norm for an upstream h (weight folded in): symmetric in h."""
+    return rstd * (h - h.mean(dims, keepdim=True) - xhat * (h * xhat).mean(dims, keepdim=True))
 
 
-def _layer_norm_weight_vjp(g, c):
-    # the gradient over the whole input: the walker sums it over the leading dims to the weight's shape
-    if g.numel() == 0:
-        return g
-    return g * _layer_norm_normalized(c)[0]
+def _layer_norm_double(k):
+    """VJPs of layer_norm_backward for its input k (0 the gradient g, 1 x, 2 the weight), per output."""
+    def vjp(gg, c):
+        g, x, w = c.x[0], c.x[1], c.x[2]
+        output = c.p.get("output", "input")
+        if output == "bias":
+            return gg.expand(tuple(g.shape)) if k == 0 else None
+        xhat, rstd, dims = _layer_norm_normalized(x, c)
+        if output == "weight":  # sum(g * xhat * gg): linear in g, the input's gradient of layer_norm in x
+            return gg * xhat if k == 0 else _project(g * gg, xhat, rstd, dims) if k == 1 else None
+        if k != 1:  # the map from g * w to the input's gradient is symmetric
+            p = _project(gg, xhat, rstd, dims)
+            return (p if w is None else p * w) if k == 0 else p * g
+        # d/dx of <gg, rstd (a - E[a] - xhat E[a xhat])>, a = g * w, is -rstd^2 (xhat (E[gg a] - E[gg] E[a]
+        # - 3 E[a xhat] E[gg xhat]) + E[gg xhat] (a - E[a]) + E[a xhat] (gg - E[gg])), means over the normalized dims
+        a = g if w is None else g * w
+
+        def mean(v):
+            return v.mean(dims, keepdim=True)
+        ma, mu, b_, c_ = mean(a), mean(gg), mean(a * xhat), mean(gg * xhat)
+        return -(rstd * rstd) * (xhat * (mean(gg * a) - mu * ma - 3 * b_ * c_) + c_ * (a - ma) + b_ * (gg - mu))
+    return vjp
+
+
+def _layer_norm_vjp(output):
+    def vjp(g, c):
+        return _call("layer_norm_backward", (g, c.x[0], c.x[1]), normalized_shape=c.p["normalized_shape"],
+                     eps=c.p.get("eps", 1e-5), output=output)
+    return vjp
 
 
 # inputs: x, weight (or None), bias (or None); torch saves all three (the bias too: an in-place
 # change to it fails the backward)
 op("layer_norm", "NativeLayerNormBackward0", _layer_norm,
-   (_layer_norm_input_vjp, _layer_norm_weight_vjp, lambda g, c: g), save=(0, 1, 2))
+   (_layer_norm_vjp("input"), _layer_norm_vjp("weight"), _layer_norm_vjp("bias")), save=(0, 1, 2))
+# its backward as torch writes it, an op of its own (one per gradient here, where torch's node has
+# three outputs), so that create_graph gradients are NativeLayerNormBackwardBackward0 and require
+# grad as torch's do; inputs: the gradient, x, weight (or None)
+op("layer_norm_backward", "NativeLayerNormBackwardBackward0", _layer_norm_backward,
+   tuple(_layer_norm_double(k) for k in range(3)), save=(0, 1, 2))
 
 
 def _reduce(loss, reduction):

@@ -138,6 +138,8 @@ CASES = {
     "repeat:tile": (lambda th, a: (a.tile(2), th.tile(a, (2, 1, 1))), [A23]),
     "roll": (lambda th, a: (a.roll(1), th.roll(a, (1, -1), (0, 1))), [A23]),
     "constant_pad_nd": (lambda th, a: (F(th).pad(a, (1, 2)), F(th).pad(a, (-1, 1, 1, 0), value=2.5)), [A23]),
+    "layer_norm_backward": (lambda th, x, w: th.autograd.grad(F(th).layer_norm(x, (3,), w).pow(3).sum(), (x, w),
+                                                              create_graph=True), [A23, arr(3, name="w")]),
     "gelu_backward": (lambda th, x: th.autograd.grad(F(th).gelu(x, approximate="tanh").pow(2).sum(), x,
                                                      create_graph=True)[0], [A23]),
     "abs:l1_loss": (lambda th, a, b: (th.nn.functional.l1_loss(a, b), th.nn.functional.l1_loss(a, b, reduction="none")),
