@@ -439,3 +439,21 @@ def test_next_token_model_trains_as_torch_step_for_step():
     assert close(el, tl) and tl[-1] < tl[0]
     for k in tparams:
         np.testing.assert_allclose(eparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+HALF = {
+    "erf": (lambda T, a: a.erf(), [(2, 3)]),
+    "gelu": (lambda T, a: F(T).gelu(a), [(2, 3)]),
+    "gelu_tanh": (lambda T, a: F(T).gelu(a, approximate="tanh"), [(2, 3)]),
+    "cumprod": (lambda T, a: a.cumprod(1), [(2, 3)]),
+    "pad": (lambda T, a: F(T).pad(a, (1, -1)), [(2, 3)]),
+    "roll": (lambda T, a: a.roll(1, 0), [(2, 3)]),
+    "layer_norm": (lambda T, a, w, b: F(T).layer_norm(a, (3,), w, b), [(2, 3), (3,), (3,)]),
+}
+
+
+@pytest.mark.parametrize("name", list(HALF))
+def test_half_precision_as_torch(name):
+    # float16 in; layer_norm's weight and bias float32 (torch's mixed type: the result is float16)
+    fn, shapes = HALF[name]
+    check(fn, [rand(s, "float16" if k == 0 else "float32", seed=k) for k, s in enumerate(shapes)])
