@@ -168,6 +168,16 @@ class Embedding(Module):
                 "Shape of weight does not match num_embeddings and embedding_dim"
             self.weight = t.nn.Parameter(_weight, requires_grad=not _freeze)
 
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None, max_norm=None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False):
+        """An Embedding whose weight is ``embeddings`` (its storage shared), frozen unless told."""
+        assert embeddings.dim() == 2, "Embeddings parameter is expected to be 2-dimensional"
+        rows, cols = embeddings.shape
+        return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
     def reset_parameters(self) -> None:
         self._t.nn.init.normal_(self.weight)
         if self.padding_idx is not None:

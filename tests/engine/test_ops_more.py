@@ -457,3 +457,17 @@ def test_half_precision_as_torch(name):
     # float16 in; layer_norm's weight and bias float32 (torch's mixed type: the result is float16)
     fn, shapes = HALF[name]
     check(fn, [rand(s, "float16" if k == 0 else "float32", seed=k) for k, s in enumerate(shapes)])
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_embedding_from_pretrained_as_torch(freeze):
+    w = rand((4, 3), "float32")
+    tm = torch.nn.Embedding.from_pretrained(torch.tensor(w), freeze=freeze, padding_idx=1)
+    em = E.nn.Embedding.from_pretrained(E.tensor(w), freeze=freeze, padding_idx=1)
+    assert repr(em) == repr(tm) and isinstance(em, E.nn.Embedding)
+    assert em.weight.requires_grad == tm.weight.requires_grad == (not freeze)
+    np.testing.assert_array_equal(em.weight.detach().numpy(), w)  # kept as given (the padding row too)
+    ty, ey = tm(torch.tensor([[1, 3]])), em(E.tensor([[1, 3]]))
+    np.testing.assert_array_equal(ey.detach().numpy(), ty.detach().numpy())
+    assert (ey.grad_fn and ey.grad_fn.name()) == (ty.grad_fn and ty.grad_fn.name())
+    raises_same(lambda T, a: T.nn.Embedding.from_pretrained(a), rand((4,)))

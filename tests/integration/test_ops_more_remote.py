@@ -111,3 +111,13 @@ def test_next_token_model_trains_remotely_as_torch(t):
     assert close(rl, tl)
     for k in tparams:
         np.testing.assert_allclose(rparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_embedding_from_pretrained_remote(t):
+    w = arr(4, 3)
+    emb = t.nn.Embedding.from_pretrained(t.tensor(w), freeze=False, padding_idx=0)
+    assert isinstance(emb, t.nn.Module) and repr(emb) == "Embedding(4, 3, padding_idx=0)"
+    out = emb(t.tensor([[0, 2], [3, 0]]))
+    assert out.grad_fn.name() == "EmbeddingBackward0"
+    out.sum().backward()
+    assert emb.weight.grad.tolist() == [[0.0] * 3, [0.0] * 3, [1.0] * 3, [1.0] * 3]
