@@ -1506,6 +1506,8 @@ def _cumprod_vjp(g, c):
     d = dim % x.dim()
     if not bool((x == 0).any()):
         return (c.out.to(x.dtype) * g).flip(d).cumsum(d).flip(d) / x
+    if not is_grad_enabled():  # nothing recorded: torch's O(n) way, on arrays
+        return _const(g, _cumprod_grad_with_zeros(g._data, x._data, c.out.to(x.dtype)._data, d))
     n = x.shape[d]
     shape = [1] * x.dim()
     shape[d] = n
@@ -1515,6 +1517,25 @@ def _cumprod_vjp(g, c):
         omitted = x.masked_fill(_const(x, position == k), 1.0).cumprod(d)  # prod_{i <= j, i != k} x_i
         pieces.append((g * omitted).masked_fill(_const(x, position < k), 0.0).sum(d, keepdim=True))
     return pieces[0]._dispatch(OPS["cat"], tuple(pieces), {"dim": d})
+
+
+def _cumprod_grad_with_zeros(g, x, out, axis):
+    """cumprod's gradient where x has zeros, in O(n) per slice: before a slice's first zero z the
+    reversed-cumsum formula holds; at z, out[z-1] times the sum over j >= z of g_j prod_{z<i<=j} x_i;
+    after z, nothing (every product holds x_z)."""
+    x, g, out = (xp.moveaxis(v, axis, -1) for v in (x, g, out))
+    n = x.shape[-1]
+    position = xp.arange(n)
+    is_zero = x == 0
+    z = xp.where(is_zero.any(-1, keepdims=True), xp.argmax(is_zero, -1)[..., None], n)
+    before = position < z
+    reversed_cumsum = xp.flip(xp.cumsum(xp.flip(out * g, -1), -1), -1)
+    grad = xp.where(before, reversed_cumsum / xp.where(before, x, 1), 0)
+    after = xp.cumprod(xp.where(position <= z, 1, x), -1)  # prod_{z<i<=j} x_i for j >= z
+    at_zero = xp.where(position >= z, g * after, 0).sum(-1, keepdims=True)
+    prev = xp.take_along_axis(out, xp.clip(z - 1, 0, n - 1), -1)
+    grad = xp.where(position == z, xp.where(z == 0, 1, prev) * at_zero, grad)
+    return xp.moveaxis(grad.astype(g.dtype, copy=False), -1, axis)
 
 
 op("cumprod", "CumprodBackward0", _cumprod, (_cumprod_vjp,), save=(0,), save_output=True)

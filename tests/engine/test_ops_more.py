@@ -331,6 +331,8 @@ CUMPROD = {
     "one_zero": (lambda T, a: a.cumprod(1), (2, 4), ((0, 1),)),
     "zero_first_and_last": (lambda T, a: a.cumprod(1), (2, 4), ((0, 0), (1, 3))),
     "two_zeros_in_a_row": (lambda T, a: a.cumprod(0), (5, 2), ((1, 0), (3, 0), (2, 1))),
+    "zeros_3d_middle_dim": (lambda T, a: a.cumprod(1), (2, 5, 3),
+                            ((0, 0, 0), (0, 2, 1), (0, 4, 1), (1, 3, 2), (1, 1, 0), (1, 2, 0), (0, 4, 2))),
     "size_one_dim": (lambda T, a: a.cumprod(1), (3, 1), ()),
     "0d": (lambda T, a: a.cumprod(0), (), ()),
 }
@@ -471,3 +473,18 @@ def test_embedding_from_pretrained_as_torch(freeze):
     np.testing.assert_array_equal(ey.detach().numpy(), ty.detach().numpy())
     assert (ey.grad_fn and ey.grad_fn.name()) == (ty.grad_fn and ty.grad_fn.name())
     raises_same(lambda T, a: T.nn.Embedding.from_pretrained(a), rand((4,)))
+
+
+def test_cumprod_gradient_with_zeros_is_the_same_with_and_without_create_graph():
+    # without create_graph an O(n) computation on arrays, with it the O(n^2) one in tensor ops
+    x = _with_zeros((3, 7, 2), ((0, 0, 0), (0, 3, 0), (1, 6, 1), (2, 2, 0), (2, 2, 1), (2, 5, 1), (1, 1, 0)))
+    g = rand((3, 7, 2), seed=5)
+    grads = []
+    for create_graph in (False, True):
+        a = E.tensor(x, requires_grad=True)
+        (grad,) = E.autograd.grad(a.cumprod(1), a, E.tensor(g), create_graph=create_graph)
+        grads.append(grad.detach().numpy())
+    t = torch.tensor(x, requires_grad=True)
+    (want,) = torch.autograd.grad(t.cumprod(1), t, torch.tensor(g))
+    np.testing.assert_allclose(grads[0], want.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads[1], want.numpy(), rtol=1e-12, atol=1e-12)
