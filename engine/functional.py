@@ -20,7 +20,8 @@ _METHOD_FUNCTIONS = (
     "equal", "all", "any", "logical_not", "logical_and", "logical_or", "numel", "swapaxes",
     "expm1", "log1p", "log2", "log10", "rsqrt", "tan", "sinh", "cosh", "asin", "acos", "atan", "arcsin", "arccos",
     "arctan", "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isfinite",
-    "flip", "cumsum", "masked_fill", "tril", "triu", "index_select", "gather", "sort", "topk",
+    "erf", "flip", "cumsum", "cumprod", "tile", "roll", "masked_fill", "tril", "triu", "index_select", "gather",
+    "sort", "topk",
     "argsort", "logsumexp", "nonzero", "clamp_min", "clamp_max",
     # torch's in-place functions of the methods that have them
     "relu_", "sigmoid_", "exp_", "neg_", "abs_", "sqrt_", "rsqrt_", "tanh_", "log_", "clamp_", "clip_",
@@ -139,6 +140,39 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
     if inplace:
         return input._iop("elu_", alpha=alpha)
     return input._op("elu", alpha=alpha)
+
+
+def gelu(input, approximate: str = "none"):  # noqa: A002
+    return input._op("gelu", approximate=approximate)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):  # noqa: A002
+    if isinstance(normalized_shape, int):
+        raise TypeError("layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, not int")
+    return input._op("layer_norm", weight, bias, normalized_shape=tuple(int(n) for n in normalized_shape),
+                     eps=float(eps))
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,  # noqa: A002
+              scale_grad_by_freq: bool = False, sparse: bool = False):
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    # torch's Python checks: a negative padding_idx counts from the end; -1 means none
+    if padding_idx is not None:
+        if padding_idx > 0:
+            assert padding_idx < weight.size(0), "Padding_idx must be within num_embeddings"
+        elif padding_idx < 0:
+            assert padding_idx >= -weight.size(0), "Padding_idx must be within num_embeddings"
+            padding_idx = weight.size(0) + padding_idx
+    else:
+        padding_idx = -1
+    return weight._dispatch(OPS["embedding"], (weight, input), {"padding_idx": int(padding_idx)})
+
+
+def pad(input, pad, mode: str = "constant", value=None):  # noqa: A002
+    if mode != "constant":
+        raise NotImplementedError(f"F.pad: mode '{mode}' is not supported (constant only)")
+    return input._op("constant_pad_nd", pad=tuple(int(p) for p in pad), value=0 if value is None else value)
 
 
 def tanh(input):  # noqa: A002
@@ -427,4 +461,5 @@ nn_functional = types.SimpleNamespace(
     relu=relu, relu_=relu_, sigmoid=sigmoid, tanh=tanh, softmax=softmax, log_softmax=log_softmax, linear=linear,
     mse_loss=mse_loss, binary_cross_entropy_with_logits=binary_cross_entropy_with_logits,
     nll_loss=nll_loss, cross_entropy=cross_entropy, silu=silu, softplus=softplus, leaky_relu=leaky_relu,
-    elu=elu, l1_loss=l1_loss, dropout=dropout)
+    elu=elu, l1_loss=l1_loss, dropout=dropout, gelu=gelu,
+    layer_norm=layer_norm, embedding=embedding, pad=pad)

@@ -224,6 +224,35 @@ def _repeat(a, repeats):
     return Meta(ops.repeat_shape(a.shape, repeats), a.dtype)
 
 
+def _gelu(a, approximate="none"):
+    ops.check_gelu(a, approximate)
+    return Meta(a.shape, a.dtype)
+
+
+def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
+    ops.check_layer_norm(x, weight, bias, normalized_shape)
+    return Meta(x.shape, x.dtype)
+
+
+def _embedding(weight, indices, padding_idx=-1):
+    ops.check_embedding(weight, indices)  # (an index out of range: the server's error, by value)
+    return Meta(tuple(indices.shape) + (weight.shape[1],), weight.dtype)
+
+
+def _cumprod(a, dim, dtype=None):
+    ops._check_dim(dim, a.ndim)
+    return Meta(a.shape, ops.cumsum_dtype(a.dtype, None if dtype is None else dtype.np))
+
+
+def _roll(a, shifts, dims=()):
+    ops.roll_args(a.ndim, shifts, dims)
+    return Meta(a.shape, a.dtype)
+
+
+def _constant_pad_nd(a, pad, value=0):
+    return Meta(ops.constant_pad_shape(a.shape, pad), a.dtype)
+
+
 def _same(a, **params):
     return Meta(a.shape, a.dtype)
 
@@ -637,11 +666,14 @@ RULES = {
     "amax": _reduction("same"), "amin": _reduction("same"),
     "alias": lambda a: Meta(a.shape, a.dtype, a.strides), "_reshape_alias": _view,
     "addmm": _addmm, "split": _split, "split_with_sizes": _split_with_sizes,
+    "erf": _float_same, "gelu": _gelu, "layer_norm": _layer_norm,
+    "embedding": _embedding, "cumprod": _cumprod, "roll": _roll, "constant_pad_nd": _constant_pad_nd,
 }
 
 # Ops the client never issues itself (they appear only inside backward, on the server).
 SERVER_ONLY = {"select_backward", "slice_backward", "index_backward", "threshold_backward", "softplus_backward",
-               "leaky_relu_backward", "elu_backward", "index_select_backward", "gather_backward"}
+               "leaky_relu_backward", "elu_backward", "gelu_backward", "embedding_backward", "layer_norm_backward",
+               "index_select_backward", "gather_backward"}
 
 
 def infer(name: str, inputs, params):

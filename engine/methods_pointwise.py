@@ -44,6 +44,7 @@ class PointwiseMethods(TensorOps):
     expm1, log1p, log2, log10 = _pointwise("expm1"), _pointwise("log1p"), _pointwise("log2"), _pointwise("log10")
     rsqrt, tan, sinh, cosh = _pointwise("rsqrt"), _pointwise("tan"), _pointwise("sinh"), _pointwise("cosh")
     asin, acos, atan = _pointwise("asin"), _pointwise("acos"), _pointwise("atan")
+    erf = _pointwise("erf")
     arcsin, arccos, arctan = asin, acos, atan
     floor, ceil, trunc, frac = _pointwise("floor"), _pointwise("ceil"), _pointwise("trunc"), _pointwise("frac")
     fix = trunc
@@ -58,6 +59,9 @@ class PointwiseMethods(TensorOps):
 
     def cumsum(self, dim, *, dtype=None):
         return self._op("cumsum", dim=int(dim), dtype=None if dtype is None else dtypes.from_any(dtype))
+
+    def cumprod(self, dim, *, dtype=None):
+        return self._op("cumprod", dim=int(dim), dtype=None if dtype is None else dtypes.from_any(dtype))
 
     def masked_fill(self, mask, value):
         if isinstance(value, TensorOps):
@@ -86,6 +90,20 @@ class PointwiseMethods(TensorOps):
         if not repeats:
             raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
         return self._op("repeat", repeats=_size_args(repeats))
+
+    def tile(self, *args, dims=None):
+        # torch's tile: repeat, with ones prepended to dims shorter than the tensor's dim count
+        dims = _kw_size(args, dims)
+        if not dims:
+            raise TypeError('tile() missing 1 required positional arguments: "dims"')
+        dims = _size_args(dims)
+        return self._op("repeat", repeats=(1,) * (self.dim() - len(dims)) + dims)
+
+    def roll(self, shifts, dims=None):
+        shifts = tuple(int(s) for s in shifts) if isinstance(shifts, (tuple, list)) else (int(shifts),)
+        dims = () if dims is None else tuple(int(d) for d in dims) if isinstance(dims, (tuple, list)) \
+            else (int(dims),)
+        return self._op("roll", shifts=shifts, dims=dims)
 
     def tril(self, diagonal=0):
         return self._op("tril", diagonal=int(diagonal))

@@ -63,6 +63,18 @@ class SiLU(_Activation):
         return F.silu(input, inplace=self.inplace)
 
 
+class GELU(Module):
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, input):  # noqa: A002
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
 class Tanh(Module):
     def forward(self, input):  # noqa: A002
         return input.tanh()
@@ -88,6 +100,98 @@ class Softmax(Module):
 class LogSoftmax(Softmax):
     def forward(self, input):  # noqa: A002
         return F.log_softmax(input, self.dim, _stacklevel=5)
+
+
+class LayerNorm(Module):
+    """Normalizes over the trailing normalized_shape dims; weight ones and bias zeros at first, as torch's."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        t = self._t
+        if elementwise_affine:
+            self.weight = t.nn.Parameter(t.empty(self.normalized_shape, dtype=dtype))
+            if bias:
+                self.bias = t.nn.Parameter(t.empty(self.normalized_shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init = self._t.nn.init
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):  # noqa: A002
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A lookup table of num_embeddings rows; weight drawn from N(0, 1), the padding row zeroed, as torch's."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("nn.Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None:
+            if padding_idx > 0:
+                assert padding_idx < self.num_embeddings, "Padding_idx must be within num_embeddings"
+            elif padding_idx < 0:
+                assert padding_idx >= -self.num_embeddings, "Padding_idx must be within num_embeddings"
+                padding_idx = self.num_embeddings + padding_idx
+        self.padding_idx = padding_idx
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        t = self._t
+        if _weight is None:
+            self.weight = t.nn.Parameter(t.empty((num_embeddings, embedding_dim), dtype=dtype),
+                                         requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            assert list(_weight.shape) == [num_embeddings, embedding_dim], \
+                "Shape of weight does not match num_embeddings and embedding_dim"
+            self.weight = t.nn.Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None, max_norm=None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False):
+        """An Embedding whose weight is ``embeddings`` (its storage shared), frozen unless told."""
+        assert embeddings.dim() == 2, "Embeddings parameter is expected to be 2-dimensional"
+        rows, cols = embeddings.shape
+        return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+    def reset_parameters(self) -> None:
+        self._t.nn.init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with self._t.no_grad():
+                self.weight[self.padding_idx].fill_(0)
+
+    def forward(self, input):  # noqa: A002
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
 
 
 class Flatten(Module):
@@ -177,5 +281,5 @@ class BCEWithLogitsLoss(_Loss):
                                                   reduction=self.reduction)
 
 
-LAYERS = (Identity, Linear, ReLU, SiLU, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, Dropout,
-          MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)
+LAYERS = (Identity, Linear, ReLU, SiLU, GELU, Tanh, Sigmoid, Softmax, LogSoftmax, LayerNorm, Embedding, Flatten,
+          Dropout, MSELoss, L1Loss, NLLLoss, CrossEntropyLoss, BCEWithLogitsLoss)

@@ -510,6 +510,79 @@ op("leaky_relu_", "LeakyReluBackward1", OPS["leaky_relu"].forward,
    save_output=True)
 op("elu_", "EluBackward1", OPS["elu"].forward,
    (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
+
+
+def _erf_array(a):
+    if xp.__name__ == "cupy":
+        from cupyx.scipy.special import erf
+    else:
+        from scipy.special import erf
+    return erf(a).astype(a.dtype, copy=False)
+
+
+# erf's derivative as torch writes it: 2 / sqrt(pi) * exp(-x^2) * grad
+op("erf", "ErfBackward0", _float_unary(_erf_array),
+   (lambda g, c: (-(c.x[0] * c.x[0])).exp() * (2.0 / math.sqrt(math.pi)) * g,), save=(0,))
+
+_SQRT1_2 = math.sqrt(0.5)
+_GELU_PDF = 2.0 / math.sqrt(math.pi) * _SQRT1_2 * 0.5   # torch's kBeta of the exact form: 1 / sqrt(2 pi)
+_GELU_TANH_BETA = math.sqrt(2.0) * 2.0 / math.sqrt(math.pi) * 0.5  # sqrt(2 / pi)
+_GELU_KAPPA = 0.044715
+
+
+def check_gelu(a, approximate) -> None:
+    """torch's gelu checks (an array or a client's Meta): the approximation's name, then a float kernel."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    if a.dtype.kind != "f":
+        raise NotImplementedError(f'"GeluKernelImpl" not implemented for \'{_scalar_name(a)}\'')
+
+
+def _gelu(a, approximate="none"):
+    check_gelu(a, approximate)
+    if approximate == "tanh":
+        inner = _GELU_TANH_BETA * (a + _GELU_KAPPA * a * a * a)
+        return 0.5 * a * (1 + xp.tanh(inner))
+    return a * 0.5 * (1 + _erf_array(a * _SQRT1_2))
+
+
+def _gelu_backward(g, x, approximate="none"):
+    """torch's gelu_backward kernels: g * d gelu / dx, each approximation's own formula."""
+    if approximate == "tanh":
+        x_sq = x * x
+        tanh_inner = xp.tanh(_GELU_TANH_BETA * (x + _GELU_KAPPA * x_sq * x))
+        left_derivative = 0.5 * (1 + tanh_inner)
+        right_derivative = 0.5 * x * (1 - tanh_inner * tanh_inner) * _GELU_TANH_BETA * (1 + 3 * _GELU_KAPPA * x_sq)
+        return g * (left_derivative + right_derivative)
+    cdf = 0.5 * (1 + _erf_array(x * _SQRT1_2))
+    pdf = _GELU_PDF * xp.exp(x * x * -0.5)
+    return g * (cdf + x * pdf)
+
+
+def _gelu_double_backward(gg, c):
+    """torch's gelu_double_backward, in tensor ops (so it is differentiable once more)."""
+    g, x = c.x[0], c.x[1]
+    if c.p.get("approximate", "none") == "tanh":
+        inner = (x + x * x * x * _GELU_KAPPA) * _GELU_TANH_BETA
+        tanh_inner = inner.tanh()
+        sech_inner = 1 / inner.cosh()
+        f = x * 0.5
+        g_ = 1 - tanh_inner * tanh_inner
+        h = (x * x * (3 * _GELU_KAPPA) + 1) * _GELU_TANH_BETA
+        f_prime_gh = g_ * h * 0.5
+        g_prime_fh = f * h * ((sech_inner * 2) * (-sech_inner * tanh_inner) * h)
+        h_prime_fg = f * g_ * (x * (6 * _GELU_KAPPA * _GELU_TANH_BETA))
+        return gg * g * (f_prime_gh + f_prime_gh + g_prime_fh + h_prime_fg)
+    x_sq = x * x
+    pdf = (x_sq * -0.5).exp() * _GELU_PDF
+    return gg * g * (pdf * 2 - x_sq * pdf)
+
+
+op("gelu", "GeluBackward0", _gelu,
+   (lambda g, c: _call("gelu_backward", (g, c.x[0]), approximate=c.p.get("approximate", "none")),), save=(0,))
+# gelu's backward as torch writes it, an op of its own: a create_graph gradient is GeluBackwardBackward0
+op("gelu_backward", "GeluBackwardBackward0", _gelu_backward,
+   (lambda gg, c: _call("gelu_backward", (gg, c.x[1]), **c.p), _gelu_double_backward), save=(0, 1))
 op("relu", "ReluBackward0", _no_bool_kernel(lambda a: xp.maximum(a, a.dtype.type(0)), "relu", RuntimeError,
                                              "Boolean inputs not supported for relu"),
    (lambda g, c: _call("threshold_backward", (g, c.out), threshold=0),), save_output=True)
@@ -1338,6 +1411,50 @@ op("gather_backward", "ScatterAddBackward0", _scatter_add_zeros,
    (lambda gg, c: _call("gather", (gg, c.x[1]), dim=c.p["dim"]), NOT_DIFF), save=(1,))
 
 
+def check_embedding(weight, indices) -> None:
+    """torch.embedding's checks (arrays or a client's Metas): a 2-d weight, Long or Int indices."""
+    if weight.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
+    if indices.dtype not in (xp.int64, xp.int32):
+        from .errors import legacy_name
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got torch.{legacy_name(of_array(indices))} instead (while checking "
+                           "arguments for embedding)")
+
+
+def _embedding(weight, indices, padding_idx=-1):
+    check_embedding(weight, indices)
+    # a value-dependent error: the client's rule cannot see it, the server raises it
+    _check_bounds(indices, weight.shape[0], lambda i: "index out of range in self", IndexError)
+    return xp.take(weight, indices, axis=0)
+
+
+def _embedding_backward(g, indices, num_weights, padding_idx=-1):
+    """torch's embedding_dense_backward: each row's gradients summed into it; the padding row none."""
+    width = g.shape[-1]
+    out = _index_add_zeros(g.reshape(-1, width), indices, 0, (num_weights, width))
+    if padding_idx >= 0:
+        out[padding_idx] = 0
+    return out
+
+
+def _embedding_double_backward(gg, c):
+    """torch's embedding_dense_double_backward: the rows picked again, the padding ones zeroed."""
+    indices, padding_idx = c.x[1], c.p.get("padding_idx", -1)
+    picked = gg.index_select(0, indices.reshape(-1))
+    if padding_idx >= 0:
+        picked = picked.masked_fill((indices == padding_idx).reshape(-1, 1), 0)
+    return picked.view(tuple(indices.shape) + (gg.shape[-1],))
+
+
+# inputs: the weight, then the indices (torch's order); the weight's gradient is its own op, as torch's
+op("embedding", "EmbeddingBackward0", _embedding,
+   (lambda g, c: _call("embedding_backward", (g, c.x[1]), num_weights=c.shapes[0][0],
+                       padding_idx=c.p.get("padding_idx", -1)), NOT_DIFF), save=(1,))
+op("embedding_backward", "EmbeddingDenseBackwardBackward0", _embedding_backward,
+   (_embedding_double_backward, NOT_DIFF), save=(1,))
+
+
 def repeat_shape(shape: tuple, repeats: tuple) -> tuple:
     """torch.Tensor.repeat's result shape, with its errors (the client's inference runs it too)."""
     if len(repeats) < len(shape):
@@ -1368,6 +1485,130 @@ def _repeat_vjp(g, c):
 op("repeat", "RepeatBackward0", _repeat, (_repeat_vjp,))
 op("flip", "FlipBackward0", _flip, (lambda g, c: g.flip(c.p["dims"]),))
 op("cumsum", "CumsumBackward0", _cumsum, (_cumsum_vjp,))  # (backward casts to the input's dtype)
+
+
+def _cumprod(a, dim, dtype=None):
+    dim = _check_dim(dim, a.ndim)
+    out_dtype = cumsum_dtype(a.dtype, None if dtype is None else dtype.np)
+    if a.ndim == 0:
+        return a.astype(out_dtype)
+    return xp.cumprod(a, axis=dim, dtype=out_dtype)
+
+
+def _cumprod_vjp(g, c):
+    """torch's cumprod_backward: without zeros, the reversed cumsum of out * g over x; with zeros
+    (where that divides by zero), for each k the products that leave x_k out, in tensor ops."""
+    x, dim = c.x[0], c.p["dim"]
+    if g.dtype != x.dtype:
+        g = g.to(x.dtype)  # torch: grad.to(self.scalar_type()) (a cumprod with dtype=)
+    if x.numel() <= 1 or x.dim() == 0 or x.shape[dim] == 1:
+        return g
+    d = dim % x.dim()
+    if not bool((x == 0).any()):
+        return (c.out.to(x.dtype) * g).flip(d).cumsum(d).flip(d) / x
+    if not is_grad_enabled():  # nothing recorded: torch's O(n) way, on arrays
+        return _const(g, _cumprod_grad_with_zeros(g._data, x._data, c.out.to(x.dtype)._data, d))
+    n = x.shape[d]
+    shape = [1] * x.dim()
+    shape[d] = n
+    position = xp.arange(n).reshape(shape)
+    pieces = []
+    for k in range(n):
+        omitted = x.masked_fill(_const(x, position == k), 1.0).cumprod(d)  # prod_{i <= j, i != k} x_i
+        pieces.append((g * omitted).masked_fill(_const(x, position < k), 0.0).sum(d, keepdim=True))
+    return pieces[0]._dispatch(OPS["cat"], tuple(pieces), {"dim": d})
+
+
+def _cumprod_grad_with_zeros(g, x, out, axis):
+    """cumprod's gradient where x has zeros, in O(n) per slice: before a slice's first zero z the
+    reversed-cumsum formula holds; at z, out[z-1] times the sum over j >= z of g_j prod_{z<i<=j} x_i;
+    after z, nothing (every product holds x_z)."""
+    x, g, out = (xp.moveaxis(v, axis, -1) for v in (x, g, out))
+    n = x.shape[-1]
+    position = xp.arange(n)
+    is_zero = x == 0
+    z = xp.where(is_zero.any(-1, keepdims=True), xp.argmax(is_zero, -1)[..., None], n)
+    before = position < z
+    reversed_cumsum = xp.flip(xp.cumsum(xp.flip(out * g, -1), -1), -1)
+    grad = xp.where(before, reversed_cumsum / xp.where(before, x, 1), 0)
+    after = xp.cumprod(xp.where(position <= z, 1, x), -1)  # prod_{z<i<=j} x_i for j >= z
+    at_zero = xp.where(position >= z, g * after, 0).sum(-1, keepdims=True)
+    prev = xp.take_along_axis(out, xp.clip(z - 1, 0, n - 1), -1)
+    grad = xp.where(position == z, xp.where(z == 0, 1, prev) * at_zero, grad)
+    return xp.moveaxis(grad.astype(g.dtype, copy=False), -1, axis)
+
+
+op("cumprod", "CumprodBackward0", _cumprod, (_cumprod_vjp,), save=(0,), save_output=True)
+
+
+def roll_args(ndim: int, shifts: tuple, dims: tuple) -> tuple:
+    """torch.roll's checks (the client's inference runs them too); dims made non-negative."""
+    if not shifts:
+        raise RuntimeError("`shifts` required")
+    if not dims and len(shifts) == 1:
+        return ()
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    if ndim == 0:
+        raise IndexError(f"Dimension specified as {dims[0]} but tensor has no dimensions")
+    return tuple(_check_dim(d, ndim) for d in dims)
+
+
+def _roll(a, shifts, dims=()):
+    axes = roll_args(a.ndim, shifts, dims)
+    if not axes:  # torch: the flattened tensor rolled, then viewed back
+        return xp.roll(a, shifts[0]) if a.ndim else a.copy()
+    return xp.roll(a, shifts, axis=axes)
+
+
+op("roll", "RollBackward0", _roll,
+   (lambda g, c: _call("roll", (g,), shifts=tuple(-s for s in c.p["shifts"]), dims=c.p.get("dims", ())),))
+
+
+def constant_pad_shape(shape: tuple, pad: tuple) -> tuple:
+    """F.pad's (constant) result shape, with torch's checks in torch's order: the pad's length, then the
+    crops of negative pads (torch narrows first), then the sizes (the client's inference runs it too)."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) > 2 * len(shape):
+        raise RuntimeError("Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {len(shape)}")
+    out = list(shape)
+    lead = len(shape) - len(pad) // 2
+    for i in range(lead, len(shape)):
+        left, right = pad[2 * (len(shape) - i - 1)], pad[2 * (len(shape) - i - 1) + 1]
+        for p in (left, right):
+            if p < 0:
+                if out[i] + p < 0:
+                    raise RuntimeError("narrow(): length must be non-negative.")
+                out[i] += p
+    for i in range(lead, len(shape)):
+        left, right = pad[2 * (len(shape) - i - 1)], pad[2 * (len(shape) - i - 1) + 1]
+        out[i] += max(left, 0) + max(right, 0)
+    return tuple(out)
+
+
+def _constant_pad(a, pad, value=0):
+    constant_pad_shape(a.shape, pad)
+    n = len(pad) // 2
+    crop, grow = [slice(None)] * a.ndim, [(0, 0)] * a.ndim
+    for k in range(n):
+        i = a.ndim - 1 - k
+        left, right = pad[2 * k], pad[2 * k + 1]
+        crop[i] = slice(max(-left, 0), a.shape[i] - max(-right, 0))
+        grow[i] = (max(left, 0), max(right, 0))
+    cropped = a[tuple(crop)]
+    if not any(lo or hi for lo, hi in grow):
+        return cropped.copy()
+    fill = xp.asarray(value).astype(a.dtype)  # torch casts the value to the tensor's dtype
+    return xp.pad(cropped, grow, mode="constant", constant_values=fill)
+
+
+# the gradient is the pad undone, a constant pad of its own (ConstantPadNdBackward0 again under create_graph)
+op("constant_pad_nd", "ConstantPadNdBackward0", _constant_pad,
+   (lambda g, c: _call("constant_pad_nd", (g,), pad=tuple(-p for p in c.p["pad"]), value=0),))
+
+
 def check_fill_value(ndim: int) -> None:
     if ndim != 0:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {ndim} "
@@ -1807,6 +2048,128 @@ op("softmax", "SoftmaxBackward0", _softmax,
 op("log_softmax", "LogSoftmaxBackward0", _log_softmax,
    (lambda g, c: g - c.out.exp() * g.sum(dim=c.p["dim"], keepdim=True) if len(c.shapes[0]) else g * 0,),
    save_output=True)
+
+
+def check_layer_norm(x, weight, bias, normalized_shape) -> None:
+    """torch's layer-norm checks, on arrays or a client's Metas: shapes, then dtypes."""
+    shape = list(normalized_shape)
+    if not shape:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           f"element, but got normalized_shape = {shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and list(p.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                               f"{list(p.shape)} and normalized_shape = {shape}")
+    k = len(shape)
+    if x.ndim < k or list(x.shape[x.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={shape}, expected input with shape [*"
+                           + "".join(f", {n}" for n in shape) + f"], but got input of size{list(x.shape)}")
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f'"LayerNormKernelImpl" not implemented for \'{_scalar_name(x)}\'')
+    params = [p for p in (weight, bias) if p is not None]
+    if all(p.dtype == x.dtype for p in params):
+        return
+    if x.dtype.itemsize == 2:  # a half input takes float parameters (torch's mixed type); nothing else
+        if any(p.dtype != xp.float32 for p in params):
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    elif x.dtype == xp.float64:
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    elif params[0].dtype != x.dtype:
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    else:
+        raise RuntimeError(f"expected scalar type {_scalar_name(x)} but found {_scalar_name(params[1])}")
+
+
+def _layer_norm(x, weight, bias, normalized_shape, eps=1e-5):
+    check_layer_norm(x, weight, bias, normalized_shape)
+    a = x.astype(xp.float32) if x.dtype.itemsize == 2 else x
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    if a.size == 0:
+        return xp.empty_like(x)
+    centred = a - a.mean(axis=axes, keepdims=True)
+    var = (centred * centred).mean(axis=axes, keepdims=True)  # biased, as torch's
+    out = centred * (1 / xp.sqrt(var + a.dtype.type(eps)))
+    if weight is not None:
+        out = out * weight.astype(a.dtype, copy=False)
+    if bias is not None:
+        out = out + bias.astype(a.dtype, copy=False)
+    return out.astype(x.dtype, copy=False)
+
+
+def _layer_norm_backward(g, x, weight, normalized_shape, eps=1e-5, output="input"):
+    """torch's native_layer_norm_backward, one of its three gradients (output): the input's, the
+    weight's or the bias's (summed over the leading dims, as torch's)."""
+    a_dtype = xp.dtype(xp.float32) if x.dtype.itemsize == 2 else x.dtype
+    lead = tuple(range(x.ndim - len(normalized_shape)))
+    if output == "bias":
+        return _sum_int(g, axis=lead) if lead else g.copy()
+    if g.size == 0:
+        return xp.zeros(g.shape if output == "input" else tuple(normalized_shape), dtype=g.dtype)
+    xa, ga = x.astype(a_dtype, copy=False), g.astype(a_dtype, copy=False)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    centred = xa - xa.mean(axis=axes, keepdims=True)
+    rstd = 1 / xp.sqrt((centred * centred).mean(axis=axes, keepdims=True) + a_dtype.type(eps))
+    xhat = centred * rstd
+    if output == "weight":
+        return (ga * xhat).sum(axis=lead).astype(g.dtype, copy=False)
+    a = ga if weight is None else ga * weight.astype(a_dtype, copy=False)
+    dx = rstd * (a - a.mean(axis=axes, keepdims=True) - xhat * (a * xhat).mean(axis=axes, keepdims=True))
+    return dx.astype(x.dtype, copy=False)
+
+
+def _layer_norm_normalized(x, c):
+    """(x - mean) * rstd and rstd, in tensor ops (differentiable), and the normalized dims."""
+    dims = tuple(range(x.dim() - len(c.p["normalized_shape"]), x.dim()))
+    centred = x - x.mean(dims, keepdim=True)
+    rstd = ((centred * centred).mean(dims, keepdim=True) + c.p.get("eps", 1e-5)).rsqrt()
+    return centred * rstd, rstd, dims
+
+
+def _project(h, xhat, rstd, dims):
+    """The input's gradient of layer_norm for an upstream h (weight folded in): symmetric in h."""
+    return rstd * (h - h.mean(dims, keepdim=True) - xhat * (h * xhat).mean(dims, keepdim=True))
+
+
+def _layer_norm_double(k):
+    """VJPs of layer_norm_backward for its input k (0 the gradient g, 1 x, 2 the weight), per output."""
+    def vjp(gg, c):
+        g, x, w = c.x[0], c.x[1], c.x[2]
+        output = c.p.get("output", "input")
+        if output == "bias":
+            return gg.expand(tuple(g.shape)) if k == 0 else None
+        xhat, rstd, dims = _layer_norm_normalized(x, c)
+        if output == "weight":  # sum(g * xhat * gg): linear in g, the input's gradient of layer_norm in x
+            return gg * xhat if k == 0 else _project(g * gg, xhat, rstd, dims) if k == 1 else None
+        if k != 1:  # the map from g * w to the input's gradient is symmetric
+            p = _project(gg, xhat, rstd, dims)
+            return (p if w is None else p * w) if k == 0 else p * g
+        # d/dx of <gg, rstd (a - E[a] - xhat E[a xhat])>, a = g * w, is -rstd^2 (xhat (E[gg a] - E[gg] E[a]
+        # - 3 E[a xhat] E[gg xhat]) + E[gg xhat] (a - E[a]) + E[a xhat] (gg - E[gg])), means over the normalized dims
+        a = g if w is None else g * w
+
+        def mean(v):
+            return v.mean(dims, keepdim=True)
+        ma, mu, b_, c_ = mean(a), mean(gg), mean(a * xhat), mean(gg * xhat)
+        return -(rstd * rstd) * (xhat * (mean(gg * a) - mu * ma - 3 * b_ * c_) + c_ * (a - ma) + b_ * (gg - mu))
+    return vjp
+
+
+def _layer_norm_vjp(output):
+    def vjp(g, c):
+        return _call("layer_norm_backward", (g, c.x[0], c.x[1]), normalized_shape=c.p["normalized_shape"],
+                     eps=c.p.get("eps", 1e-5), output=output)
+    return vjp
+
+
+# inputs: x, weight (or None), bias (or None); torch saves all three (the bias too: an in-place
+# change to it fails the backward)
+op("layer_norm", "NativeLayerNormBackward0", _layer_norm,
+   (_layer_norm_vjp("input"), _layer_norm_vjp("weight"), _layer_norm_vjp("bias")), save=(0, 1, 2))
+# its backward as torch writes it, an op of its own (one per gradient here, where torch's node has
+# three outputs), so that create_graph gradients are NativeLayerNormBackwardBackward0 and require
+# grad as torch's do; inputs: the gradient, x, weight (or None)
+op("layer_norm_backward", "NativeLayerNormBackwardBackward0", _layer_norm_backward,
+   tuple(_layer_norm_double(k) for k in range(3)), save=(0, 1, 2))
 
 
 def _reduce(loss, reduction):

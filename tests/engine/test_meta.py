@@ -131,6 +131,23 @@ CASES = [
     ("mse_loss", (T(2, 3), T(2, 3)), {"reduction": "none"}),
     ("binary_cross_entropy_with_logits", (T(4), T(4)), {"reduction": "sum"}),
     ("nll_loss", (T(3, 4), E.tensor([0, 1, 3])), {"reduction": "none"}),
+    ("erf", (T(2, 3),), {}),
+    ("erf", (T(3, dtype="int64"),), {}),
+    ("gelu", (T(2, 3, dtype="float64"),), {"approximate": "none"}),
+    ("gelu", (T(2, 3),), {"approximate": "tanh"}),
+    ("layer_norm", (T(2, 3, 4), T(3, 4), T(3, 4)), {"normalized_shape": (3, 4), "eps": 1e-5}),
+    ("layer_norm", (T(2, 4, dtype="float64"), None, None), {"normalized_shape": (4,)}),
+    ("embedding", (T(5, 3), E.tensor([[1, 0, 4], [2, 2, 3]])), {"padding_idx": -1}),
+    ("embedding", (T(5, 3, dtype="float64"), E.tensor(2)), {"padding_idx": 2}),
+    ("embedding", (T(5, 3), E.tensor([1, 0, 4]).int()), {"padding_idx": -1}),
+    ("cumprod", (T(2, 3),), {"dim": 1, "dtype": None}),
+    ("cumprod", (T(4, dtype="int64"),), {"dim": 0, "dtype": None}),
+    ("cumprod", (T(2, 3),), {"dim": -1, "dtype": E.float64}),
+    ("roll", (T(2, 3),), {"shifts": (1,), "dims": ()}),
+    ("roll", (T(2, 3, 4),), {"shifts": (1, -2), "dims": (0, 2)}),
+    ("constant_pad_nd", (T(2, 3),), {"pad": (1, 2), "value": 0}),
+    ("constant_pad_nd", (T(2, 3, 4),), {"pad": (-1, 0, 2, -1, 1, 1), "value": 1.5}),
+    ("constant_pad_nd", (T(2, 3, dtype="int64"),), {"pad": (-3, 0), "value": 0}),
 ]
 
 
@@ -163,3 +180,21 @@ def test_broadcast_mismatch_is_raised_with_the_engines_message():
 
 def test_every_op_has_a_rule():
     assert set(OPS) - set(RULES) - SERVER_ONLY == set()
+
+
+def test_layer_norm_shape_errors_are_the_engines():
+    for shape in ((2,), (4, 3), ()):
+        with pytest.raises(RuntimeError) as meta_err:
+            infer("layer_norm", (_meta(T(2, 3)), None, None), {"normalized_shape": shape})
+        with pytest.raises(RuntimeError) as engine_err:
+            E.nn.functional.layer_norm(T(2, 3), shape)
+        assert str(meta_err.value) == str(engine_err.value)
+
+
+@pytest.mark.parametrize("pad", [(1,), (1, 1, 1, 1, 1, 1), (-2, -2), (4, -8)], ids=str)
+def test_pad_errors_are_the_engines(pad):
+    with pytest.raises(RuntimeError) as meta_err:
+        infer("constant_pad_nd", (_meta(T(2, 3)),), {"pad": pad, "value": 0})
+    with pytest.raises(RuntimeError) as engine_err:
+        E.nn.functional.pad(T(2, 3), pad)
+    assert str(meta_err.value) == str(engine_err.value)
