@@ -433,8 +433,8 @@ def test_cumprod_tile_roll_pad_errors_as_torch(fn, shape):
 # ==================================================================== a program that uses them
 
 def test_next_token_model_trains_as_torch_step_for_step():
-    from nn_programs import close, init_of
-    from token_programs import next_token_fit, token_model
+    from programs.nn import close, init_of
+    from programs.tokens import next_token_fit, token_model
     init = init_of(torch, token_model)
     tl, tparams = next_token_fit(torch, init)
     el, eparams = next_token_fit(E, init)

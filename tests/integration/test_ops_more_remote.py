@@ -100,11 +100,8 @@ def test_nn_layers_remote_as_torch(t):
 
 
 def test_next_token_model_trains_remotely_as_torch(t):
-    import pathlib
-    import sys
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "engine"))
-    from nn_programs import close, init_of
-    from token_programs import next_token_fit, token_model
+    from programs.nn import close, init_of
+    from programs.tokens import next_token_fit, token_model
     init = init_of(torch, token_model)
     tl, tparams = next_token_fit(torch, init)
     rl, rparams = next_token_fit(t, init)

@@ -3,7 +3,8 @@ torch-like namespace ``ns`` (torch, the engine, or a remote session): the ops of
 from __future__ import annotations
 
 import numpy as np
-from nn_programs import copy_in
+
+from programs.nn import copy_in
 
 VOCAB = 11
 
