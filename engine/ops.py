@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy
+
 from .backend import errstate, xp
 from .dtypes import DEFAULT_FLOAT, FLOAT, of_array, result_type
 from .grad_mode import is_grad_enabled
@@ -1600,7 +1602,8 @@ def _constant_pad(a, pad, value=0):
     cropped = a[tuple(crop)]
     if not any(lo or hi for lo, hi in grow):
         return cropped.copy()
-    fill = xp.asarray(value).astype(a.dtype)  # torch casts the value to the tensor's dtype
+    # torch casts the value to the tensor's dtype; a host scalar of it (CuPy's pad takes no device array)
+    fill = numpy.asarray(value).astype(a.dtype)[()]
     return xp.pad(cropped, grow, mode="constant", constant_values=fill)
 
 

@@ -68,5 +68,6 @@ def test_a_torch_save_pickle_and_other_files_are_refused(tmp_path):
         E.load(io.BytesIO(b"not a checkpoint"))
     with pytest.raises(TypeError, match="cannot be saved"):
         E.save({"f": object()}, io.BytesIO())
-    with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
-        E.load(io.BytesIO(), map_location="cuda")
+    if not E.cuda.is_available():
+        with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
+            E.load(io.BytesIO(), map_location="cuda")
