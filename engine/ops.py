@@ -514,12 +514,17 @@ op("elu_", "EluBackward1", OPS["elu"].forward,
    (lambda g, c: where(c.out > 0, g, g * (c.out + c.p.get("alpha", 1.0))),), save_output=True)
 
 
+_MATH_ERF = numpy.frompyfunc(math.erf, 1, 1)
+
+
 def _erf_array(a):
+    """erf elementwise: CuPy's kernel on a GPU; on the host, Python's math.erf (within an ulp of the
+    exact value in float64) over the elements, as numpy has no erf and scipy is no dependency."""
     if xp.__name__ == "cupy":
         from cupyx.scipy.special import erf
-    else:
-        from scipy.special import erf
-    return erf(a).astype(a.dtype, copy=False)
+        return erf(a).astype(a.dtype, copy=False)
+    out = _MATH_ERF(a.astype(numpy.float64, copy=False))
+    return numpy.asarray(out, dtype=numpy.float64).astype(a.dtype, copy=False)
 
 
 # erf's derivative as torch writes it: 2 / sqrt(pi) * exp(-x^2) * grad
