@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
+
+from _steps import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,12 +90,7 @@ def main() -> None:
                     subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", checkout], check=False)
     print(f"\nA/B: {args.base} (base) against {args.head or 'the work tree'} (head), {args.rounds} rounds "
           f"of {args.steps} steps, each side in its own processes, order alternating")
-    for w in ("chain", "mlp"):
-        ratios = sorted(h[w] / b[w] for h, b in zip(runs["head"], runs["base"]))
-        base = statistics.median(b[w] for b in runs["base"]) * 1e3
-        head = statistics.median(h[w] for h in runs["head"]) * 1e3
-        print(f"  {w:5s} base {base:.3f} ms, head {head:.3f} ms; head/base per round: median "
-              f"{statistics.median(ratios):.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}")
+    report(runs, "base", "head")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import datetime
 import ipaddress
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
+
+from _steps import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -87,12 +88,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait()
     print(f"\nTLS / plaintext on the {runs['tls'][0]['wire']}, {args.rounds} rounds of {args.steps} steps")
-    for w in ("chain", "mlp"):
-        ratios = sorted(s[w] / b[w] for s, b in zip(runs["tls"], runs["plaintext"]))
-        base = statistics.median(b[w] for b in runs["plaintext"]) * 1e3
-        tls = statistics.median(s[w] for s in runs["tls"]) * 1e3
-        print(f"  {w:5s} plaintext {base:.3f} ms, TLS {tls:.3f} ms; TLS/plaintext per round: median "
-              f"{statistics.median(ratios):.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}")
+    report(runs, "plaintext", "tls")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from .errors import from_rpc_error
 from .grad_mode import GradMode
 from .protos import autograd_pb2 as pb
 from .protos.codec import KIND as K
-from .protos.protocol import error_from_status
 from .tensor import Tensor
 
 
@@ -127,10 +126,7 @@ class Callbacks:
         while True:
             event = self._events.get()
             if event is done:
-                try:
-                    return future.result()
-                except grpc.RpcError as e:
-                    return pb.BatchResult(error=error_from_status(e.code().name, e.details(), e.trailing_metadata()))
+                return self._transport.result(future)
             if isinstance(event, BaseException):
                 raise event
             kind = event.WhichOneof("kind")

@@ -8,7 +8,6 @@ import hmac
 import logging
 import os
 import re
-import select
 import socket
 import ssl
 
@@ -16,7 +15,18 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from .protos import autograd_pb2 as pb
-from .protos.lane import HANDSHAKE_FRAME, MAGIC, MAX_FRAME, NONCE_BYTES, key_of, proof, read_frame, tune, write_frame
+from .protos.lane import (
+    HANDSHAKE_FRAME,
+    MAGIC,
+    MAX_FRAME,
+    NONCE_BYTES,
+    key_of,
+    pending,
+    proof,
+    read_frame,
+    tune,
+    write_frame,
+)
 
 log = logging.getLogger("remote_autograd")
 
@@ -133,7 +143,7 @@ class Lane:
             try:
                 if isinstance(self.sock, ssl.SSLSocket):
                     # no peeking through TLS; while no answer is awaited, the server sends only its end
-                    if self.sock.pending() or select.select([self.sock], [], [], 0)[0]:
+                    if pending(self.sock):
                         self.broken = "the server ended the direct lane"
                 elif self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
                     self.broken = "the server ended the direct lane"

@@ -18,7 +18,7 @@ from .engine import dtypes, serialization
 from .engine import errors as engine_errors
 from .engine import gradcheck as gradchecks
 from .engine.checks import check_factory_requires_grad, check_legacy_new_kwargs
-from .engine.device import cuda_for, device, place
+from .engine.device import Cuda, device, place
 from .engine.factories import host_array
 from .engine.functional import TORCH_FUNCTIONS, nn_functional
 from .engine.meta import factory_meta
@@ -222,7 +222,7 @@ class Session:
         self.save = functools.partial(serialization.save, self)  # no pickle: .npy arrays and a JSON index
         self.load = functools.partial(serialization.load, self)
         # cuda where the server computes with CuPy (one GPU, as a session sees it); else torch's errors
-        self.cuda = cuda_for(lambda: self.backend)
+        self.cuda = Cuda(lambda: self.backend)
         self.cuda.synchronize = lambda device=None: self.synchronize()
         self.nn = nn_namespace(self, nn_functional)  # torch.nn and torch.optim: the engine's code, over this session
         self.optim = optim_namespace(self)

@@ -219,9 +219,15 @@ class Transport:
         try:
             return self._stub.Execute(batch, metadata=self._md, timeout=self.timeout)
         except grpc.RpcError as e:
-            reply = pb.BatchResult()
-            reply.error.CopyFrom(error_from_status(e.code().name, e.details(), e.trailing_metadata()))
-            return reply
+            return _failed(e)
+
+    @staticmethod
+    def result(future) -> pb.BatchResult:
+        """An ``execute_future``'s answer, its failure as the answer's BatchError (as ``execute``'s)."""
+        try:
+            return future.result()
+        except grpc.RpcError as e:
+            return _failed(e)
 
     def execute_future(self, batch: pb.Batch):
         """A unary Execute whose answer is awaited while callbacks are served (a backward with hooks)."""
@@ -277,3 +283,7 @@ class Transport:
             return join_chunks(first, stream, f"tensor {tid}")
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.address) from None
+
+
+def _failed(e: grpc.RpcError) -> pb.BatchResult:
+    return pb.BatchResult(error=error_from_status(e.code().name, e.details(), e.trailing_metadata()))

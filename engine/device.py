@@ -72,7 +72,7 @@ def is_device_spec(value) -> bool:
     return isinstance(value, (str, device)) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-class _Cuda:
+class Cuda:
     """``t.cuda`` for a host whose backend is ``backend`` ("cupy": one GPU, as a session sees it)."""
 
     def __init__(self, backend) -> None:
@@ -93,13 +93,9 @@ class _Cuda:
         """Every queued computation has finished (the engine computes as it is called)."""
 
 
-def cuda_for(backend) -> _Cuda:
-    return _Cuda(backend)
-
-
 def _engine_backend() -> str:
     from .backend import BACKEND
     return BACKEND
 
 
-cuda = _Cuda(_engine_backend)
+cuda = Cuda(_engine_backend)
